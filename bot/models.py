@@ -1,0 +1,123 @@
+"""Frozen dataclasses that cross layers. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    MATRIX = "matrix"
+
+
+class Role(StrEnum):
+    PUBLIC = "public"
+    RESPONDER = "responder"
+    COORDINATOR = "coordinator"
+
+
+class Priority(IntEnum):
+    """Lower value = more urgent; sorts naturally in SQL (ORDER BY priority)."""
+
+    CRITICAL = 0
+    HIGH = 1
+    MEDIUM = 2
+    LOW = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_label(cls, label: str) -> Priority:
+        return cls[label.strip().upper()]
+
+
+class Lane(IntEnum):
+    """Outbound priority lanes: lower drains first."""
+
+    URGENT = 0  # acks and replies to life-threat messages
+    REPLY = 1  # other replies, coordinator alerts
+    BROADCAST = 2  # advisories, sitreps
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Media received with a message, already stored on local disk."""
+
+    kind: str  # "image" | "audio" | "video" | "file"
+    mimetype: str
+    path: str  # local file path under var/
+    size: int
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message received from a channel, before it is persisted."""
+
+    channel: Channel
+    peer: str  # E.164-ish phone number or Matrix user id
+    conversation: str  # phone number (SMS) or room id (Matrix)
+    text: str
+    dedup_key: str  # SMS: sender+SMSC time+text hash; Matrix: event id
+    received_at: float  # unix seconds
+    attachments: tuple[Attachment, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)  # modem name, event id, location …
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A message to send; persisted in the outbox before any send attempt."""
+
+    channel: Channel
+    peer: str  # phone number or Matrix user id
+    conversation: str  # phone number or room id
+    text: str
+    idem_key: str  # unique per logical message; Matrix tx_id
+    lane: Lane = Lane.REPLY
+    meta: dict[str, Any] = field(default_factory=dict)  # modem hint, msgtype, image path …
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    id: str
+    kind: str  # "boat" | "medical" | "supply"
+    base: str
+    capacity: int
+    status: str = "available"  # "available" | "busy" | "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    id: int
+    incident_id: int
+    team_id: str | None
+    status: str  # see bot.store.DISPATCH_STATUSES
+    priority: Priority
+    location: str
+    idem_key: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int
+    case: str  # short case code, e.g. LF-4821
+    priority: Priority
+    status: str  # "open" | "dispatch_requested" | "assigned" | "resolved"
+    location: str
+    people_count: int
+    needs: str
+    summary: str
+    reporter: str
+    channel: Channel
+    conversation: str
+    lang: str
+    created_at: float
+    updated_at: float
+    lat: float | None = None
+    lon: float | None = None
