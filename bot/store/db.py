@@ -1,0 +1,121 @@
+"""One aiosqlite connection with durable PRAGMAs, numbered migrations, serialised transactions.
+
+SQLite allows one writer; a single connection plus an asyncio.Lock keeps transactions from
+interleaving their statements (aiosqlite runs every call on one thread, in order)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.store.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(Exception):
+    """The database cannot be written (disk full, read-only, corrupt): loud, never silent."""
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn.row_factory = aiosqlite.Row
+            # WAL: readers never block the writer. synchronous=FULL: a power cut (floods!)
+            # cannot lose a commit that an upstream ack or DeleteSMS relied on.
+            for pragma in (
+                "journal_mode=WAL",
+                "synchronous=FULL",
+                "foreign_keys=ON",
+                "busy_timeout=5000",
+                "wal_autocheckpoint=1000",
+            ):
+                await conn.execute(f"PRAGMA {pragma}")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from exc
+        self._conn = conn
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                log.warning("WAL checkpoint at close failed", exc_info=True)
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StorageError("database is not open")
+        return self._conn
+
+    async def _migrate(self) -> None:
+        async with self.conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        current = int(row[0]) if row else 0
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            log.info("database %s: applying migration %d", self.path, version)
+            try:
+                await self.conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;"
+                )
+            except sqlite3.Error as exc:
+                await self._rollback_quietly()
+                raise StorageError(f"migration {version} failed: {exc}") from exc
+
+    async def _rollback_quietly(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            await self.conn.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception (CancelledError included)."""
+        async with self._lock:
+            conn = self.conn
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot begin transaction: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                await self._rollback_quietly()
+                raise
+            try:
+                await conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._rollback_quietly()
+                raise StorageError(f"commit failed ({self.path}): {exc}") from exc
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._lock, self.conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._lock, self.conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """A single statement in its own transaction."""
+        async with self.transaction() as conn:
+            await conn.execute(sql, tuple(params))

@@ -1,0 +1,221 @@
+"""Inbox rows: durable, deduplicated, leased in priority order, FIFO per conversation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiosqlite
+
+from bot.models import Attachment, Channel, Inbound, Priority, Role
+from bot.store.db import Database
+
+InboxStatus = Literal["queued", "processing", "done", "dead", "throttled"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    id: int
+    channel: Channel
+    dedup_key: str
+    peer: str
+    conversation: str
+    order_key: str
+    role: Role
+    needs_model: bool
+    text: str
+    attachments: tuple[Attachment, ...]
+    meta: dict[str, Any]
+    lang: str
+    priority: Priority
+    status: str
+    attempts: int
+    incident_id: int | None
+    error: str | None
+    received_at: float
+    created_at: float
+
+    @classmethod
+    def from_row(cls, r: aiosqlite.Row) -> InboxRow:
+        return cls(
+            id=r["id"],
+            channel=Channel(r["channel"]),
+            dedup_key=r["dedup_key"],
+            peer=r["peer"],
+            conversation=r["conversation"],
+            order_key=r["order_key"],
+            role=Role(r["role"]),
+            needs_model=bool(r["needs_model"]),
+            text=r["text"],
+            attachments=tuple(Attachment(**a) for a in json.loads(r["attachments"])),
+            meta=json.loads(r["meta"]),
+            lang=r["lang"],
+            priority=Priority(r["priority"]),
+            status=r["status"],
+            attempts=r["attempts"],
+            incident_id=r["incident_id"],
+            error=r["error"],
+            received_at=r["received_at"],
+            created_at=r["created_at"],
+        )
+
+
+def _attachments_json(atts: tuple[Attachment, ...]) -> str:
+    return json.dumps(
+        [
+            {"kind": a.kind, "mimetype": a.mimetype, "path": a.path, "size": a.size, "name": a.name}
+            for a in atts
+        ]
+    )
+
+
+async def insert(
+    conn: aiosqlite.Connection,
+    msg: Inbound,
+    *,
+    role: Role,
+    order_key: str,
+    needs_model: bool,
+    lang: str,
+    priority: Priority,
+    status: InboxStatus,
+    now: float,
+) -> int | None:
+    """INSERT OR IGNORE on (channel, dedup_key): returns the new id, or None for a duplicate."""
+    cur = await conn.execute(
+        """INSERT OR IGNORE INTO inbox (channel, dedup_key, peer, conversation, order_key, role,
+               needs_model, text, attachments, meta, lang, priority, status, received_at,
+               created_at, updated_at)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            msg.channel.value,
+            msg.dedup_key,
+            msg.peer,
+            msg.conversation,
+            order_key,
+            role.value,
+            int(needs_model),
+            msg.text,
+            _attachments_json(msg.attachments),
+            json.dumps(msg.meta, default=str),
+            lang,
+            int(priority),
+            status,
+            msg.received_at,
+            now,
+            now,
+        ),
+    )
+    return cur.lastrowid if cur.rowcount == 1 else None
+
+
+async def set_incident(conn: aiosqlite.Connection, inbox_id: int, incident_id: int) -> None:
+    await conn.execute("UPDATE inbox SET incident_id=? WHERE id=?", (incident_id, inbox_id))
+
+
+async def claim_next(
+    db: Database, *, needs_model: bool, fifo: bool, now: float, lease_s: float
+) -> InboxRow | None:
+    """Lease the most urgent runnable row whose conversation has nothing older still pending."""
+    order = "i.id" if fifo else "i.priority, i.id"
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            f"""SELECT i.* FROM inbox i
+                WHERE i.status = 'queued' AND i.needs_model = ? AND i.next_attempt_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.order_key = i.order_key
+                                  AND j.id < i.id AND j.status IN ('queued', 'processing'))
+                ORDER BY {order} LIMIT 1""",  # noqa: S608 - order is one of two literals
+            (int(needs_model), now),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await conn.execute(
+            """UPDATE inbox SET status='processing', attempts=attempts+1, lease_until=?,
+               updated_at=? WHERE id=?""",
+            (now + lease_s, now, row["id"]),
+        )
+    claimed = InboxRow.from_row(row)
+    return InboxRow(
+        **{**_asdict(claimed), "status": "processing", "attempts": claimed.attempts + 1}
+    )
+
+
+def _asdict(row: InboxRow) -> dict[str, Any]:
+    return {f: getattr(row, f) for f in row.__slots__}
+
+
+async def next_due_at(db: Database, *, needs_model: bool) -> float | None:
+    row = await db.fetchone(
+        "SELECT MIN(next_attempt_at) FROM inbox WHERE status='queued' AND needs_model=?",
+        (int(needs_model),),
+    )
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def complete(conn: aiosqlite.Connection, inbox_id: int, now: float) -> None:
+    await conn.execute(
+        """UPDATE inbox SET status='done', lease_until=NULL, error=NULL, done_at=?, updated_at=?
+           WHERE id=?""",
+        (now, now, inbox_id),
+    )
+
+
+async def retry_later(
+    db: Database, inbox_id: int, *, at: float, error: str, now: float, count_attempt: bool
+) -> None:
+    """Back to the queue; a transient model outage does not use up the attempt budget."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            f"""UPDATE inbox SET status='queued', lease_until=NULL, next_attempt_at=?, error=?,
+                updated_at=?{"" if count_attempt else ", attempts=attempts-1"} WHERE id=?""",  # noqa: S608
+            (at, error[:500], now, inbox_id),
+        )
+
+
+async def dead_letter(conn: aiosqlite.Connection, inbox_id: int, reason: str, now: float) -> None:
+    await conn.execute(
+        """UPDATE inbox SET status='dead', lease_until=NULL, error=?, done_at=?, updated_at=?
+           WHERE id=?""",
+        (reason[:500], now, now, inbox_id),
+    )
+
+
+async def recover_after_crash(db: Database, now: float) -> int:
+    """Rows a dead process was working on go back to the queue (their effects are idempotent)."""
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE inbox SET status='queued', lease_until=NULL, updated_at=? "
+            "WHERE status='processing'",
+            (now,),
+        )
+        return cur.rowcount
+
+
+async def count_recent_from(
+    conn: aiosqlite.Connection, channel: Channel, peer: str, since: float
+) -> int:
+    cur = await conn.execute(
+        "SELECT COUNT(*) FROM inbox WHERE channel=? AND peer=? AND received_at>=?",
+        (channel.value, peer, since),
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def get(db: Database, inbox_id: int) -> InboxRow | None:
+    row = await db.fetchone("SELECT * FROM inbox WHERE id=?", (inbox_id,))
+    return None if row is None else InboxRow.from_row(row)
+
+
+async def status_counts(db: Database) -> dict[str, int]:
+    rows = await db.fetchall("SELECT status, COUNT(*) FROM inbox GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}
+
+
+async def oldest_waiting_at(db: Database) -> float | None:
+    row = await db.fetchone(
+        "SELECT MIN(received_at) FROM inbox WHERE status IN ('queued','processing')"
+    )
+    return None if row is None or row[0] is None else float(row[0])

@@ -1,0 +1,136 @@
+"""Numbered schema migrations; index + 1 = PRAGMA user_version. Append only, never edit."""
+
+MIGRATIONS: list[str] = [
+    # 1: core schema
+    """
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        case_code TEXT NOT NULL UNIQUE,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        location TEXT NOT NULL DEFAULT '',
+        people_count INTEGER NOT NULL DEFAULT 1,
+        needs TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        reporter TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        lang TEXT NOT NULL DEFAULT 'en',
+        lat REAL,
+        lon REAL,
+        owner TEXT,
+        last_ack_at REAL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX incidents_reporter ON incidents(channel, reporter, status);
+
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        channel TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        order_key TEXT NOT NULL,
+        role TEXT NOT NULL DEFAULT 'public',
+        needs_model INTEGER NOT NULL DEFAULT 1,
+        text TEXT NOT NULL,
+        attachments TEXT NOT NULL DEFAULT '[]',
+        meta TEXT NOT NULL DEFAULT '{}',
+        lang TEXT NOT NULL DEFAULT 'en',
+        priority INTEGER NOT NULL DEFAULT 2,
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        lease_until REAL,
+        incident_id INTEGER REFERENCES incidents(id),
+        error TEXT,
+        received_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        done_at REAL,
+        UNIQUE(channel, dedup_key)
+    );
+    CREATE INDEX inbox_claim ON inbox(status, priority, id);
+    CREATE INDEX inbox_order ON inbox(order_key, status, id);
+    CREATE INDEX inbox_peer ON inbox(channel, peer, received_at);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        idem_key TEXT NOT NULL UNIQUE,
+        channel TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        text TEXT NOT NULL,
+        lane INTEGER NOT NULL DEFAULT 1,
+        meta TEXT NOT NULL DEFAULT '{}',
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        lease_until REAL,
+        inbox_id INTEGER REFERENCES inbox(id),
+        incident_id INTEGER REFERENCES incidents(id),
+        via TEXT,
+        ref TEXT,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        sent_at REAL
+    );
+    CREATE INDEX outbox_claim ON outbox(status, channel, lane, id);
+
+    CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        base TEXT NOT NULL DEFAULT '',
+        capacity INTEGER NOT NULL DEFAULT 1,
+        status TEXT NOT NULL DEFAULT 'available',
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TABLE dispatches (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id),
+        team_id TEXT REFERENCES teams(id),
+        kind TEXT NOT NULL DEFAULT 'boat',
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        location TEXT NOT NULL DEFAULT '',
+        people_count INTEGER NOT NULL DEFAULT 1,
+        needs TEXT NOT NULL DEFAULT '',
+        idem_key TEXT NOT NULL UNIQUE,
+        requested_by TEXT NOT NULL,
+        decided_by TEXT,
+        reason TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX dispatches_incident ON dispatches(incident_id, status);
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        incident_id INTEGER,
+        detail TEXT NOT NULL DEFAULT '{}'
+    );
+
+    CREATE TABLE model_turns (
+        id INTEGER PRIMARY KEY,
+        inbox_id INTEGER,
+        at REAL NOT NULL,
+        ok INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        error TEXT
+    );
+    """,
+]

@@ -1,0 +1,174 @@
+"""Outbox rows: written with what caused them; sent by lane, retried, dead-lettered."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from bot.models import Channel, Lane, Outbound
+from bot.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    id: int
+    idem_key: str
+    channel: Channel
+    peer: str
+    conversation: str
+    text: str
+    lane: Lane
+    meta: dict[str, Any]
+    status: str
+    attempts: int
+    inbox_id: int | None
+    incident_id: int | None
+    via: str | None
+    error: str | None
+    created_at: float
+    sent_at: float | None
+
+    @classmethod
+    def from_row(cls, r: aiosqlite.Row) -> OutboxRow:
+        return cls(
+            id=r["id"],
+            idem_key=r["idem_key"],
+            channel=Channel(r["channel"]),
+            peer=r["peer"],
+            conversation=r["conversation"],
+            text=r["text"],
+            lane=Lane(r["lane"]),
+            meta=json.loads(r["meta"]),
+            status=r["status"],
+            attempts=r["attempts"],
+            inbox_id=r["inbox_id"],
+            incident_id=r["incident_id"],
+            via=r["via"],
+            error=r["error"],
+            created_at=r["created_at"],
+            sent_at=r["sent_at"],
+        )
+
+    def to_outbound(self) -> Outbound:
+        return Outbound(
+            channel=self.channel,
+            peer=self.peer,
+            conversation=self.conversation,
+            text=self.text,
+            idem_key=self.idem_key,
+            lane=self.lane,
+            meta=self.meta,
+        )
+
+
+async def enqueue(
+    conn: aiosqlite.Connection,
+    out: Outbound,
+    *,
+    now: float,
+    inbox_id: int | None = None,
+    incident_id: int | None = None,
+) -> bool:
+    """Insert once per idem_key; a second enqueue of the same key is a no-op (returns False)."""
+    cur = await conn.execute(
+        """INSERT OR IGNORE INTO outbox (idem_key, channel, peer, conversation, text, lane, meta,
+               inbox_id, incident_id, created_at, updated_at)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+        (
+            out.idem_key,
+            out.channel.value,
+            out.peer,
+            out.conversation,
+            out.text,
+            int(out.lane),
+            json.dumps(out.meta, default=str),
+            inbox_id,
+            incident_id,
+            now,
+            now,
+        ),
+    )
+    return cur.rowcount == 1
+
+
+async def claim_next(
+    db: Database, channel: Channel, *, now: float, lease_s: float
+) -> OutboxRow | None:
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            """SELECT * FROM outbox WHERE status='queued' AND channel=? AND next_attempt_at<=?
+               ORDER BY lane, id LIMIT 1""",
+            (channel.value, now),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        await conn.execute(
+            """UPDATE outbox SET status='sending', attempts=attempts+1, lease_until=?,
+               updated_at=? WHERE id=?""",
+            (now + lease_s, now, row["id"]),
+        )
+    return OutboxRow.from_row(row)
+
+
+async def mark_sent(db: Database, row_id: int, *, via: str, ref: str, now: float) -> None:
+    await db.execute(
+        """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
+           sent_at=?, updated_at=? WHERE id=?""",
+        (via, ref, now, now, row_id),
+    )
+
+
+async def retry_later(db: Database, row_id: int, *, at: float, error: str, now: float) -> None:
+    await db.execute(
+        """UPDATE outbox SET status='queued', lease_until=NULL, next_attempt_at=?, error=?,
+           updated_at=? WHERE id=?""",
+        (at, error[:500], now, row_id),
+    )
+
+
+async def dead_letter(db: Database, row_id: int, *, reason: str, now: float) -> None:
+    await db.execute(
+        "UPDATE outbox SET status='dead', lease_until=NULL, error=?, updated_at=? WHERE id=?",
+        (reason[:500], now, row_id),
+    )
+
+
+async def cancel_for_peer(
+    conn: aiosqlite.Connection, channel: Channel, peer: str, lane: Lane, reason: str, now: float
+) -> int:
+    """STOP honoured immediately: queued rows of a lane (advisories) to this peer are cancelled."""
+    cur = await conn.execute(
+        """UPDATE outbox SET status='cancelled', error=?, updated_at=?
+           WHERE status='queued' AND channel=? AND peer=? AND lane=?""",
+        (reason, now, channel.value, peer, int(lane)),
+    )
+    return cur.rowcount
+
+
+async def recover_after_crash(db: Database, now: float) -> int:
+    """'sending' rows of a dead process are retried: for SMS at-least-once beats a lost reply;
+    Matrix sends reuse idem_key as tx_id, so the homeserver absorbs the repeat."""
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE outbox SET status='queued', lease_until=NULL, updated_at=? "
+            "WHERE status='sending'",
+            (now,),
+        )
+        return cur.rowcount
+
+
+async def next_due_at(db: Database, channel: Channel) -> float | None:
+    row = await db.fetchone(
+        "SELECT MIN(next_attempt_at) FROM outbox WHERE status='queued' AND channel=?",
+        (channel.value,),
+    )
+    return None if row is None or row[0] is None else float(row[0])
+
+
+async def status_counts(db: Database) -> dict[str, int]:
+    rows = await db.fetchall("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+    return {r[0]: int(r[1]) for r in rows}
