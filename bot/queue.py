@@ -1,0 +1,256 @@
+"""Inbox and outbox workers: claim with a lease, classify failures, retry with backoff, dead-letter.
+
+Inbox: a handler turns a row into outbound messages; they and the row's completion commit together.
+Transient failures (model down/slow/garbage) re-queue the row without spending its attempts and
+let the handler send a degraded reply once; other failures spend attempts, then dead-letter.
+Outbox: one or more senders per channel drain by lane (urgent replies before advisories)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from bot import backoff
+from bot.models import Channel, Outbound
+from bot.redact import mask_peer
+from bot.store import inbox, outbox
+from bot.store.db import Database, StorageError
+from bot.store.inbox import InboxRow
+from bot.store.outbox import OutboxRow
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[InboxRow], Awaitable[Sequence[Outbound]]]
+DegradedHandler = Callable[[InboxRow, BaseException], Awaitable[Sequence[Outbound]]]
+DeadHandler = Callable[[InboxRow, str], Awaitable[Sequence[Outbound]]]
+
+
+def is_transient(exc: BaseException) -> bool:
+    return bool(getattr(exc, "transient", False))
+
+
+class Waker:
+    """Wakes sleeping workers when new work is committed."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout=max(seconds, 0.0))
+        self._event.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+
+class InboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        name: str,
+        needs_model: bool,
+        fifo: bool,
+        lease_s: float,
+        retry: RetryPolicy,
+        handler: Handler,
+        degraded: DegradedHandler,
+        dead: DeadHandler,
+        waker: Waker,
+        clock: Callable[[], float],
+        on_done: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self.name = name
+        self._needs_model = needs_model
+        self._fifo = fifo
+        self._lease_s = lease_s
+        self._retry = retry
+        self._handler = handler
+        self._degraded = degraded
+        self._dead = dead
+        self._waker = waker
+        self._clock = clock
+        self._on_done = on_done
+        self._outage_streak = 0
+        self.processed = 0
+
+    async def run(self) -> None:
+        log.info("worker %s started", self.name)
+        while True:
+            row = await inbox.claim_next(
+                self._db,
+                needs_model=self._needs_model,
+                fifo=self._fifo,
+                now=self._clock(),
+                lease_s=self._lease_s,
+            )
+            if row is None:
+                due = await inbox.next_due_at(self._db, needs_model=self._needs_model)
+                wait = 5.0 if due is None else min(5.0, due - self._clock())
+                await self._waker.sleep(wait)
+                continue
+            await self.process(row)
+
+    async def process(self, row: InboxRow) -> None:
+        try:
+            outs = await self._handler(row)
+        except asyncio.CancelledError:
+            raise  # the lease lapses; recovery re-queues the row on restart
+        except StorageError:
+            raise  # loud: the app stops rather than pretend
+        except Exception as exc:  # noqa: BLE001 - the worker boundary classifies everything
+            await self._failed(row, exc)
+            return
+        async with self._db.transaction() as conn:
+            for out in outs:
+                await outbox.enqueue(
+                    conn, out, now=self._clock(), inbox_id=row.id, incident_id=row.incident_id
+                )
+            await inbox.complete(conn, row.id, self._clock())
+        self._outage_streak = 0
+        self.processed += 1
+        log.info("inbox #%d done: %d outbound", row.id, len(outs))
+        self._on_done()
+
+    async def _failed(self, row: InboxRow, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        now = self._clock()
+        if is_transient(exc):
+            self._outage_streak += 1
+            wait = backoff.delay(
+                self._outage_streak, base=self._retry.base_s, cap=self._retry.max_s
+            )
+            log.warning("inbox #%d: transient failure (%s); retry in %.0fs", row.id, reason, wait)
+            await self._enqueue(row, await self._degraded(row, exc))
+            await inbox.retry_later(
+                self._db, row.id, at=now + wait, error=reason, now=now, count_attempt=False
+            )
+            # Pause the whole worker: the next row would hit the same outage.
+            await asyncio.sleep(min(wait, 2.0) if self._outage_streak == 1 else wait)
+            return
+        log.error("inbox #%d: failed attempt %d: %s", row.id, row.attempts, reason, exc_info=exc)
+        if row.attempts >= self._retry.max_attempts:
+            outs = await self._dead(row, reason)
+            async with self._db.transaction() as conn:
+                for out in outs:
+                    await outbox.enqueue(conn, out, now=now, inbox_id=row.id)
+                await inbox.dead_letter(conn, row.id, reason, now)
+            log.error("inbox #%d dead-lettered after %d attempts: %s", row.id, row.attempts, reason)
+            return
+        await self._enqueue(row, await self._degraded(row, exc))
+        wait = backoff.delay(row.attempts, base=self._retry.base_s, cap=self._retry.max_s)
+        await inbox.retry_later(
+            self._db, row.id, at=now + wait, error=reason, now=now, count_attempt=True
+        )
+
+    async def _enqueue(self, row: InboxRow, outs: Sequence[Outbound]) -> None:
+        if not outs:
+            return
+        async with self._db.transaction() as conn:
+            for out in outs:
+                await outbox.enqueue(
+                    conn, out, now=self._clock(), inbox_id=row.id, incident_id=row.incident_id
+                )
+
+
+class SendError(Exception):
+    """Raised by channel senders; `transient` decides retry vs dead letter."""
+
+    def __init__(self, reason: str, *, transient: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.retry_after_s = retry_after_s
+
+
+Sender = Callable[[OutboxRow], Awaitable[tuple[str, str]]]  # -> (via, reference)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        channel: Channel,
+        sender: Sender,
+        concurrency: int,
+        max_attempts: int,
+        retry: RetryPolicy,
+        lease_s: float,
+        waker: Waker,
+        clock: Callable[[], float],
+    ) -> None:
+        self._db = db
+        self.channel = channel
+        self._sender = sender
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._retry = retry
+        self._lease_s = lease_s
+        self._waker = waker
+        self._clock = clock
+        self.sent = 0
+
+    async def run(self) -> None:
+        log.info("outbox %s started with %d sender(s)", self.channel.value, self._concurrency)
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(self._concurrency):
+                tg.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            row = await outbox.claim_next(
+                self._db, self.channel, now=self._clock(), lease_s=self._lease_s
+            )
+            if row is None:
+                due = await outbox.next_due_at(self._db, self.channel)
+                await self._waker.sleep(5.0 if due is None else min(5.0, due - self._clock()))
+                continue
+            await self.send_one(row)
+
+    async def send_one(self, row: OutboxRow) -> None:
+        try:
+            via, ref = await self._sender(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the worker boundary classifies everything
+            await self._failed(row, exc)
+            return
+        await outbox.mark_sent(self._db, row.id, via=via, ref=ref, now=self._clock())
+        self.sent += 1
+        log.info(
+            "outbox #%d sent to %s via %s (%s)", row.id, mask_peer(row.peer), via, row.idem_key
+        )
+
+    async def _failed(self, row: OutboxRow, exc: Exception) -> None:
+        now = self._clock()
+        reason = f"{type(exc).__name__}: {exc}"
+        attempts = row.attempts + 1
+        if not is_transient(exc) or attempts >= self._max_attempts:
+            await outbox.dead_letter(self._db, row.id, reason=reason, now=now)
+            log.error(
+                "outbox #%d to %s dead-lettered after %d attempt(s): %s",
+                row.id,
+                mask_peer(row.peer),
+                attempts,
+                reason,
+            )
+            return
+        wait = backoff.delay(attempts, base=self._retry.base_s, cap=self._retry.max_s)
+        retry_after = getattr(exc, "retry_after_s", None)
+        if isinstance(retry_after, (int, float)):
+            wait = max(wait, float(retry_after))
+        await outbox.retry_later(self._db, row.id, at=now + wait, error=reason, now=now)
+        log.warning("outbox #%d: %s; retry in %.0fs", row.id, reason, wait)
