@@ -133,4 +133,44 @@ MIGRATIONS: list[str] = [
         error TEXT
     );
     """,
+    # 2: subscriptions, opt-outs, broadcasts (issue 6)
+    """
+    CREATE TABLE subscriptions (
+        channel TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        area TEXT NOT NULL,
+        lang TEXT NOT NULL DEFAULT 'en',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (channel, peer, area)
+    );
+    CREATE INDEX subscriptions_area ON subscriptions(area);
+
+    CREATE TABLE optouts (
+        channel TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (channel, peer)
+    );
+
+    CREATE TABLE broadcasts (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        area TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL DEFAULT '',
+        every_min INTEGER,
+        run_at REAL,
+        status TEXT NOT NULL DEFAULT 'active',
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TABLE broadcast_fires (
+        broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id),
+        fire_key TEXT NOT NULL,
+        at REAL NOT NULL,
+        recipients INTEGER NOT NULL,
+        PRIMARY KEY (broadcast_id, fire_key)
+    );
+    """,
 ]

@@ -1,0 +1,448 @@
+"""Composition root: build every service from Settings, run them in one TaskGroup, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot.conversation import Conversation
+from bot.intake import Accepted, Intake
+from bot.llm import LLM, ModelHealth
+from bot.models import Channel, Inbound, Role, Team
+from bot.queue import InboxWorker, OutboxWorker, RetryPolicy, SendError, Waker
+from bot.store import inbox, incidents, kv, outbox
+from bot.store.db import Database
+from bot.store.inbox import InboxRow
+from bot.store.outbox import OutboxRow
+from bot.tools import ToolRegistry
+from config.settings import Settings
+from handlers.context import Notifier, Services, TurnContext
+from handlers.dispatch import RESPONDER_TOOLS, VICTIM_TOOLS
+from handlers.public import PublicCommands
+from handlers.responder import ResponderFlow
+from handlers.router import make_route
+from handlers.victim import VictimFlow
+
+if TYPE_CHECKING:
+    from bot.synapse_local import DrillInfo
+    from bot.transports.matrix import MatrixTransport
+    from bot.transports.modem_pool import ModemPool
+    from protocols.search import ProtocolSearch
+
+log = logging.getLogger(__name__)
+
+MATRIX_CURSOR = "matrix.next_batch"
+MODEL_PROBE_EVERY_S = 30.0
+
+
+@dataclass
+class Runtime:
+    """Live objects, exposed for the CLI's status and for tests."""
+
+    db: Database
+    llm: LLM
+    services: Services
+    intake: Intake
+    waker_model: Waker = field(default_factory=Waker)
+    waker_fast: Waker = field(default_factory=Waker)
+    waker_sms: Waker = field(default_factory=Waker)
+    waker_matrix: Waker = field(default_factory=Waker)
+    pool: ModemPool | None = None
+    matrix: MatrixTransport | None = None
+    protocols: ProtocolSearch | None = None
+    drill: DrillInfo | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class App:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.runtime: Runtime | None = None
+
+    # ---- role policy ---------------------------------------------------------------------------
+
+    def role_of(self, channel: Channel, peer: str) -> Role:
+        if channel is Channel.MATRIX:
+            if peer in self.settings.matrix.coordinators:
+                return Role.COORDINATOR
+            if peer in self.settings.matrix.responders:
+                return Role.RESPONDER
+        return Role.PUBLIC
+
+    # ---- run -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        s = self.settings
+        db = Database(s.storage.path)
+        await db.open()
+        llm = LLM(s.model)
+        services = Services(db=db, settings=s, clock=self.clock, notifier=Notifier())
+        try:
+            await self._run(db, llm, services)
+        finally:
+            await llm.aclose()
+            await db.close()
+            log.info("lifeline stopped")
+
+    async def _run(self, db: Database, llm: LLM, services: Services) -> None:
+        s = self.settings
+        now = self.clock()
+        recovered_in = await inbox.recover_after_crash(db, now)
+        recovered_out = await outbox.recover_after_crash(db, now)
+        if recovered_in or recovered_out:
+            log.warning(
+                "recovered after an unclean stop: %d message(s) re-queued, %d send(s) retried",
+                recovered_in,
+                recovered_out,
+            )
+        await incidents.sync_teams(
+            db, [Team(t.id, t.kind, t.base, t.capacity) for t in s.teams], now
+        )
+
+        registry: ToolRegistry[TurnContext] = ToolRegistry()
+        for tool in [*VICTIM_TOOLS, *RESPONDER_TOOLS]:
+            registry.register(tool)
+        conversation = Conversation(llm, registry, max_rounds=s.model.max_tool_rounds)
+        victim = VictimFlow(services, llm, conversation, None)
+        public = PublicCommands(services)
+
+        rt_holder: list[Runtime] = []
+        responder = ResponderFlow(services, conversation, lambda: self.status_text(rt_holder[0]))
+        route = make_route(s.matrix.user_id)
+
+        def committed(items: list[Accepted]) -> None:
+            rt = rt_holder[0]
+            rt.waker_sms.wake()
+            rt.waker_matrix.wake()
+            if any(i.route == "model" for i in items):
+                rt.waker_model.wake()
+            if any(i.route == "fast" for i in items):
+                rt.waker_fast.wake()
+
+        intake = Intake(
+            db,
+            role_of=self.role_of,
+            route=route,
+            hook=victim.on_intake,
+            per_sender_per_hour=s.queue.per_sender_per_hour,
+            clock=self.clock,
+            on_committed=committed,
+        )
+        rt = Runtime(db=db, llm=llm, services=services, intake=intake)
+        rt_holder.append(rt)
+        self.runtime = rt
+
+        health = await llm.probe()
+        print_banner(self.settings, health)
+
+        retry = RetryPolicy(s.queue.max_attempts, s.queue.retry_base_s, s.queue.retry_max_s)
+
+        async def model_handler(row: InboxRow) -> list[Any]:
+            if row.role is Role.PUBLIC:
+                return await victim.handle(row)
+            return await responder.handle_text(row)
+
+        async def fast_handler(row: InboxRow) -> list[Any]:
+            if row.role is Role.PUBLIC:
+                return await public.handle(row)
+            return await responder.handle_command(row)
+
+        async def no_degraded(row: InboxRow, exc: BaseException) -> list[Any]:
+            return []
+
+        def wake_senders() -> None:
+            rt.waker_sms.wake()
+            rt.waker_matrix.wake()
+
+        model_worker = InboxWorker(
+            db,
+            name="model",
+            needs_model=True,
+            fifo=s.queue.order == "fifo",
+            lease_s=s.queue.lease_s,
+            retry=retry,
+            handler=model_handler,
+            degraded=victim.degraded,
+            dead=victim.dead,
+            waker=rt.waker_model,
+            clock=self.clock,
+            on_done=wake_senders,
+        )
+        fast_worker = InboxWorker(
+            db,
+            name="fast",
+            needs_model=False,
+            fifo=False,
+            lease_s=60.0,
+            retry=retry,
+            handler=fast_handler,
+            degraded=no_degraded,
+            dead=victim.dead,
+            waker=rt.waker_fast,
+            clock=self.clock,
+            on_done=wake_senders,
+        )
+
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._open_protocols(rt, victim), name="protocols")
+            tg.create_task(self._watch_model(rt), name="model-probe")
+            if s.sms.enabled:
+                pool = await self._start_sms(rt)
+                tg.create_task(pool.run(), name="modems")
+                tg.create_task(
+                    OutboxWorker(
+                        db,
+                        channel=Channel.SMS,
+                        sender=self._sms_sender(pool),
+                        concurrency=max(1, len(s.sms.modems)),
+                        max_attempts=s.sms.max_send_attempts,
+                        retry=retry,
+                        lease_s=120.0,
+                        waker=rt.waker_sms,
+                        clock=self.clock,
+                    ).run(),
+                    name="outbox-sms",
+                )
+            if s.matrix.enabled:
+                transport = await self._start_matrix(rt)
+                tg.create_task(transport.run(), name="matrix-sync")
+                tg.create_task(
+                    OutboxWorker(
+                        db,
+                        channel=Channel.MATRIX,
+                        sender=self._matrix_sender(transport),
+                        concurrency=2,
+                        max_attempts=s.queue.max_attempts,
+                        retry=retry,
+                        lease_s=120.0,
+                        waker=rt.waker_matrix,
+                        clock=self.clock,
+                    ).run(),
+                    name="outbox-matrix",
+                )
+            tg.create_task(model_worker.run(), name="worker-model")
+            tg.create_task(fast_worker.run(), name="worker-fast")
+            rt.ready.set()
+            log.info("lifeline is running")
+
+    # ---- channels ------------------------------------------------------------------------------
+
+    async def _start_sms(self, rt: Runtime) -> ModemPool:
+        from bot.transports.modem_pool import ModemPool
+        from bot.transports.sms import Modem
+
+        async def on_receive(batch: list[Inbound]) -> None:
+            await rt.intake.accept(batch)
+
+        modems = [Modem(m, on_receive, clock=self.clock) for m in self.settings.sms.modems]
+        pool = ModemPool(modems, {m.name: m.send_per_minute for m in self.settings.sms.modems})
+        rt.pool = pool
+        return pool
+
+    @staticmethod
+    def _sms_sender(pool: ModemPool) -> Callable[[OutboxRow], Any]:
+        from bot.transports.sms import SendError as ModemSendError
+
+        async def send(row: OutboxRow) -> tuple[str, str]:
+            try:
+                return await pool.send(
+                    row.peer, row.text, idem_key=row.idem_key, prefer=row.meta.get("modem")
+                )
+            except ModemSendError as exc:
+                raise SendError(exc.reason, transient=exc.transient) from exc
+
+        return send
+
+    async def _start_matrix(self, rt: Runtime) -> MatrixTransport:
+        from bot.transports.matrix import MatrixTransport
+
+        s = self.settings
+        matrix_settings = s.matrix
+        if not matrix_settings.homeserver:
+            from bot.synapse_local import ensure_drill
+
+            drill = await ensure_drill(matrix_settings.drill_dir)
+            rt.drill = drill
+            matrix_settings = matrix_settings.model_copy(
+                update={
+                    "homeserver": drill.homeserver,
+                    "user_id": drill.bot_user_id,
+                    "password": type(matrix_settings.password)(drill.bot_password),
+                    "coordination_room": matrix_settings.coordination_room or drill.room_id,
+                    "coordinators": [*matrix_settings.coordinators, drill.coordinator_user_id],
+                }
+            )
+            self.settings = s.model_copy(update={"matrix": matrix_settings})
+            rt.services.settings = self.settings
+            print_drill(drill)
+
+        async def load_token() -> str | None:
+            return await kv.get(rt.db, MATRIX_CURSOR)
+
+        async def on_batch(batch: list[Inbound], token: str) -> None:
+            await rt.intake.accept(batch, cursor=(MATRIX_CURSOR, token))
+
+        transport = MatrixTransport(
+            matrix_settings,
+            s.media,
+            load_token=load_token,
+            on_batch=on_batch,
+            role_of=lambda peer: self.role_of(Channel.MATRIX, peer),
+        )
+        await transport.start()
+        rt.matrix = transport
+        rt.services.notifier.coordination_room = (
+            await transport.resolve_room(matrix_settings.coordination_room)
+            if matrix_settings.coordination_room
+            else None
+        )
+        return transport
+
+    @staticmethod
+    def _matrix_sender(transport: MatrixTransport) -> Callable[[OutboxRow], Any]:
+        from bot.transports.matrix import MatrixSendError
+
+        async def send(row: OutboxRow) -> tuple[str, str]:
+            try:
+                return "matrix", await transport.send(row.to_outbound())
+            except MatrixSendError as exc:
+                raise SendError(
+                    exc.reason, transient=exc.transient, retry_after_s=exc.retry_after_s
+                ) from exc
+
+        return send
+
+    # ---- background ----------------------------------------------------------------------------
+
+    async def _open_protocols(self, rt: Runtime, victim: VictimFlow) -> None:
+        """Index the library in the background: replies fall back to built-in advice until ready."""
+        from protocols.search import open_protocols
+
+        try:
+            search = await open_protocols(self.settings.protocols, self.settings.model.host)
+        except Exception:
+            log.exception("protocol library unavailable; replies use built-in safety advice")
+            return
+        rt.protocols = search
+        victim.protocols = search
+        log.info("protocol library ready")
+
+    async def _watch_model(self, rt: Runtime) -> None:
+        was_ok = rt.llm.health.ok
+        while True:
+            await asyncio.sleep(MODEL_PROBE_EVERY_S)
+            health = await rt.llm.probe()
+            if health.ok != was_ok:
+                if health.ok:
+                    log.warning("MODEL BACK: %s; draining the queue", health.detail)
+                    rt.waker_model.wake()
+                else:
+                    log.error("MODEL DOWN: %s; victims get acks and library advice", health.detail)
+                was_ok = health.ok
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    async def status_text(self, rt: Runtime) -> str:
+        now = self.clock()
+        ins = await inbox.status_counts(rt.db)
+        outs = await outbox.status_counts(rt.db)
+        oldest = await inbox.oldest_waiting_at(rt.db)
+        turns = await rt.db.fetchall(
+            "SELECT seconds FROM model_turns WHERE ok=1 ORDER BY id DESC LIMIT 50"
+        )
+        median = statistics.median([r[0] for r in turns]) if turns else None
+        h = rt.llm.health
+        lines = [
+            "inbox: " + (", ".join(f"{k} {v}" for k, v in sorted(ins.items())) or "empty"),
+            "outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(outs.items())) or "empty"),
+            f"oldest waiting: {int(now - oldest)} s" if oldest else "oldest waiting: none",
+            f"model {self.settings.model.name}: {'OK' if h.ok else 'DOWN'} ({h.detail})"
+            + (f", median turn {median:.1f} s" if median is not None else ""),
+        ]
+        if rt.pool is not None:
+            for m in rt.pool.health():
+                lines.append(
+                    f"modem {m.name}: {m.state}, signal {_pct(m.signal_percent)}, "
+                    f"errors {m.consecutive_errors}, last ok "
+                    + (f"{int(now - m.last_ok_at)} s ago" if m.last_ok_at else "never")
+                    + (f", last error: {m.last_error}" if m.last_error else "")
+                )
+        if rt.matrix is not None:
+            mh = rt.matrix.health
+            lines.append(
+                f"matrix: {mh.state}" + (f", last error: {mh.last_error}" if mh.last_error else "")
+            )
+        lines.append(f"protocol library: {'ready' if rt.protocols else 'loading or unavailable'}")
+        return "\n".join(lines)
+
+
+def _pct(value: int | None) -> str:
+    return "?" if value is None else f"{value}%"
+
+
+def print_banner(settings: Settings, health: ModelHealth) -> None:
+    from rich.console import Console
+    from rich.panel import Panel
+
+    console = Console(stderr=True)
+    if health.ok:
+        console.print(
+            Panel.fit(
+                f"[bold green]LIFELINE running[/] — model {settings.model.name} at "
+                f"{settings.model.host} ({', '.join(sorted(health.capabilities))})",
+                border_style="green",
+            )
+        )
+    else:
+        console.print(
+            Panel.fit(
+                f"[bold red]DEGRADED MODE[/] — model {settings.model.name} "
+                f"at {settings.model.host}:\n{health.detail}\n"
+                "Victims still get an instant acknowledgement and safety advice "
+                "from the protocol library.\nMessages wait in the queue and are answered when the "
+                f"model is back.\nFix: start Ollama and run `ollama pull {settings.model.name}`; "
+                "`lifeline doctor` checks everything.",
+                border_style="red",
+                title="LIFELINE",
+            )
+        )
+    if settings.sms.enabled and any(m.is_dummy for m in settings.sms.modems):
+        m = next(m for m in settings.sms.modems if m.is_dummy)
+        console.print(
+            f"Simulated modem '{m.name}' at {m.device}. Send a test SMS from another terminal:\n"
+            f'  lifeline sim sms --from +8801712345678 "Water rising fast, 4 people on the roof '
+            f'near Char Bhadrasan school"\n  lifeline sim outbox      # what the gateway sent\n'
+            f"  lifeline incidents      # cases"
+        )
+
+
+def print_drill(drill: DrillInfo) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(
+        f"Local drill homeserver: {drill.homeserver}\n"
+        f"  coordinator login: {drill.coordinator_user_id} / {drill.coordinator_password}\n"
+        f"  coordination room: {drill.room_alias} ({drill.room_id})"
+    )
+
+
+async def run_until_stopped(settings: Settings) -> None:
+    """Run the app until SIGINT/SIGTERM, then cancel everything and close cleanly."""
+    import signal
+
+    app = App(settings)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.run()

@@ -1,0 +1,335 @@
+"""`lifeline` command line: run the gateway, inspect cases and messages, simulate SMS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot import redact
+from bot.store import incidents as incident_store
+from bot.store.db import Database, StorageError
+from config.settings import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Lifeline: offline disaster-response gateway (SMS + Matrix + local model).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+sim_app = typer.Typer(
+    help="Simulated GSM network for drills, demos and tests.", no_args_is_help=True
+)
+app.add_typer(sim_app, name="sim")
+
+console = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    config: Path | None = None
+
+
+state = _State()
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="TOML config (default: $LIFELINE_CONFIG or "
+            "config/lifeline.toml; embedded defaults when absent)",
+        ),
+    ] = None,
+) -> None:
+    state.config = config
+
+
+def settings() -> Settings:
+    try:
+        return load_settings(state.config)
+    except ConfigError as exc:
+        err.print(f"[red]config error[/]: {exc}")
+        raise typer.Exit(2) from exc
+
+
+def setup_logging(s: Settings) -> None:
+    logging.basicConfig(
+        level=getattr(logging, s.logging.level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "httpcore", "nio", "chromadb", "peewee", "aiosqlite", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    redact.configure(log_bodies=s.logging.log_bodies)
+
+
+def run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(fn())  # type: ignore[arg-type]
+    except StorageError as exc:
+        err.print(f"[red]storage error[/]: {exc}")
+        raise typer.Exit(3) from exc
+
+
+async def with_db(s: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
+    db = Database(s.storage.path)
+    await db.open()
+    try:
+        return await fn(db)
+    finally:
+        await db.close()
+
+
+def iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
+        return
+    table = Table(title=title, show_lines=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    console.print(table)
+    if not rows:
+        console.print("(none)")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(
+            f"{v.get('team') or '-'}:{v.get('status')}" if isinstance(v, dict) else str(v)
+            for v in value
+        )
+    return "" if value is None else str(value)
+
+
+# ---- commands ----------------------------------------------------------------------------------
+
+
+@app.command()
+def run() -> None:
+    """Run the gateway (SMS modems, Matrix, model worker, scheduler) until Ctrl-C."""
+    from bot.app import run_until_stopped
+
+    s = settings()
+    setup_logging(s)
+    run_async(lambda: run_until_stopped(s))
+
+
+@app.command()
+def incidents(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
+    status: Annotated[str | None, typer.Option(help="open | resolved | …")] = None,
+) -> None:
+    """List cases, most urgent first."""
+    s = settings()
+
+    async def go(db: Database) -> list[dict[str, Any]]:
+        views = await incident_store.views(db, status=status)
+        rows = []
+        for v in views:
+            row = v.to_json()
+            row["created_at"] = iso(row["created_at"])
+            row["updated_at"] = iso(row["updated_at"])
+            rows.append(row)
+        return rows
+
+    rows = run_async(lambda: with_db(s, go))
+    if not as_json:
+        for r in rows:
+            r["reporter"] = redact.mask_peer(r["reporter"])
+    emit(
+        rows,
+        as_json,
+        [
+            "case",
+            "priority",
+            "status",
+            "location",
+            "people_count",
+            "needs",
+            "reporter",
+            "channel",
+            "created_at",
+            "dispatches",
+        ],
+        "Incidents",
+    )
+
+
+@app.command()
+def messages(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
+    limit: Annotated[int, typer.Option(help="most recent N")] = 200,
+) -> None:
+    """Messages in and out, newest last, with their status."""
+    s = settings()
+
+    async def go(db: Database) -> list[dict[str, Any]]:
+        rows = await db.fetchall(
+            """SELECT * FROM (
+                 SELECT 'in' AS direction, i.channel, i.peer, i.text, i.status, c.case_code,
+                        i.created_at, i.error, i.id AS rid
+                   FROM inbox i LEFT JOIN incidents c ON c.id = i.incident_id
+                 UNION ALL
+                 SELECT 'out', o.channel, o.peer, o.text, o.status, c.case_code, o.created_at,
+                        o.error, o.id
+                   FROM outbox o LEFT JOIN incidents c ON c.id = o.incident_id
+               ) ORDER BY created_at DESC, rid DESC LIMIT ?""",
+            (limit,),
+        )
+        return [
+            {
+                "direction": r[0],
+                "channel": r[1],
+                "peer": r[2],
+                "text": r[3],
+                "status": r[4],
+                "case": r[5],
+                "created_at": iso(r[6]),
+                "error": r[7],
+            }
+            for r in reversed(rows)
+        ]
+
+    rows = run_async(lambda: with_db(s, go))
+    if not as_json:
+        for r in rows:
+            r["peer"] = redact.mask_peer(r["peer"])
+    emit(
+        rows,
+        as_json,
+        ["created_at", "direction", "channel", "peer", "status", "case", "text", "error"],
+        "Messages",
+    )
+
+
+@app.command()
+def teams(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON list")] = False,
+) -> None:
+    """Teams from the inventory and whether they are free."""
+    s = settings()
+
+    async def go(db: Database) -> list[dict[str, Any]]:
+        from bot.models import Team
+
+        now = datetime.now(UTC).timestamp()
+        await incident_store.sync_teams(
+            db, [Team(t.id, t.kind, t.base, t.capacity) for t in s.teams], now
+        )
+        return [
+            {"id": t.id, "kind": t.kind, "base": t.base, "capacity": t.capacity, "status": t.status}
+            for t in await incident_store.list_teams(db)
+        ]
+
+    rows = run_async(lambda: with_db(s, go))
+    emit(rows, as_json, ["id", "kind", "base", "capacity", "status"], "Teams")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="files or folders (default: library)")
+    ] = None,
+) -> None:
+    """Index protocol documents (Markdown, text, PDF); unchanged chunks are skipped."""
+    from protocols.embedders import make_embedder
+    from protocols.index import ProtocolIndex
+    from protocols.ingest import ingest as do_ingest
+    from protocols.ingest import render_report
+
+    s = settings()
+    setup_logging(s)
+
+    async def go() -> int:
+        index = ProtocolIndex(s.protocols.index_path, make_embedder(s.protocols, s.model.host))
+        await index.open()
+        try:
+            report = await do_ingest(paths or [s.protocols.library_path], index, progress=True)
+        finally:
+            await index.close()
+        console.print(render_report(report))
+        return int(report.errors)
+
+    errors = run_async(go)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check config, database, modems, model server and homeserver; say how to fix each."""
+    from bot.doctor import run_doctor
+
+    try:
+        s = load_settings(state.config)
+    except ConfigError as exc:
+        console.print(f"[red]✗ config[/]: {exc}")
+        raise typer.Exit(1) from exc
+    ok = run_async(lambda: run_doctor(s, console))
+    raise typer.Exit(0 if ok else 1)
+
+
+# ---- simulated network ---------------------------------------------------------------------
+
+
+def _dummy_modems(s: Settings) -> dict[str, Path]:
+    return {m.name: Path(m.device) for m in s.sms.modems if m.is_dummy}
+
+
+@sim_app.command("sms")
+def sim_sms(
+    text: Annotated[str, typer.Argument(help="message text")],
+    sender: Annotated[str, typer.Option("--from", help="sender number, e.g. +8801712345678")],
+    modem: Annotated[str | None, typer.Option(help="dummy modem name (default: first)")] = None,
+) -> None:
+    """Inject an incoming SMS into a simulated (dummy-driver) modem."""
+    from bot.sim import inject_sms
+
+    modems = _dummy_modems(settings())
+    if not modems:
+        err.print('no simulated modem configured (sms.modems with model = "dummy")')
+        raise typer.Exit(2)
+    name = modem or next(iter(modems))
+    if name not in modems:
+        err.print(f"unknown simulated modem {name!r}; have: {', '.join(modems)}")
+        raise typer.Exit(2)
+    files = inject_sms(modems[name], sender, text)
+    console.print(f"injected {len(files)} part(s) into modem {name} from {sender}")
+
+
+@sim_app.command("outbox")
+def sim_outbox(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
+) -> None:
+    """What the gateway sent through simulated modems, decoded."""
+    from bot.sim import read_outbox
+
+    rows = read_outbox(_dummy_modems(settings()))
+    for r in rows:
+        if isinstance(r.get("time"), (int, float)):
+            r["time"] = iso(r["time"])
+    emit(rows, as_json, ["time", "modem", "to", "parts", "coding", "text"], "Sent SMS")
+
+
+def main() -> None:
+    app()

