@@ -105,7 +105,9 @@ class QueueSettings(_Section):
     lease_s: float = Field(300.0, gt=0)
     retry_base_s: float = Field(5.0, gt=0)
     retry_max_s: float = Field(300.0, gt=0)
-    ack_repeat_after_s: float = Field(600.0, ge=0)  # one ack per case per window (panicking senders)
+    ack_repeat_after_s: float = Field(
+        600.0, ge=0
+    )  # one ack per case per window (panicking senders)
     per_sender_per_hour: int = Field(60, ge=1)  # flood control for one number
 
 

@@ -1,0 +1,164 @@
+"""Config: strict schema, env overrides, clear errors naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config.settings import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "lifeline.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_and_drill_configs_are_valid() -> None:
+    for name in ("lifeline.example.toml", "drill.toml"):
+        s = load_settings(ROOT / "config" / name, environ={})
+        assert s.teams, name
+
+
+def test_missing_default_file_means_embedded_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = load_settings(None, environ={})
+    assert s == Settings()
+    assert s.sms.modems[0].model == "dummy"
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[model]\nhost = "http://127.0.0.1:11434"\ntimeot_s = 5\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    assert "model.timeot_s" in str(exc.value)
+    assert "unknown key" in str(exc.value)
+
+
+def test_unknown_section_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="modems"):
+        load_settings(write(tmp_path, "[modems]\nx = 1\n"), environ={})
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, '[model]\nnum_ctx = "lots"\n'), environ={})
+    assert "model.num_ctx" in str(exc.value)
+
+
+def test_missing_modem_device_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[sms.modems]]\nname = "sim1"\nmodel = "dummy"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    assert "sms.modems.0.device" in str(exc.value)
+
+
+def test_duplicate_modem_names_rejected(tmp_path: Path) -> None:
+    text = '[[sms.modems]]\nname = "a"\ndevice = "x"\n[[sms.modems]]\nname = "a"\ndevice = "y"\n'
+    with pytest.raises(ConfigError, match="unique"):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_bad_approval_policy(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="dispatch.approval"):
+        load_settings(write(tmp_path, '[dispatch]\napproval = "yolo"\n'), environ={})
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[model\nhost=1"), environ={})
+
+
+def test_env_overrides_file_and_types(tmp_path: Path) -> None:
+    path = write(tmp_path, '[model]\nhost = "http://127.0.0.1:1"\n')
+    s = load_settings(
+        path,
+        environ={
+            "LIFELINE_MODEL__HOST": "http://127.0.0.1:2",
+            "LIFELINE_MODEL__NUM_CTX": "4096",
+            "LIFELINE_MATRIX__PASSWORD": "s3cret",
+            "LIFELINE_MATRIX__COORDINATORS": '["@c:localhost"]',
+            "LIFELINE_SMS__ENABLED": "false",
+        },
+    )
+    assert s.model.host == "http://127.0.0.1:2"
+    assert s.model.num_ctx == 4096
+    assert s.matrix.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)  # secrets never printed
+    assert s.matrix.coordinators == ["@c:localhost"]
+    assert s.sms.enabled is False
+
+
+def test_env_unknown_key_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="model.hots"):
+        load_settings(write(tmp_path, ""), environ={"LIFELINE_MODEL__HOTS": "x"})
+
+
+def test_config_path_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, '[queue]\norder = "fifo"\n')
+    assert load_settings(None, environ={"LIFELINE_CONFIG": str(path)}).queue.order == "fifo"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=12),
+        st.one_of(st.integers(), st.text(max_size=8), st.booleans()),
+        max_size=4,
+    )
+)
+def test_arbitrary_tables_never_crash(
+    tmp_path_factory: pytest.TempPathFactory, table: dict[str, object]
+) -> None:
+    """Any [model] table either loads or raises ConfigError — never another exception."""
+    import tomllib
+
+    lines = []
+    for k, v in table.items():
+        key = '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        val = (
+            ("true" if v else "false")
+            if isinstance(v, bool)
+            else repr(v)
+            if isinstance(v, int)
+            else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        )
+        lines.append(f"{key} = {val}")
+    text = "[model]\n" + "\n".join(lines) + "\n"
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return
+    path = tmp_path_factory.mktemp("cfg") / "c.toml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_settings(path, environ={})
+    except ConfigError:
+        pass
+
+
+def test_cli_reports_config_error_and_exit_code(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sms]\nsegment_budget = 0\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(path), "incidents"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "sms.segment_budget" in proc.stderr
