@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000  # what Gemma 4's audio encoder expects
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-# Pixels we will fully decode (PNG/WebP/HEIC/GIF): 40 MP RGB is ~120 MB of RAM.
-MAX_PIXELS = 40_000_000
+# Pixels we will fully decode (PNG/WebP/HEIC/GIF): 50 MP RGB is ~150 MB of RAM, and admits the
+# 48 MP "HEIF Max" photos of recent iPhones.
+MAX_PIXELS = 50_000_000
 # JPEGs are decoded at 1/2..1/8 scale by libjpeg (Image.draft), so the 50-200 MP photos of
 # high-end phones cost a fraction of that; still refuse anything bigger than any phone sensor.
 MAX_JPEG_PIXELS = 210_000_000
@@ -197,7 +198,7 @@ def sniff_format(data: bytes) -> tuple[MediaKind, str] | None:
 
 
 def sniff_kind(data: bytes) -> str | None:
-    """ "image" | "audio" | None, from the bytes alone."""
+    """Return "image", "audio" or None, judged from the bytes alone."""
     found = sniff_format(data)
     return found[0] if found else None
 
@@ -231,13 +232,14 @@ def prepare_audio(
         what = found[1] if found else "unknown bytes"
         raise _fail(REASON_AUDIO_CORRUPT, f"not a known audio container ({what})")
     fmt = found[1]
-    pcm, decoded_s, stated_s, bad = _decode_to_pcm(data, fmt, max_seconds)
+    pcm, decoded_s, capped_at_s, bad = _decode_to_pcm(data, fmt, max_seconds)
     if pcm.size < _MIN_AUDIO_S * SAMPLE_RATE:
         raise _fail(REASON_AUDIO_CORRUPT, f"{fmt}: no audio decoded ({pcm.size} samples)")
 
     keep = int(max_seconds * SAMPLE_RATE)
-    original_s = max(decoded_s, stated_s or 0.0)
-    truncated = pcm.size > keep or original_s > max_seconds + 0.05
+    # A complete decode is the truth; headers (AMR, MP3 estimates) can be off by a bit.
+    original_s = decoded_s if capped_at_s is None else max(decoded_s, capped_at_s)
+    truncated = capped_at_s is not None or decoded_s > max_seconds + 0.02
     pcm = pcm[:keep]
     clips = tuple(
         AudioClip(wav=_wav_bytes(part), seconds=part.size / SAMPLE_RATE)
@@ -245,7 +247,10 @@ def prepare_audio(
     )
     if truncated:
         log.info(
-            "voice note truncated: %s %.1f s -> kept %.1f s", fmt, original_s, keep / SAMPLE_RATE
+            "voice note truncated: %s %.1f s -> kept %.1f s",
+            fmt,
+            original_s,
+            pcm.size / SAMPLE_RATE,
         )
     log.debug(
         "voice note %s %.1f s -> %d clip(s), %d bad packets", fmt, original_s, len(clips), bad
@@ -265,12 +270,17 @@ def _new_resampler() -> Any:
 def _decode_to_pcm(
     data: bytes, fmt: str, max_seconds: float
 ) -> tuple[npt.NDArray[np.int16], float, float | None, int]:
-    """Return (int16 mono 16 kHz samples, decoded seconds, stated seconds, damaged packets)."""
+    """Return (int16 mono 16 kHz samples, decoded seconds, capped_at, damaged packets).
+
+    capped_at is None when the whole stream was decoded; when decoding stopped at the bomb
+    guard it is the duration the container states (or the decoded seconds if it states none).
+    """
     keep_samples = int(max_seconds * SAMPLE_RATE)
     stop_at_s = 2.0 * max_seconds
     chunks: list[npt.NDArray[np.int16]] = []
     kept = 0
     decoded_s = 0.0
+    capped_at: float | None = None
     bad = 0
     try:
         container = av.open(io.BytesIO(data), mode="r", format=fmt)
@@ -280,7 +290,6 @@ def _decode_to_pcm(
         if not container.streams.audio:
             raise _fail(REASON_AUDIO_CORRUPT, f"{fmt}: no audio stream")
         stream = container.streams.audio[0]
-        stated_s = _stated_seconds(container, stream)
         resampler = _new_resampler()
         shape: tuple[str, str, int] | None = None
 
@@ -325,6 +334,7 @@ def _decode_to_pcm(
                     take(resampler.resample(frame))
                 if decoded_s >= stop_at_s:
                     log.warning("stopped decoding %s after %.0f s of audio", fmt, decoded_s)
+                    capped_at = _stated_seconds(container, stream) or decoded_s
                     break
         except (av.FFmpegError, ValueError, OSError) as exc:
             # Demuxer gave up part-way (truncated upload): keep what we have, if anything.
@@ -340,7 +350,7 @@ def _decode_to_pcm(
     if bad > _MAX_BAD_PACKETS:
         raise _fail(REASON_AUDIO_CORRUPT, f"{fmt}: more than {_MAX_BAD_PACKETS} damaged packets")
     pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-    return pcm, decoded_s, stated_s, bad
+    return pcm, decoded_s, capped_at, bad
 
 
 def _stated_seconds(container: Any, stream: Any) -> float | None:
@@ -513,7 +523,7 @@ def _gps_coord(value: Any, ref: Any, refs: tuple[str, str], bound: float) -> flo
     if isinstance(ref, bytes):
         ref = ref.decode("ascii", "ignore")
     ref_s = str(ref or "").strip("\x00 ").upper()[:1]
-    if ref_s == 'Q':
+    if ref_s == refs[1]:
         deg = -deg
     elif ref_s and ref_s != refs[0]:
         return None
