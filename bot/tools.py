@@ -54,7 +54,7 @@ def flat_schema(model: type[BaseModel]) -> dict[str, Any]:
     props: dict[str, Any] = {}
     for name, spec in raw.get("properties", {}).items():
         prop: dict[str, Any] = {}
-        for key in ("type", "enum", "description", "default"):
+        for key in ("type", "enum", "description"):
             if key in spec:
                 prop[key] = spec[key]
         if "const" in spec:

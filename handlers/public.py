@@ -45,7 +45,7 @@ class PublicCommands:
         verdict = triage(row.text)
         if verdict.keyword is None:
             return []  # e.g. a stranger chatting in a group room: recorded, nothing to do
-        command, argument = verdict.keyword.command, verdict.keyword.argument
+        command, argument = verdict.keyword.value, verdict.argument
         now = self.s.clock()
         async with self.s.db.transaction() as conn:
             if command == "stop":

@@ -1,0 +1,300 @@
+"""The spine end to end, in process: simulated SMS → inbox → triage/ack → model turn with tools →
+incident + dispatch → SMS reply; real SQLite, real libGammu dummy modem, Ollama stand-in over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gateway import make_settings, running_gateway, tool_call, wait_for
+from tests.ollama_standin import (
+    OllamaStandIn,
+    busy,
+    delayed,
+    empty_reply,
+    garbage,
+    http_error,
+    runner_crash,
+    text_reply,
+    tool_reply,
+)
+
+VICTIM = "+8801712345678"
+
+
+def chat_requests(standin: OllamaStandIn) -> list[Any]:
+    return [r for r in standin.requests if r.path == "/api/chat"]
+
+
+async def test_sms_to_dispatch_and_reply(tmp_path: Path, ollama_standin: OllamaStandIn) -> None:
+    ollama_standin.push_chat(
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="Char Bhadrasan school roof",
+                priority="critical",
+                people_count=4,
+                needs="boat rescue",
+            )
+        ),
+        text_reply("Help is coming. 1. Stay on the roof. 2. Wave cloth to be seen. [P1]"),
+    )
+    settings = make_settings(tmp_path, ollama_standin.url, dispatch={"approval": "auto"})
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "Water rising fast, 4 people on the roof of Char Bhadrasan school. Help!")
+        sent = await gw.wait_sent(VICTIM, 2)
+        ack, reply = sent[0]["text"], sent[1]["text"]
+        assert "LF-" in ack and "received" in ack
+        assert "Stay on the roof" in reply
+        case = ack.split("Case ")[1].split(".")[0]
+        assert case in reply  # the reply carries the case code
+        incidents = await gw.rows("SELECT * FROM incidents")
+        assert len(incidents) == 1
+        inc = incidents[0]
+        assert inc["priority"] == 0 and inc["location"] == "Char Bhadrasan school roof"
+        assert inc["people_count"] == 4 and inc["status"] == "assigned"
+        dispatches = await gw.rows("SELECT * FROM dispatches")
+        assert [(d["team_id"], d["status"]) for d in dispatches] == [("boat-1", "assigned")]
+        await gw.idle()
+
+    reqs = chat_requests(ollama_standin)
+    assert len(reqs) == 2
+    first = reqs[0].body
+    assert first["think"] is False and first["stream"] is False
+    assert first["options"]["num_ctx"] == settings.model.num_ctx
+    assert {t["function"]["name"] for t in first["tools"]} == {
+        "dispatch_rescue_team",
+        "get_incident_status",
+    }
+    # the tool result follows the assistant message that asked for it
+    second = reqs[1].body["messages"]
+    assert second[-2]["role"] == "assistant" and second[-2]["tool_calls"]
+    assert second[-1]["role"] == "tool" and second[-1]["tool_name"] == "dispatch_rescue_team"
+    assert json.loads(second[-1]["content"])["dispatch_status"] == "assigned"
+
+
+async def test_coordinator_policy_leaves_dispatch_pending(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    ollama_standin.push_chat(
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team", location="Kurigram bazar", priority="high", people_count=2
+            )
+        ),
+        text_reply("Your request is recorded; a coordinator will confirm."),
+    )
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "We are 2 people stuck at Kurigram bazar, need boat")
+        await gw.wait_sent(VICTIM, 2)
+        d = await gw.rows("SELECT status, team_id FROM dispatches")
+        assert [(r[0], r[1]) for r in d] == [("pending_approval", None)]
+        inc = await gw.rows("SELECT status FROM incidents")
+        assert inc[0][0] == "dispatch_requested"
+
+
+async def test_bengali_sms_gets_ucs2_reply(tmp_path: Path, ollama_standin: OllamaStandIn) -> None:
+    bn_reply = "আমরা আসছি। ১. ছাদে থাকুন। ২. কাপড় নাড়ুন।"
+    ollama_standin.push_chat(text_reply(bn_reply))
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "বাঁচাও! পানি বাড়ছে, আমরা ছাদে আটকা পড়েছি")
+        sent = await gw.wait_sent(VICTIM, 2)
+    assert all(m["coding"].lower().startswith("unicode") for m in sent), sent
+    assert "বার্তা পেয়েছি" in sent[0]["text"]  # ack in Bengali
+    assert bn_reply in sent[1]["text"] and "?" not in sent[1]["text"].replace("?", "", 0)
+    body = chat_requests(ollama_standin)[0].body
+    assert "Bengali" in body["messages"][0]["content"]
+
+
+async def test_invalid_and_unknown_tool_calls_go_back_to_the_model(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    ollama_standin.push_chat(
+        tool_reply(tool_call("dispatch_rescue_team", location="x", priority="apocalyptic")),
+        tool_reply(tool_call("approve_dispatch", case="LF-1234")),
+        text_reply("Please tell us where you are."),
+    )
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "help us please")
+        await gw.wait_sent(VICTIM, 2)
+        assert await gw.rows("SELECT * FROM dispatches") == []
+    msgs = chat_requests(ollama_standin)[2].body["messages"]
+    results = [json.loads(m["content"]) for m in msgs if m["role"] == "tool"]
+    assert "invalid arguments" in results[0]["error"] and "priority" in results[0]["error"]
+    assert "location" in results[0]["error"]
+    assert results[1]["error"].startswith("unknown tool 'approve_dispatch'")
+    assert results[1]["available"] == ["dispatch_rescue_team", "get_incident_status"]
+
+
+async def test_empty_turn_is_reprompted_once(tmp_path: Path, ollama_standin: OllamaStandIn) -> None:
+    ollama_standin.push_chat(empty_reply(), text_reply("Stay safe, we have your message."))
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "is the relief camp open?")
+        sent = await gw.wait_sent(VICTIM, 2)
+        assert "Stay safe" in sent[1]["text"]
+    assert len(chat_requests(ollama_standin)) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(
+            http_error(500, "llama runner process has terminated: exit status 2"), id="500"
+        ),
+        pytest.param(busy(), id="503"),
+        pytest.param(garbage(), id="garbage"),
+        pytest.param(delayed(8.0, text_reply("too late")), id="timeout"),
+        pytest.param("empty-twice", id="empty-twice"),
+    ],
+)
+async def test_model_failure_gives_fallback_then_real_reply(
+    tmp_path: Path, ollama_standin: OllamaStandIn, failure: Any
+) -> None:
+    if failure == "empty-twice":
+        ollama_standin.push_chat(empty_reply(), empty_reply())
+    else:
+        ollama_standin.push_chat(failure)
+    ollama_standin.push_chat(text_reply("Now answered by the model."))
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "Snake bit my son, what do we do")
+        sent = await gw.wait_sent(VICTIM, 3, timeout=30)
+        texts = [m["text"] for m in sent]
+        assert "received" in texts[0]
+        assert "queued for a responder" in texts[1]  # degraded reply from the library
+        assert "Now answered by the model." in texts[2]
+        await gw.idle()
+        rows = await gw.rows("SELECT status, attempts FROM inbox")
+        assert [tuple(r) for r in rows] == [("done", 1)]  # the outage spent no attempts
+        errors = await gw.rows("SELECT ok FROM model_turns ORDER BY id")
+        assert [r[0] for r in errors] == [0, 1]
+
+
+async def test_model_down_at_start_then_back(tmp_path: Path) -> None:
+    standin = OllamaStandIn()
+    standin.start()
+    url = standin.url
+    standin.stop()  # nothing listens: connection refused
+    settings = make_settings(tmp_path, url)
+    async with running_gateway(settings) as gw:
+        assert not gw.runtime.llm.health.ok
+        gw.sms_in(VICTIM, "Need drinking water for 10 families at Ulipur")
+        sent = await gw.wait_sent(VICTIM, 2)
+        assert "queued for a responder" in sent[1]["text"]
+        row = (await gw.rows("SELECT status FROM inbox"))[0]
+        assert row[0] in ("queued", "processing")  # kept, not lost
+        port = int(url.rsplit(":", 1)[1])
+        with OllamaStandIn(port=port, default=text_reply("Water tanker is planned.")):
+            sent = await gw.wait_sent(VICTIM, 3, timeout=30)
+            assert "Water tanker" in sent[2]["text"]
+
+
+async def test_server_crash_mid_stream_is_transient(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    ollama_standin.push_chat(runner_crash(), text_reply("Recovered."))
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "flood water entering house")
+        sent = await gw.wait_sent(VICTIM, 3, timeout=30)
+        assert "Recovered." in sent[2]["text"]
+
+
+async def test_life_threat_jumps_the_queue(tmp_path: Path, ollama_standin: OllamaStandIn) -> None:
+    # The model is slow, so a backlog builds; the critical message must be next after the current.
+    ollama_standin.set_default(delayed(0.4, text_reply("ok")))
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        for i in range(6):
+            gw.sms_in(f"+88017000000{i:02d}", f"when does the relief camp {i} open?")
+
+        async def six() -> bool:
+            return await _count(gw, "SELECT COUNT(*) FROM inbox") == 6
+
+        await wait_for(six)
+        gw.sms_in("+8801999999999", "my child is drowning, water over the roof")
+        await gw.idle(timeout=40)
+        order = await gw.rows("SELECT peer FROM inbox ORDER BY done_at")
+        peers = [r[0] for r in order]
+        assert peers.index("+8801999999999") <= 2, peers
+
+
+async def _count(gw: Any, sql: str) -> int:
+    return int((await gw.rows(sql))[0][0])
+
+
+async def test_duplicate_sms_is_processed_once(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.sim import inject_sms
+
+    when = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        inject_sms(gw.device, VICTIM, "trapped at the mosque, 3 people", when=when)
+        await gw.wait_sent(VICTIM, 2)
+        inject_sms(gw.device, VICTIM, "trapped at the mosque, 3 people", when=when)  # re-delivery
+        await gw.idle()
+        await wait_for(lambda: _empty_sim_inbox(gw.device))  # coroutine per call
+        assert await _count(gw, "SELECT COUNT(*) FROM inbox") == 1
+        assert len(gw.sent_to(VICTIM)) == 2
+
+
+async def _empty_sim_inbox(device: Path) -> bool:
+    return not any(p.name.isdigit() for p in (device / "sms" / "1").iterdir())
+
+
+async def test_repeated_panic_sms_merge_into_one_case(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.sim import inject_sms
+
+    start = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        for i in range(4):  # the same text re-sent a few seconds apart: four real messages
+            inject_sms(
+                gw.device, VICTIM, "HELP WATER RISING", when=start + timedelta(seconds=5 * i)
+            )
+
+        async def all_in() -> bool:
+            return await _count(gw, "SELECT COUNT(*) FROM inbox") == 4
+
+        await wait_for(all_in)
+        await gw.idle(timeout=30)
+        assert await _count(gw, "SELECT COUNT(*) FROM incidents") == 1
+        assert await _count(gw, "SELECT COUNT(*) FROM inbox") == 4
+        acks = await _count(gw, "SELECT COUNT(*) FROM outbox WHERE idem_key LIKE 'ack:%'")
+        assert acks == 1
+
+
+async def test_binary_and_empty_sms_get_clear_replies(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    from bot.sim import build_binary, build_empty, inject_parts
+
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        inject_parts(gw.device, [build_binary("+8801500000001", b"\x00\x01\xffbin")])
+        inject_parts(gw.device, [build_empty("+8801500000002")])
+        bin_reply = (await gw.wait_sent("+8801500000001"))[0]["text"]
+        empty_reply_ = (await gw.wait_sent("+8801500000002"))[0]["text"]
+        assert "could not read" in bin_reply
+        assert "empty" in empty_reply_
+        statuses = await gw.rows("SELECT status, needs_model FROM inbox ORDER BY id")
+        assert [tuple(r) for r in statuses] == [("done", 0), ("done", 0)]
+    assert chat_requests(ollama_standin) == []
+
+
+async def test_keywords_join_status_stop(tmp_path: Path, ollama_standin: OllamaStandIn) -> None:
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "JOIN Ulipur")
+        assert "Ulipur" in (await gw.wait_sent(VICTIM, 1))[0]["text"]
+        gw.sms_in(VICTIM, "STATUS")
+        assert "no open case" in (await gw.wait_sent(VICTIM, 2))[1]["text"]
+        gw.sms_in(VICTIM, "STOP")
+        assert "stopped" in (await gw.wait_sent(VICTIM, 3))[2]["text"]
+        subs = await gw.rows("SELECT * FROM subscriptions")
+        assert subs == []
+    assert chat_requests(ollama_standin) == []
