@@ -9,6 +9,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.conversation import Conversation
@@ -22,6 +23,7 @@ from bot.store.inbox import InboxRow
 from bot.store.outbox import OutboxRow
 from bot.tools import ToolRegistry
 from config.settings import Settings
+from handlers.broadcasts import Broadcasts
 from handlers.context import Notifier, Services, TurnContext
 from handlers.dispatch import RESPONDER_TOOLS, VICTIM_TOOLS
 from handlers.public import PublicCommands
@@ -65,6 +67,7 @@ class App:
         self.settings = settings
         self.clock = clock
         self.runtime: Runtime | None = None
+        self._model_worker: InboxWorker
 
     # ---- role policy ---------------------------------------------------------------------------
 
@@ -114,7 +117,17 @@ class App:
         public = PublicCommands(services)
 
         rt_holder: list[Runtime] = []
-        responder = ResponderFlow(services, conversation, lambda: self.status_text(rt_holder[0]))
+
+        def wake_outboxes() -> None:
+            rt_holder[0].waker_sms.wake()
+            rt_holder[0].waker_matrix.wake()
+
+        broadcasts = Broadcasts(
+            services, status=lambda: self.status_text(rt_holder[0]), on_enqueued=wake_outboxes
+        )
+        responder = ResponderFlow(
+            services, conversation, lambda: self.status_text(rt_holder[0]), broadcasts
+        )
         route = make_route(s.matrix.user_id)
 
         def committed(items: list[Accepted]) -> None:
@@ -190,9 +203,10 @@ class App:
             on_done=wake_senders,
         )
 
+        self._model_worker = model_worker
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._open_protocols(rt, victim), name="protocols")
-            tg.create_task(self._watch_model(rt), name="model-probe")
+            tg.create_task(self._watch_model(rt, model_worker), name="model-probe")
             if s.sms.enabled:
                 pool = await self._start_sms(rt)
                 tg.create_task(pool.run(), name="modems")
@@ -227,6 +241,8 @@ class App:
                     ).run(),
                     name="outbox-matrix",
                 )
+            # After the channels: the sitrep needs the resolved coordination room.
+            tg.create_task(broadcasts.run(), name="broadcasts")
             tg.create_task(model_worker.run(), name="worker-model")
             tg.create_task(fast_worker.run(), name="worker-fast")
             rt.ready.set()
@@ -310,7 +326,18 @@ class App:
         from bot.transports.matrix import MatrixSendError
 
         async def send(row: OutboxRow) -> tuple[str, str]:
+            image_path = row.meta.get("image_path")
             try:
+                if isinstance(image_path, str) and image_path:
+                    try:
+                        data = await asyncio.to_thread(Path(image_path).read_bytes)
+                    except OSError as exc:
+                        raise SendError(f"image {image_path}: {exc}", transient=False) from exc
+                    body = str(row.meta.get("body") or row.text)
+                    event = await transport.send_image(
+                        row.conversation, data, body, tx_id=row.idem_key
+                    )
+                    return "matrix", event
                 return "matrix", await transport.send(row.to_outbound())
             except MatrixSendError as exc:
                 raise SendError(
@@ -334,18 +361,22 @@ class App:
         victim.protocols = search
         log.info("protocol library ready")
 
-    async def _watch_model(self, rt: Runtime) -> None:
+    async def _watch_model(self, rt: Runtime, worker: InboxWorker) -> None:
         was_ok = rt.llm.health.ok
         while True:
             await asyncio.sleep(MODEL_PROBE_EVERY_S)
             health = await rt.llm.probe()
             if health.ok != was_ok:
                 if health.ok:
-                    log.warning("MODEL BACK: %s; draining the queue", health.detail)
-                    rt.waker_model.wake()
+                    due = await worker.reset_circuit()
+                    log.warning("MODEL BACK: %s; draining %d queued message(s)", health.detail, due)
                 else:
                     log.error("MODEL DOWN: %s; victims get acks and library advice", health.detail)
                 was_ok = health.ok
+
+    async def reset_model_circuit(self) -> int:
+        """Operator/test hook: treat the model as back now (the probe does this every 30 s)."""
+        return await self._model_worker.reset_circuit()
 
     # ---- status ---------------------------------------------------------------------------------
 

@@ -32,6 +32,13 @@ def is_transient(exc: BaseException) -> bool:
     return bool(getattr(exc, "transient", False))
 
 
+class CircuitOpen(Exception):
+    """The model failed moments ago: new rows get the degraded reply at once instead of
+    each waiting out another timeout. Transient by definition."""
+
+    transient = True
+
+
 class Waker:
     """Wakes sleeping workers when new work is committed."""
 
@@ -84,7 +91,20 @@ class InboxWorker:
         self._clock = clock
         self._on_done = on_done
         self._outage_streak = 0
+        self._circuit_until = 0.0
         self.processed = 0
+
+    async def reset_circuit(self) -> int:
+        """The model is back: rows deferred by the outage become due now."""
+        self._circuit_until = 0.0
+        self._outage_streak = 0
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE inbox SET next_attempt_at=0 WHERE status='queued' AND needs_model=?",
+                (int(self._needs_model),),
+            )
+        self._waker.wake()
+        return cur.rowcount
 
     async def run(self) -> None:
         log.info("worker %s started", self.name)
@@ -104,6 +124,11 @@ class InboxWorker:
             await self.process(row)
 
     async def process(self, row: InboxRow) -> None:
+        if self._clock() < self._circuit_until:
+            await self._failed(
+                row, CircuitOpen(f"model unavailable; next try at {self._circuit_until:.0f}")
+            )
+            return
         try:
             outs = await self._handler(row)
         except asyncio.CancelledError:
@@ -128,17 +153,25 @@ class InboxWorker:
         reason = f"{type(exc).__name__}: {exc}"
         now = self._clock()
         if is_transient(exc):
-            self._outage_streak += 1
-            wait = backoff.delay(
-                self._outage_streak, base=self._retry.base_s, cap=self._retry.max_s
-            )
-            log.warning("inbox #%d: transient failure (%s); retry in %.0fs", row.id, reason, wait)
+            if not isinstance(exc, CircuitOpen):
+                # Open the circuit: the next rows would hit the same outage.
+                self._outage_streak += 1
+                wait = backoff.delay(
+                    self._outage_streak, base=self._retry.base_s, cap=self._retry.max_s
+                )
+                self._circuit_until = now + wait
+                log.warning(
+                    "inbox #%d: transient failure (%s); model paused %.0fs", row.id, reason, wait
+                )
             await self._enqueue(row, await self._degraded(row, exc))
             await inbox.retry_later(
-                self._db, row.id, at=now + wait, error=reason, now=now, count_attempt=False
+                self._db,
+                row.id,
+                at=self._circuit_until,
+                error=reason,
+                now=now,
+                count_attempt=False,
             )
-            # Pause the whole worker: the next row would hit the same outage.
-            await asyncio.sleep(min(wait, 2.0) if self._outage_streak == 1 else wait)
             return
         log.error("inbox #%d: failed attempt %d: %s", row.id, row.attempts, reason, exc_info=exc)
         if row.attempts >= self._retry.max_attempts:

@@ -18,6 +18,7 @@ from bot.intake import Accepted
 from bot.llm import LLM, user_message
 from bot.media import MediaError, PreparedAudio, PreparedImage, prepare_attachment
 from bot.models import Channel, Incident, Lane, Outbound, Priority, Role
+from bot.queue import CircuitOpen
 from bot.store import inbox, outbox
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
@@ -170,7 +171,8 @@ class VictimFlow:
 
     async def degraded(self, row: InboxRow, exc: BaseException) -> list[Outbound]:
         """The model failed: the sender still gets the library's advice, once per message."""
-        await self._record_turn(row, 0.0, None, f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, CircuitOpen):
+            await self._record_turn(row, 0.0, None, f"{type(exc).__name__}: {exc}")
         if row.role is not Role.PUBLIC or row.incident_id is None:
             return []
         incident = await self._incident(row)

@@ -298,3 +298,29 @@ async def test_keywords_join_status_stop(tmp_path: Path, ollama_standin: OllamaS
         subs = await gw.rows("SELECT * FROM subscriptions")
         assert subs == []
     assert chat_requests(ollama_standin) == []
+
+
+async def test_outage_opens_circuit_new_victims_get_advice_at_once(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    ollama_standin.set_default(busy())  # every call: 503 server busy
+    settings = make_settings(
+        tmp_path, ollama_standin.url, queue={"retry_base_s": 30, "retry_max_s": 60}
+    )
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "my father is injured, water in the house")
+        await gw.wait_sent(VICTIM, 2)  # ack + fallback after the first 503
+        calls = len(chat_requests(ollama_standin))
+        other = "+8801811111111"
+        gw.sms_in(other, "snake bite on my leg")
+        sent = await gw.wait_sent(other, 2, timeout=10)
+        assert "queued for a responder" in sent[1]["text"]
+        assert len(chat_requests(ollama_standin)) == calls  # no model call while paused
+        rows = await gw.rows("SELECT status FROM inbox")
+        assert {r[0] for r in rows} == {"queued"}
+        # the model comes back: the probe resets the circuit and the backlog drains
+        ollama_standin.set_default(text_reply("Answered after the outage."))
+        worker_reset = await gw.app.reset_model_circuit()
+        assert worker_reset == 2
+        await gw.wait_sent(VICTIM, 3)
+        await gw.wait_sent(other, 3)
