@@ -459,21 +459,36 @@ class ProtocolIndex:
             n = int(self._collection.count())
             if n == 0:
                 return []
-            where: dict[str, Any] | None = None
-            if langs:
-                where = {"lang": {"$in": list(langs)}}
+            # A metadata filter makes chromadb ~7x slower (measured: 23 ms vs 3 ms at 10k), so
+            # over-fetch unfiltered and filter here; use the filter only if too few remain.
+            wanted = set(langs) if langs else None
+            fetch = min(n, limit * 4 if wanted else limit)
             res = self._collection.query(
                 query_embeddings=[vec],
-                n_results=min(limit, n),
-                where=where,
-                include=["distances"],
+                n_results=fetch,
+                include=["distances", "metadatas"],
             )
-            ids: list[str] = res["ids"][0]
-            dists: list[float] = (res.get("distances") or [[]])[0] or [0.0] * len(ids)
-            by_id = self._rows_by_id(ids)
-            return [
-                (by_id[i], 1.0 - float(d)) for i, d in zip(ids, dists, strict=False) if i in by_id
+            pairs = [
+                (i, float(d))
+                for i, d, m in zip(
+                    res["ids"][0], res["distances"][0], res["metadatas"][0], strict=True
+                )
+                if wanted is None or (m or {}).get("lang") in wanted
             ]
+            if wanted is not None and len(pairs) < limit and n > fetch:
+                res = self._collection.query(
+                    query_embeddings=[vec],
+                    n_results=min(n, limit),
+                    where={"lang": {"$in": sorted(wanted)}},
+                    include=["distances"],
+                )
+                pairs = [
+                    (i, float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
+                ]
+            pairs = pairs[:limit]
+            ids = [i for i, _ in pairs]
+            by_id = self._rows_by_id(ids)
+            return [(by_id[i], 1.0 - d) for i, d in pairs if i in by_id]
 
         return await self._run(work)
 
