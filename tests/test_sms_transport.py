@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import sim
-from bot.models import Channel
+from bot.models import Channel, Inbound
 from bot.transports.sms import (
     PARTIAL_MARKER,
     ReceiveHandlerError,
@@ -226,6 +226,27 @@ async def test_failed_commit_deletes_nothing_and_redelivers(
         [msg] = rec.messages
         assert msg.dedup_key == attempted_key
         assert phone.inbox_files() == []
+    finally:
+        await modem.close()
+
+
+async def test_hung_commit_times_out_and_deletes_nothing(phone: DummyPhone) -> None:
+    calls: list[int] = []
+
+    async def slow_store(batch: list[Inbound]) -> None:
+        calls.append(len(batch))
+        await asyncio.sleep(30)
+
+    modem = phone.modem(Recorder(), receive_timeout_s=0.3)
+    modem._on_receive = slow_store
+    try:
+        await modem.poll_once()
+        phone.inject_sms(NUMBER, "help", when=WHEN)
+        with pytest.raises(ReceiveHandlerError):
+            await modem.poll_once()
+        assert calls == [1]
+        assert len(phone.inbox_files()) == 1
+        assert "TimeoutError" in (modem.health.last_error or "")
     finally:
         await modem.close()
 

@@ -334,6 +334,7 @@ class Modem:
         backoff_initial_s: float = 1.0,
         backoff_max_s: float = 60.0,
         signal_every_s: float = 60.0,
+        receive_timeout_s: float = 60.0,
     ) -> None:
         self._settings = settings
         self._on_receive = on_receive
@@ -344,6 +345,7 @@ class Modem:
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._signal_every_s = signal_every_s
+        self._receive_timeout_s = receive_timeout_s
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._sm: Any = None  # gammu.StateMachine, touched only on the worker thread
         self._generation = 0  # bumped on every (re)init: calls never cross StateMachines
@@ -420,7 +422,10 @@ class Modem:
             batch, delete = result.batch, result.delete
             if batch:
                 try:
-                    await self._on_receive(batch)
+                    # A hung store must not stall the modem forever; if the commit did happen
+                    # after all, nothing was deleted and the dedup key absorbs the re-read.
+                    async with asyncio.timeout(self._receive_timeout_s):
+                        await self._on_receive(batch)
                 except Exception as exc:
                     self._c.last_error = f"on_receive failed: {exc!r}"
                     log.exception(
