@@ -155,7 +155,7 @@ async def test_least_loaded_spreads_concurrent_sends(
         elapsed = time.monotonic() - t0
         used = [name for name, _ in results]
         assert used.count("a") == 4 and used.count("b") == 4, used
-        assert 1.4 <= elapsed < 5.0, elapsed  # 4 per SIM at 0.5 s spacing, in parallel
+        assert 1.4 <= elapsed < 8.0, elapsed  # 4 per SIM at 0.5 s spacing, in parallel
         assert len(outbox(a, b)) == 8
     finally:
         await _close(ma, mb)
