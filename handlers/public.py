@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from bot.triage import triage
-
 from bot import sms_text
 from bot.models import Channel, Lane, Outbound
 from bot.store import incidents as store
 from bot.store import subscriptions
 from bot.store.inbox import InboxRow
+from bot.triage import triage
 from handlers.context import Services
 from handlers.texts import say
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 
-from bot.triage import Triage
-
 from bot.intake import Route, RouteFn
 from bot.models import Channel, Inbound, Role
+from bot.triage import Triage
 
 
 def make_route(bot_user_id: str) -> RouteFn:
