@@ -173,4 +173,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (broadcast_id, fire_key)
     );
     """,
+    # 3: broadcast fires resumable after a crash (issue 6): a fire is 'running' until every chunk
+    # of its recipients is enqueued, then 'done'; `at` is the scheduled slot time of the fire.
+    """
+    ALTER TABLE broadcast_fires ADD COLUMN status TEXT NOT NULL DEFAULT 'done';
+    ALTER TABLE broadcast_fires ADD COLUMN done_at REAL;
+    CREATE INDEX broadcast_fires_status ON broadcast_fires(status);
+    CREATE INDEX broadcasts_status ON broadcasts(status, kind);
+    """,
 ]

@@ -1,0 +1,602 @@
+"""Scheduled broadcasts: public SMS advisories to area subscribers and the sitrep to coordinators.
+
+A job body only enqueues outbox rows; the outbox workers send them on the BROADCAST lane, behind
+every reply. Each recipient row has the idempotency key ``adv:<id>:<fire>:sms:<peer>`` (sitrep:
+``sitrep:<id>:<fire>:text|chart``) where ``<fire>`` is the scheduled slot rounded to the minute,
+so a double fire, a catch-up after a restart or a re-processed command sends nothing twice.
+Large advisories are enqueued in chunked transactions (``chunk_size`` rows each) so intake and
+STOP never wait long for the database; each chunk re-checks opt-outs inside its transaction and
+STOP cancels rows already queued, so STOP always wins.
+
+Coordinator commands (via handlers/responder.py):
+  !advise <area|*> <text>              send now to the area's subscribers ("queued N")
+  !advise <area|*> <text> at HH:MM     once, at the next HH:MM (server local time)
+  !broadcast every <min> <area> <text> now and every <min> minutes
+  !broadcast list | cancel <id>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bot import sms_text
+from bot.charts import ChartData, render_sitrep_chart
+from bot.models import Channel, Lane, Outbound, Priority
+from bot.scheduler import Scheduler
+from bot.store import broadcasts as store
+from bot.store import incidents, outbox, subscriptions
+from bot.store.broadcasts import Broadcast
+from handlers import dispatch
+from handlers.context import Services
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 500
+TWIN_WINDOW_S = 600.0  # the same advisory from the same coordinator within 10 min is one advisory
+MAX_EVERY_MIN = 7 * 24 * 60
+CHART_HOURS = 24
+_AT_RE = re.compile(r"^(?P<text>.*?)\s+at\s+(?P<h>[01]?\d|2[0-3])[:.](?P<m>[0-5]\d)\s*$", re.S)
+
+USAGE_ADVISE = "Usage: !advise <area|*> <text> [at HH:MM]"
+USAGE_BROADCAST = "Usage: !broadcast list | cancel <id> | every <minutes> <area|*> <text>"
+
+
+@dataclass(frozen=True, slots=True)
+class FireResult:
+    broadcast_id: int
+    fire_key: str
+    recipients: int  # rows this fire targets (new or already queued/sent)
+    new_rows: int  # rows inserted by this call
+    opted_out: int
+    already_done: bool = False
+    skipped_reason: str | None = None
+
+
+def split_area(rest: str) -> tuple[str, str]:
+    """``"ward 5" boil water`` / ``ward-5 boil water`` -> (area, text)."""
+    rest = rest.strip()
+    if rest[:1] in ("'", '"'):
+        end = rest.find(rest[0], 1)
+        if end > 0:
+            return rest[1:end].strip(), rest[end + 1 :].strip()
+    head, _, tail = rest.partition(" ")
+    return head.strip(), tail.strip()
+
+
+def next_local_time(now: float, hour: int, minute: int) -> float:
+    """The next HH:MM (server local time) strictly after ``now``."""
+    local = datetime.fromtimestamp(now).astimezone()
+    target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if target.timestamp() <= now:
+        target = (target + timedelta(days=1)).replace(hour=hour, minute=minute)
+    return target.timestamp()
+
+
+def _hhmm(t: float) -> str:
+    return datetime.fromtimestamp(t).astimezone().strftime("%H:%M")
+
+
+def _area_label(area: str) -> str:
+    return "everyone" if area in ("*", "all") else area
+
+
+class Broadcasts:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        status: Callable[[], Awaitable[str]] | None = None,
+        on_enqueued: Callable[[], None] = lambda: None,
+        chart_dir: Path | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.s = services
+        self._status = status
+        self._on_enqueued = on_enqueued
+        self.chart_dir = chart_dir or services.settings.storage.path.parent / "sitreps"
+        self.chunk_size = chunk_size
+        self.scheduler = Scheduler(
+            misfire_grace_s=services.settings.broadcasts.misfire_grace_s,
+            on_missed=self._job_missed,
+        )
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._warned_no_room = False
+        self.sitrep_id: int | None = None
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start (re-register jobs, resume and catch up fires), then keep the scheduler running."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.scheduler.shutdown()
+
+    async def start(self) -> None:
+        db, now = self.s.db, self.s.clock()
+        grace = self.s.settings.broadcasts.misfire_grace_s
+        async with db.transaction() as conn:
+            self.sitrep_id = await store.ensure_sitrep(
+                conn, self.s.settings.broadcasts.sitrep_every_min, now
+            )
+        for bid, key, slot in await store.unfinished_fires(db):
+            b = await store.get(db, bid)
+            if b is None or b.status == "cancelled":
+                async with db.transaction() as conn:
+                    await store.finish_fire(conn, bid, key, 0, now)
+                continue
+            log.warning("broadcast #%d: fire %s was interrupted; resuming it", bid, key)
+            await self.fire(b, slot)
+        for b in await store.active(db):
+            if not b.repeating and b.run_at <= now:
+                if now - b.run_at <= grace:
+                    log.warning(
+                        "broadcast #%d: due at %s while stopped; sending now", b.id, b.run_at
+                    )
+                    await self.fire(b, b.run_at)
+                else:
+                    await self._mark_missed(b, now)
+                continue
+            if b.repeating:
+                last_slot = b.slot_at(now)
+                if (
+                    last_slot is not None
+                    and last_slot >= b.created_at - 60
+                    and now - last_slot <= grace
+                    and await store.fire_status(db, b.id, store.fire_key(last_slot)) is None
+                ):
+                    log.warning(
+                        "broadcast #%d: slot %s passed while stopped (within grace); firing now",
+                        b.id,
+                        store.fire_key(last_slot),
+                    )
+                    await self.fire(b, last_slot)
+            self._register(b)
+        self.scheduler.start()
+
+    def _job_id(self, broadcast_id: int) -> str:
+        return f"broadcast:{broadcast_id}"
+
+    def _register(self, b: Broadcast) -> None:
+        async def body() -> None:
+            await self._job(b.id)
+
+        if b.every_min:
+            self.scheduler.every(self._job_id(b.id), b.every_min, b.run_at, body)
+        else:
+            self.scheduler.once(self._job_id(b.id), b.run_at, body)
+
+    async def _job(self, broadcast_id: int) -> None:
+        b = await store.get(self.s.db, broadcast_id)
+        if b is None or b.status != "active":
+            self.scheduler.remove(self._job_id(broadcast_id))
+            return
+        slot = b.slot_at(self.s.clock())
+        if slot is None:
+            log.warning("broadcast #%d: job ran before its first slot; ignored", b.id)
+            return
+        await self.fire(b, slot)
+
+    def _job_missed(self, job_id: str) -> None:
+        async def mark() -> None:
+            b = await store.get(self.s.db, int(job_id.rsplit(":", 1)[1]))
+            if b is not None and b.status == "active" and not b.repeating:
+                await self._mark_missed(b, self.s.clock())
+
+        task = asyncio.get_running_loop().create_task(mark())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mark_missed(self, b: Broadcast, now: float) -> None:
+        late = int(now - b.run_at)
+        note = self.s.notifier.to_coordinators(
+            f"Advisory #{b.id} to {_area_label(b.area)} was due at {_hhmm(b.run_at)} but the "
+            f"gateway was down ({late} s late, grace "
+            f"{self.s.settings.broadcasts.misfire_grace_s} s): NOT sent. "
+            f"Re-send with !advise if still needed.",
+            f"missed:{b.id}",
+        )
+        async with self.s.db.transaction() as conn:
+            await store.set_status(conn, b.id, "missed", now, only_active=True)
+            if note is not None:
+                await outbox.enqueue(conn, note, now=now)
+        log.error("broadcast #%d MISSED: due %d s ago (beyond the misfire grace)", b.id, late)
+        self._on_enqueued()
+
+    # ---- firing ---------------------------------------------------------------------------------
+
+    async def fire(self, b: Broadcast, slot: float) -> FireResult:
+        """Enqueue one fire of ``b`` for the scheduled ``slot``; safe to call twice."""
+        key = store.fire_key(slot)
+        lock = self._locks.setdefault(b.id, asyncio.Lock())
+        async with lock:
+            if await store.fire_status(self.s.db, b.id, key) == "done":
+                log.info("broadcast #%d fire %s already done; nothing enqueued", b.id, key)
+                return FireResult(b.id, key, 0, 0, 0, already_done=True)
+            if b.kind == store.KIND_SITREP:
+                return await self._fire_sitrep(b, slot, key)
+            return await self._fire_advisory(b, slot, key)
+
+    async def _fire_advisory(self, b: Broadcast, slot: float, key: str) -> FireResult:
+        db = self.s.db
+        subs = await subscriptions.subscribers(db, b.area)
+        peers = sorted({peer for ch, peer, _lang in subs if ch == Channel.SMS.value})
+        other = len({(ch, p) for ch, p, _ in subs if ch != Channel.SMS.value})
+        if other:
+            log.info(
+                "broadcast #%d: %d non-SMS subscriber(s) skipped (advisories go by SMS)",
+                b.id,
+                other,
+            )
+        text = sms_text.fit(b.text, self.s.settings.sms.segment_budget)
+        async with db.transaction() as conn:
+            await store.begin_fire(conn, b.id, key, slot)
+        new_rows = opted = 0
+        for start in range(0, len(peers), self.chunk_size):
+            chunk = peers[start : start + self.chunk_size]
+            async with db.transaction() as conn:
+                stopped = await store.opted_out_among(conn, Channel.SMS, chunk)
+                new_rows += await store.enqueue_many(
+                    conn,
+                    (
+                        Outbound(
+                            channel=Channel.SMS,
+                            peer=peer,
+                            conversation=peer,
+                            text=text,
+                            idem_key=f"adv:{b.id}:{key}:sms:{peer}",
+                            lane=Lane.BROADCAST,
+                            meta={"broadcast_id": b.id, "fire": key},
+                        )
+                        for peer in chunk
+                        if peer not in stopped
+                    ),
+                    now=self.s.clock(),
+                )
+            opted += len(stopped)
+            self._on_enqueued()
+            await asyncio.sleep(0)  # let intake and STOP in between chunks
+        recipients = len(peers) - opted
+        now = self.s.clock()
+        async with db.transaction() as conn:
+            await store.finish_fire(conn, b.id, key, recipients, now)
+            if not b.repeating:
+                await store.set_status(conn, b.id, "done", now, only_active=True)
+            await incidents.audit(
+                conn,
+                actor=b.created_by,
+                action="broadcast.fired",
+                now=now,
+                detail={"broadcast": b.id, "fire": key, "recipients": recipients, "new": new_rows},
+            )
+        log.info(
+            "broadcast #%d fire %s to %s: %d recipient(s), %d newly queued, %d opted out",
+            b.id,
+            key,
+            _area_label(b.area),
+            recipients,
+            new_rows,
+            opted,
+        )
+        return FireResult(b.id, key, recipients, new_rows, opted)
+
+    async def _fire_sitrep(self, b: Broadcast, slot: float, key: str) -> FireResult:
+        room = self.s.notifier.coordination_room
+        if not room:
+            if not self._warned_no_room:
+                log.warning("sitrep: no coordination room configured; sitreps are not posted")
+                self._warned_no_room = True
+            return FireResult(b.id, key, 0, 0, 0, skipped_reason="no coordination room")
+        self._warned_no_room = False
+        text = await self.sitrep_text(slot)
+        outs: list[Outbound] = [
+            Outbound(
+                channel=Channel.MATRIX,
+                peer=room,
+                conversation=room,
+                text=text,
+                idem_key=f"sitrep:{b.id}:{key}:text",
+                lane=Lane.BROADCAST,
+            )
+        ]
+        path = self.chart_dir / f"sitrep-{b.id}-{key}.png"
+        try:
+            data = await self.chart_data(slot)
+            await asyncio.to_thread(render_sitrep_chart, data, path)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("sitrep %s: chart rendering failed; posting the text only", key)
+        else:
+            outs.append(
+                Outbound(
+                    channel=Channel.MATRIX,
+                    peer=room,
+                    conversation=room,
+                    text="sitrep chart",
+                    idem_key=f"sitrep:{b.id}:{key}:chart",
+                    lane=Lane.BROADCAST,
+                    meta={"image_path": str(path), "body": "sitrep chart"},
+                )
+            )
+        now = self.s.clock()
+        new_rows = 0
+        async with self.s.db.transaction() as conn:
+            await store.begin_fire(conn, b.id, key, slot)
+            for out in outs:
+                new_rows += int(await outbox.enqueue(conn, out, now=now))
+            await store.finish_fire(conn, b.id, key, 1, now)
+        self._on_enqueued()
+        log.info("sitrep %s queued for %s (%d message(s))", key, room, new_rows)
+        return FireResult(b.id, key, 1, new_rows, 0)
+
+    async def fire_sitrep_now(self) -> FireResult | None:
+        """Post the sitrep for the current slot (idempotent within the slot)."""
+        if self.sitrep_id is None:
+            return None
+        b = await store.get(self.s.db, self.sitrep_id)
+        if b is None:
+            return None
+        slot = b.slot_at(self.s.clock())
+        return None if slot is None else await self.fire(b, slot)
+
+    # ---- sitrep content -------------------------------------------------------------------------
+
+    async def sitrep_text(self, at: float) -> str:
+        now = self.s.clock()
+        views = await incidents.views(self.s.db, status="open")
+        by_priority = Counter(v.incident.priority for v in views)
+        by_status = Counter(v.incident.status for v in views)
+        unassigned = await dispatch.select_cases(self.s, "unassigned")
+        overdue = await dispatch.select_cases(self.s, "overdue")
+        teams = await incidents.list_teams(self.s.db)
+        by_team = Counter(t.status for t in teams)
+        overdue_min = self.s.settings.dispatch.overdue_after_min
+        lines = [
+            f"SITREP {_hhmm(at)} - {len(views)} open case(s)",
+            "by priority: " + ", ".join(f"{p.label} {by_priority[p]}" for p in Priority),
+            "by status: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "-"),
+            f"unassigned: {len(unassigned)}"
+            + (f" (critical {sum(v.incident.priority is Priority.CRITICAL for v in unassigned)})")
+            + f"; overdue (> {overdue_min} min, no team): {len(overdue)}"
+            + (": " + ", ".join(v.incident.case for v in overdue[:10]) if overdue else "")
+            + (" …" if len(overdue) > 10 else ""),
+            f"teams: {by_team['available']} available, {by_team['busy']} busy"
+            + (
+                " (" + ", ".join(t.id for t in teams if t.status == "busy") + ")"
+                if by_team["busy"]
+                else ""
+            )
+            + (f", {by_team['offline']} offline" if by_team["offline"] else ""),
+        ]
+        if self._status is not None:
+            try:
+                lines.append(await self._status())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("sitrep: status section failed")
+                lines.append(f"(status unavailable: {type(exc).__name__})")
+        log.debug("sitrep text built at %s for slot %s", now, at)
+        return "\n".join(lines)
+
+    async def chart_data(self, at: float, hours: int = CHART_HOURS) -> ChartData:
+        """Hourly buckets over the last ``hours``: new cases by priority, open cases, teams busy.
+
+        Resolution and team release times are read from ``updated_at`` (the last change), which
+        is exact for closed cases and released teams and a fair proxy otherwise."""
+        end = (int(at // 3600) + 1) * 3600.0
+        starts = [end - 3600.0 * (hours - i) for i in range(hours)]
+        db = self.s.db
+        rows = await db.fetchall(
+            "SELECT priority, status, created_at, updated_at FROM incidents "
+            "WHERE status IN ('open','dispatch_requested','assigned') OR updated_at >= ?",
+            (starts[0],),
+        )
+        new: dict[str, list[int]] = {p.label: [0] * hours for p in Priority}
+        open_count = [0] * hours
+        for r in rows:
+            created, closed = float(r["created_at"]), None
+            if r["status"] not in incidents.OPEN_STATUSES:
+                closed = float(r["updated_at"])
+            if created >= starts[0]:
+                i = min(int((created - starts[0]) // 3600), hours - 1)
+                new[Priority(int(r["priority"])).label][i] += 1
+            for i, s in enumerate(starts):
+                b_end = s + 3600.0
+                if created < b_end and (closed is None or closed >= b_end):
+                    open_count[i] += 1
+        active_marks = ",".join("?" * len(incidents.ACTIVE_DISPATCH))
+        sql = f"""SELECT team_id, status, created_at, updated_at FROM dispatches
+                  WHERE team_id IS NOT NULL AND (status IN ({active_marks}) OR updated_at >= ?)"""  # noqa: S608
+        drows = await db.fetchall(sql, (*incidents.ACTIVE_DISPATCH, starts[0]))
+        busy: list[set[str]] = [set() for _ in range(hours)]
+        for r in drows:
+            t0 = float(r["created_at"])
+            t1 = at if r["status"] in incidents.ACTIVE_DISPATCH else float(r["updated_at"])
+            for i, s in enumerate(starts):
+                if t0 < s + 3600.0 and t1 >= s:
+                    busy[i].add(str(r["team_id"]))
+        teams = await incidents.list_teams(db)
+        return ChartData(
+            title=f"Lifeline sitrep {_hhmm(at)} — last {hours} h",
+            bucket_starts=starts,
+            new_by_priority=new,
+            open_count=open_count,
+            teams_busy=[len(b) for b in busy],
+            teams_total=len(teams),
+        )
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    async def command(self, name: str, args: Sequence[str], rest: str, actor: str) -> str:
+        """``!advise`` / ``!broadcast`` from a coordinator (authority checked by the caller)."""
+        if name == "advise":
+            return await self._advise(rest, actor)
+        if not args:
+            return USAGE_BROADCAST
+        sub = args[0].lower()
+        if sub == "list":
+            return await self.list_text()
+        if sub == "cancel" and len(args) == 2 and args[1].lstrip("#").isdigit():
+            return await self.cancel(int(args[1].lstrip("#")), actor)
+        if sub == "every" and len(args) >= 4:
+            minutes = args[1]
+            if not minutes.isdigit() or not 1 <= int(minutes) <= MAX_EVERY_MIN:
+                return f"Minutes must be a whole number from 1 to {MAX_EVERY_MIN}."
+            after = rest.split(None, 2)[2] if len(rest.split(None, 2)) == 3 else ""
+            area, text = split_area(after)
+            if not area or not text:
+                return USAGE_BROADCAST
+            return await self.create(area, text, actor, every_min=int(minutes))
+        return USAGE_BROADCAST
+
+    async def _advise(self, rest: str, actor: str) -> str:
+        area, text = split_area(rest)
+        if not area or not text:
+            return USAGE_ADVISE
+        m = _AT_RE.match(text)
+        if m is not None:
+            at = next_local_time(self.s.clock(), int(m["h"]), int(m["m"]))
+            return await self.create(area, m["text"].strip(), actor, at=at)
+        return await self.create(area, text, actor)
+
+    async def create(
+        self,
+        area: str,
+        text: str,
+        actor: str,
+        *,
+        every_min: int | None = None,
+        at: float | None = None,
+    ) -> str:
+        """Create an advisory: now (and every ``every_min``), or once at ``at``."""
+        now = self.s.clock()
+        key_area = "*" if area.strip() in ("*", "all") else subscriptions.normalise_area(area)
+        fitted = sms_text.fit(text, self.s.settings.sms.segment_budget)
+        note = (
+            f" (text shortened to {self.s.settings.sms.segment_budget} SMS)"
+            if fitted != sms_text.gsm_fold(sms_text.to_plain(text))
+            else ""
+        )
+        twin = await store.recent_twin(
+            self.s.db,
+            created_by=actor,
+            area=key_area,
+            text=text,
+            every_min=every_min,
+            since=now - TWIN_WINDOW_S,
+        )
+        if twin is not None and (at is None or twin.run_at == at):
+            log.warning(
+                "broadcast #%d: same advisory again from %s; not duplicated", twin.id, actor
+            )
+            if at is not None:
+                return f"Advisory #{twin.id} is already scheduled for {_hhmm(twin.run_at)}."
+            result = await self.fire(twin, twin.run_at)
+            last = await store.last_fire(self.s.db, twin.id)
+            count = last[1] if last else result.recipients
+            return (
+                f"Advisory #{twin.id} was already sent to {_area_label(key_area)} "
+                f"{int((now - twin.created_at) // 60)} min ago: queued {count}, no second copy."
+            )
+        run_at = at if at is not None else store.floor_minute(now)
+        async with self.s.db.transaction() as conn:
+            bid = await store.create(
+                conn,
+                kind=store.KIND_ADVISORY,
+                area=key_area,
+                text=text,
+                every_min=every_min,
+                run_at=run_at,
+                created_by=actor,
+                now=now,
+            )
+            await incidents.audit(
+                conn,
+                actor=actor,
+                action="broadcast.created",
+                now=now,
+                detail={"broadcast": bid, "area": key_area, "every_min": every_min, "at": at},
+            )
+        b = await store.get(self.s.db, bid)
+        assert b is not None
+        log.info(
+            "broadcast #%d created by %s: %s to %s",
+            bid,
+            actor,
+            f"every {every_min} min" if every_min else ("at " + _hhmm(run_at) if at else "now"),
+            _area_label(key_area),
+        )
+        if at is not None:
+            self._register(b)
+            return (
+                f"Advisory #{bid} to {_area_label(key_area)} scheduled for {_hhmm(at)} "
+                f"({len(await subscriptions.subscribers(self.s.db, key_area))} subscriber(s) "
+                f"now){note}."
+            )
+        result = await self.fire(b, run_at)
+        reply = (
+            f"Advisory #{bid} to {_area_label(key_area)}: queued {result.recipients} SMS"
+            + (f", {result.opted_out} opted out" if result.opted_out else "")
+            + note
+        )
+        if every_min:
+            self._register(b)
+            reply += f"; repeats every {every_min} min (next {_hhmm(run_at + every_min * 60)})"
+        return reply + "."
+
+    async def cancel(self, broadcast_id: int, actor: str) -> str:
+        b = await store.get(self.s.db, broadcast_id)
+        if b is None:
+            return f"No broadcast #{broadcast_id}."
+        if b.kind == store.KIND_SITREP:
+            return "The sitrep comes from the config (broadcasts.sitrep_every_min = 0 disables it)."
+        now = self.s.clock()
+        async with self.s.db.transaction() as conn:
+            changed = await store.set_status(conn, b.id, "cancelled", now, only_active=True)
+            withdrawn = await store.withdraw_queued(conn, b.id, now)
+            if changed or withdrawn:
+                await incidents.audit(
+                    conn,
+                    actor=actor,
+                    action="broadcast.cancelled",
+                    now=now,
+                    detail={"broadcast": b.id, "withdrawn": withdrawn},
+                )
+        self.scheduler.remove(self._job_id(b.id))
+        if not changed and not withdrawn:
+            return f"Broadcast #{b.id} is already {b.status}; nothing to cancel."
+        log.info("broadcast #%d cancelled by %s; %d queued SMS withdrawn", b.id, actor, withdrawn)
+        return f"Cancelled broadcast #{b.id}; {withdrawn} queued SMS withdrawn."
+
+    async def list_text(self) -> str:
+        items = await store.active(self.s.db)
+        if not items:
+            return "No active broadcasts."
+        nexts = {j.id: j.next_run_at for j in self.scheduler.jobs()}
+        lines = []
+        for b in items:
+            when = f"every {b.every_min} min" if b.every_min else f"once at {_hhmm(b.run_at)}"
+            nxt = nexts.get(self._job_id(b.id))
+            last = await store.last_fire(self.s.db, b.id)
+            what = (
+                "sitrep to the coordination room"
+                if b.kind == store.KIND_SITREP
+                else f'{_area_label(b.area)}: "{b.text[:60]}{"…" if len(b.text) > 60 else ""}"'
+            )
+            lines.append(
+                f"#{b.id} {b.kind} {when} -> {what}"
+                + (f"; next {_hhmm(nxt)}" if nxt else "")
+                + (f"; last {last[0]} ({last[1]} recipient(s))" if last else "")
+            )
+        return "\n".join(lines)
