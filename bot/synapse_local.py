@@ -138,7 +138,7 @@ def http_json(
     body: dict[str, Any] | None = None,
     *,
     token: str | None = None,
-    timeout: float = HTTP_TIMEOUT_S,  # noqa: ASYNC109
+    timeout: float = HTTP_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Blocking JSON call to the local homeserver; Matrix errors become MatrixHTTPError."""
     headers = {"Content-Type": "application/json"}
@@ -269,7 +269,7 @@ class LocalSynapse:
         return True
 
     def adopt_running(self) -> bool:
-        """Reuse a Synapse started earlier from this workdir (pid file + port file), if it answers."""
+        """Reuse a Synapse started from this workdir earlier (pid + port files), if it answers."""
         if not (self.pid_path.exists() and self.port_path.exists()):
             return False
         try:
@@ -292,7 +292,7 @@ class LocalSynapse:
         log.info("synapse: reusing running homeserver pid %d at %s", pid, self.url)
         return True
 
-    def start(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+    def start(self, timeout: float = 60.0) -> None:
         if self.pid is not None and self.is_up():
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +328,7 @@ class LocalSynapse:
             "synapse: up at %s (pid %d, %.1fs)", self.url, self._proc.pid, self.startup_seconds
         )
 
-    def stop(self, timeout: float = 15.0) -> None:  # noqa: ASYNC109
+    def stop(self, timeout: float = 15.0) -> None:
         if self._proc is not None:
             proc, self._proc = self._proc, None
             if proc.poll() is None:
@@ -355,7 +355,7 @@ class LocalSynapse:
         with contextlib.suppress(FileNotFoundError):
             self.pid_path.unlink()
 
-    def restart(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+    def restart(self, timeout: float = 60.0) -> None:
         port = self.port
         self.stop()
         if port:

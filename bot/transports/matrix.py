@@ -44,12 +44,11 @@ from nio import (
     RoomPreset,
     RoomSendResponse,
     SendRetryError,
-    SyncError,
     SyncResponse,
     UploadResponse,
     WhoamiResponse,
 )
-from nio.api import Api
+from nio.api import MATRIX_MEDIA_API_PATH
 from nio.crypto.attachments import decrypt_attachment
 
 from bot.models import Attachment, Channel, Inbound, Outbound, Role
@@ -92,6 +91,10 @@ class MatrixHealth:
 
 
 class _SyncFailed(Exception):
+    pass
+
+
+class _TokenRejected(_SyncFailed):
     pass
 
 
@@ -192,6 +195,7 @@ class MatrixTransport:
         self._errors = 0
         self._pending_invites: dict[str, tuple[str, bool]] = {}
         self._dm_lock = asyncio.Lock()
+        self._created_dms: set[str] = set()
         self._synced = asyncio.Event()
         self._max_bytes = min(media.max_bytes, settings.max_media_bytes)
 
@@ -271,7 +275,9 @@ class MatrixTransport:
                 client.restore_login(self._settings.user_id, self._settings.device_id, token)
                 log.info("matrix: session from settings, device %s", self._settings.device_id)
             elif session is not None:
-                client.restore_login(session["user_id"], session["device_id"], session["access_token"])
+                client.restore_login(
+                    session["user_id"], session["device_id"], session["access_token"]
+                )
                 log.info("matrix: session restored from store, device %s", session["device_id"])
             else:
                 await self._password_login(device_id=None)
@@ -338,14 +344,11 @@ class MatrixTransport:
                         session_checked = True
                     await self._key_maintenance()
                     long_poll = timeout_ms if self._last_sync_at is not None else 0
-                    resp = await asyncio.wait_for(
-                        client.sync(timeout=long_poll, sync_filter=self._sync_filter(), since=since),
-                        long_poll / 1000 + 15,
-                    )
-                    if not isinstance(resp, SyncResponse):
-                        if getattr(resp, "status_code", "") == "M_UNKNOWN_TOKEN":
-                            session_checked = False
-                        raise _SyncFailed(f"sync: {_err_text(resp)}")
+                    try:
+                        resp = await self._sync(since, long_poll)
+                    except _TokenRejected:
+                        session_checked = False
+                        raise
                     inbounds, undecryptable = await self._collect(resp, since)
                     await self._on_batch(inbounds, resp.next_batch)
                     since = resp.next_batch
@@ -361,7 +364,8 @@ class MatrixTransport:
                     await self._after_batch(resp, undecryptable)
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # every failure is logged, counted, retried
+                except Exception as exc:  # noqa: BLE001 - every failure: logged, counted, retried
+                    _reraise_if_cancelling(exc)
                     client.next_batch = since  # let nio re-process the replayed window
                     self._errors += 1
                     self._last_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -382,6 +386,18 @@ class MatrixTransport:
                     backoff = min(backoff * 2, BACKOFF_MAX_S)
         finally:
             await self.close()
+
+    async def _sync(self, since: str | None, long_poll_ms: int) -> SyncResponse:
+        client = self._require_client()
+        resp = await _bounded(
+            client.sync(timeout=long_poll_ms, sync_filter=self._sync_filter(), since=since),
+            long_poll_ms / 1000 + 20,  # nio's own HTTP timeout (+15 s) fires first
+        )
+        if isinstance(resp, SyncResponse):
+            return resp
+        if getattr(resp, "status_code", "") in {"M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"}:
+            raise _TokenRejected(f"sync: {_err_text(resp)}")
+        raise _SyncFailed(f"sync: {_err_text(resp)}")
 
     async def _key_maintenance(self) -> None:
         client = self._require_client()
@@ -414,7 +430,7 @@ class MatrixTransport:
                 ),
                 REQUEST_TIMEOUT_S,
             )
-            if isinstance(resp, RoomMessagesError) or isinstance(resp, ErrorResponse):
+            if isinstance(resp, RoomMessagesError | ErrorResponse):
                 raise _SyncFailed(f"room_messages {room_id}: {_err_text(resp)}")
             collected.extend(resp.chunk)
             if not resp.chunk or not resp.end or resp.end == token:
@@ -456,11 +472,15 @@ class MatrixTransport:
                 if inbound.meta.get("undecryptable"):
                     undecryptable.append(event)
         if skipped:
-            log.info("matrix: first sync, %d earlier messages not delivered (pre-start history)", skipped)
+            log.info(
+                "matrix: first sync, %d earlier messages not delivered (pre-start history)", skipped
+            )
         return inbounds, undecryptable
 
     # ------------------------------------------------------------------ events → Inbound
-    async def _to_inbound(self, event: Any, room_id: str, room: MatrixRoom | None) -> Inbound | None:
+    async def _to_inbound(
+        self, event: Any, room_id: str, room: MatrixRoom | None
+    ) -> Inbound | None:
         client = self._require_client()
         sender = getattr(event, "sender", None)
         event_id = getattr(event, "event_id", None)
@@ -585,22 +605,33 @@ class MatrixTransport:
             size = await self._download(url, dest, enc)
         except _TooLarge:
             meta["media_error"] = "too_large"
-            log.warning("matrix: %s %s exceeded cap %d while downloading", kind, event_id, self._max_bytes)
+            log.warning(
+                "matrix: %s %s exceeded cap %d while downloading", kind, event_id, self._max_bytes
+            )
             return make(caption, ())
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure → Inbound with media_error
+            _reraise_if_cancelling(exc)
             meta["media_error"] = "download_failed"
             log.warning("matrix: %s %s download failed: %r", kind, event_id, exc)
             return make(caption, ())
-        att = Attachment(kind=kind, mimetype=mimetype or "application/octet-stream", path=str(dest), size=size, name=name)
+        att = Attachment(
+            kind=kind,
+            mimetype=mimetype or "application/octet-stream",
+            path=str(dest),
+            size=size,
+            name=name,
+        )
         return make(caption, (att,))
 
     async def _download(self, mxc: str, dest: Path, enc: dict[str, Any] | None) -> int:
         """Stream an authenticated-media download, stopping at the cap; returns bytes written."""
         client = self._require_client()
         parsed = urllib.parse.urlparse(mxc)
-        _, path = Api.download(parsed.netloc, parsed.path.lstrip("/"))
+        server = urllib.parse.quote(parsed.netloc, safe="")
+        media_id = urllib.parse.quote(parsed.path.lstrip("/"), safe="")
+        path = f"{MATRIX_MEDIA_API_PATH}/download/{server}/{media_id}?allow_remote=true"
         headers = {"Authorization": f"Bearer {client.access_token}"}
         buf = bytearray()
         async with asyncio.timeout(DOWNLOAD_TIMEOUT_S):
@@ -669,7 +700,11 @@ class MatrixTransport:
                 return
             self._pending_invites.pop(room_id, None)
             log.info(
-                "matrix: joined %s (invited by %s, role %s, direct %s)", room_id, inviter, role, is_direct
+                "matrix: joined %s (invited by %s, role %s, direct %s)",
+                room_id,
+                inviter,
+                role,
+                is_direct,
             )
         else:
             resp2 = await asyncio.wait_for(client.room_leave(room_id), REQUEST_TIMEOUT_S)
@@ -685,7 +720,10 @@ class MatrixTransport:
 
     # ------------------------------------------------------------------ sending
     async def send(self, out: Outbound) -> str:
-        content: dict[str, Any] = {"msgtype": str(out.meta.get("msgtype", "m.notice")), "body": out.text}
+        content: dict[str, Any] = {
+            "msgtype": str(out.meta.get("msgtype", "m.notice")),
+            "body": out.text,
+        }
         formatted = out.meta.get("formatted_body")
         if isinstance(formatted, str) and formatted:
             content["format"] = "org.matrix.custom.html"
@@ -767,7 +805,12 @@ class MatrixTransport:
             raise MatrixSendError(f"upload network: {exc!r}", transient=True) from exc
         if not isinstance(up, UploadResponse):
             raise classify_send_error(up)
-        content: dict[str, Any] = {"msgtype": "m.image", "body": body, "filename": filename, "info": info}
+        content: dict[str, Any] = {
+            "msgtype": "m.image",
+            "body": body,
+            "filename": filename,
+            "info": info,
+        }
         if encrypt and keys is not None:
             content["file"] = {**keys, "url": up.content_uri}
         else:
@@ -785,7 +828,11 @@ class MatrixTransport:
                 direct = {k: list(v) for k, v in resp.rooms.items()}
             for rid in direct.get(user_id, []):
                 room = client.rooms.get(rid)
-                if room is not None and user_id in room.users and room.member_count == 2:
+                # m.direct is ours: trust it while the room is still a 1:1 (the invite of a
+                # freshly created DM may not be in the member list yet)
+                if room is None or room.member_count > 2:
+                    continue
+                if user_id in room.users or rid in self._created_dms:
                     return rid
             for rid, room in client.rooms.items():
                 if room.member_count == 2 and user_id in room.users:
@@ -811,16 +858,31 @@ class MatrixTransport:
             if isinstance(created, RoomCreateError):
                 raise classify_send_error(created)
             rid = str(created.room_id)
+            self._created_dms.add(rid)
             direct.setdefault(user_id, []).append(rid)
             await self._put_account_data("m.direct", direct)
             log.info("matrix: created DM %s with %s", rid, user_id)
         await self._wait_room_known(rid, REQUEST_TIMEOUT_S)
         return rid
 
+    async def resolve_room(self, room: str) -> str:
+        """Room id for a room id or a #alias (e.g. settings.matrix.coordination_room)."""
+        if not room.startswith("#"):
+            return room
+        client = self._require_client()
+        resp = await asyncio.wait_for(client.room_resolve_alias(room), REQUEST_TIMEOUT_S)
+        if isinstance(resp, ErrorResponse):
+            raise classify_send_error(resp)
+        log.info("matrix: %s is %s", room, resp.room_id)
+        return str(resp.room_id)
+
     async def _put_account_data(self, kind: str, data: dict[str, Any]) -> None:
         client = self._require_client()
         path = f"/_matrix/client/v3/user/{urllib.parse.quote(client.user_id)}/account_data/{kind}"
-        headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {client.access_token}",
+            "Content-Type": "application/json",
+        }
         http = await asyncio.wait_for(
             client.send("PUT", path, json.dumps(data), headers=headers), REQUEST_TIMEOUT_S
         )
@@ -850,6 +912,31 @@ class MatrixTransport:
             self._set_state("stopped")
 
 
+async def _bounded(coro: Awaitable[Any], timeout: float) -> Any:  # noqa: ASYNC109
+    """Like asyncio.wait_for, but a cancellation of the caller never waits for the inner task.
+
+    Seen here: a nio sync whose cancellation was absorbed somewhere in nio/aiohttp, leaving
+    wait_for (which awaits the cancelled inner task) and so the whole shutdown hanging.
+    """
+    task = asyncio.ensure_future(coro)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        raise TimeoutError(f"no answer within {timeout:.0f}s")
+    return task.result()
+
+
+def _reraise_if_cancelling(exc: BaseException) -> None:
+    """aiohttp/nio can turn our cancellation into a TimeoutError; never let that swallow it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from exc
+
+
 def _image_size(data: bytes) -> tuple[int, int] | None:
     try:
         import io
@@ -859,5 +946,5 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
             return int(w), int(h)
-    except Exception:
+    except Exception:  # noqa: BLE001 - dimensions are optional metadata
         return None
