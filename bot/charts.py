@@ -50,8 +50,17 @@ def render_sitrep_chart(data: ChartData, path: Path) -> Path:
         counts = data.new_by_priority.get(label, [0] * len(xs))
         top.bar(xs, counts, width=width, bottom=base, color=colour, label=label, align="edge")
         base = [b + c for b, c in zip(base, counts, strict=True)]
+    # Step lines need the end of the last bucket too, or the last hour has no width.
+    edge = [*xs, datetime.fromtimestamp(data.bucket_starts[-1] + 3600)] if xs else xs
     ax2 = top.twinx()
-    ax2.step(xs, data.open_count, where="post", color="#2c3e50", linewidth=1.5, label="open")
+    ax2.step(
+        edge,
+        [*data.open_count, *data.open_count[-1:]],
+        where="post",
+        color="#2c3e50",
+        linewidth=1.5,
+        label="open",
+    )
     ax2.set_ylabel("open cases")
     ax2.set_ylim(bottom=0)
     top.set_ylabel("new cases / hour")
@@ -60,7 +69,13 @@ def render_sitrep_chart(data: ChartData, path: Path) -> Path:
     h2, l2 = ax2.get_legend_handles_labels()
     top.legend(handles + h2, labels + l2, loc="upper left", fontsize=8, ncol=5)
 
-    bottom.step(xs, data.teams_busy, where="post", color="#2980b9", label="teams busy")
+    bottom.step(
+        edge,
+        [*data.teams_busy, *data.teams_busy[-1:]],
+        where="post",
+        color="#2980b9",
+        label="teams busy",
+    )
     bottom.axhline(data.teams_total, color="#95a5a6", linestyle="--", label="teams total")
     bottom.set_ylim(0, max(data.teams_total, max(data.teams_busy, default=0)) + 1)
     bottom.set_ylabel("teams")
