@@ -1,0 +1,230 @@
+"""Coordination over Matrix, end to end against a real Synapse: alerts, commands, approval closing
+the loop to the victim's SMS, role checks, free text to the model, voice notes from a Matrix DM."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from nio import AsyncClient, RoomCreateResponse, RoomMessageNotice, RoomSendResponse, UploadResponse
+
+from bot.synapse_local import Account, LocalSynapse
+from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
+from tests.media_samples import ogg_opus_voice
+from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
+from tests.synapse_server import make_client, register, sync_once
+
+VICTIM = "+8801712345678"
+
+
+@dataclass
+class Room:
+    hs: LocalSynapse
+    bot: Account
+    coordinator: Account
+    responder: Account
+    coord: AsyncClient
+    resp: AsyncClient
+    room_id: str
+
+    async def notices(self, client: AsyncClient | None = None, room_id: str | None = None) -> list[str]:
+        """Bodies of every notice the bot posted in the room so far (paged from the start)."""
+        client = client or self.coord
+        resp = await client.room_messages(room_id or self.room_id, start="", limit=200)
+        return [e.body for e in reversed(resp.chunk) if isinstance(e, RoomMessageNotice)]
+
+    async def wait_notice(self, needle: str, timeout: float = 20, **kw: Any) -> str:
+        async def check() -> str | None:
+            return next((n for n in await self.notices(**kw) if needle in n), None)
+
+        found: str = await wait_for(check, timeout, every=0.3)
+        return found
+
+    async def say(self, client: AsyncClient, text: str) -> None:
+        resp = await client.room_send(self.room_id, "m.room.message", {"msgtype": "m.text", "body": text})
+        assert isinstance(resp, RoomSendResponse), resp
+
+
+@pytest_asyncio.fixture
+async def coordination(synapse: LocalSynapse) -> AsyncIterator[Room]:
+    bot, coordinator, responder = register(synapse, "bot"), register(synapse, "coord"), register(synapse, "resp")
+    coord = await make_client(synapse, coordinator)
+    resp = await make_client(synapse, responder)
+    created = await coord.room_create(name="coordination", invite=[bot.user_id, responder.user_id])
+    assert isinstance(created, RoomCreateResponse), created
+    await resp.join(created.room_id)
+    room = Room(synapse, bot, coordinator, responder, coord, resp, created.room_id)
+    try:
+        yield room
+    finally:
+        await coord.close()
+        await resp.close()
+
+
+def matrix_settings(tmp_path: Path, standin: OllamaStandIn, room: Room, **extra: Any) -> Any:
+    return make_settings(
+        tmp_path,
+        standin.url,
+        matrix={
+            "enabled": True,
+            "homeserver": room.hs.url,
+            "user_id": room.bot.user_id,
+            "password": room.bot.password,
+            "store_path": str(tmp_path / "matrix-store"),
+            "coordination_room": room.room_id,
+            "coordinators": [room.coordinator.user_id],
+            "responders": [room.responder.user_id],
+            "encryption": False,
+            "sync_timeout_s": 2,
+        },
+        **extra,
+    )
+
+
+async def joined(gw: Gateway, room_id: str) -> None:
+    async def check() -> bool:
+        t = gw.runtime.matrix
+        if t is None or t.health.state != "online":
+            return False
+        resp = await t._require_client().joined_rooms()
+        return room_id in getattr(resp, "rooms", [])
+
+    await wait_for(check, 30, every=0.2)
+
+
+async def test_alert_list_refuse_approve_closes_loop_to_sms(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    room = coordination
+    ollama_standin.push_chat(
+        tool_reply(tool_call("dispatch_rescue_team", location="Char Bhadrasan school roof",
+                             priority="critical", people_count=5, needs="boat")),
+        text_reply("Your rescue request is recorded. Stay on the roof."),
+    )
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
+        await gw.wait_sent(VICTIM, 2)
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+        alert = await room.wait_notice("DISPATCH REQUEST")
+        assert case in alert and "CRITICAL" in alert and "Char Bhadrasan school roof" in alert
+
+        await room.say(room.coord, "!incidents unassigned")
+        listing = await room.wait_notice("unassigned case(s)")
+        assert case in listing and "pending_approval" in listing
+
+        await room.say(room.resp, f"!approve {case}")
+        refusal = await room.wait_notice("Only coordinators can use !approve")
+        assert refusal
+        assert (await gw.rows("SELECT status FROM dispatches"))[0][0] == "pending_approval"
+        audit = await gw.rows("SELECT actor FROM audit WHERE action='authority.denied'")
+        assert [r[0] for r in audit] == [room.responder.user_id]
+
+        await room.say(room.coord, f"!approve {case} boat-2")
+        await room.wait_notice(f"{case}: approved, team boat-2")
+        sms = await gw.wait_sent(VICTIM, 3)
+        assert "rescue approved" in sms[2]["text"] and "boat-2" in sms[2]["text"]
+        d = await gw.rows("SELECT status, team_id, decided_by FROM dispatches")
+        assert tuple(d[0]) == ("assigned", "boat-2", room.coordinator.user_id)
+
+        await room.say(room.coord, f"!say {case} Boat leaves the ghat in 10 minutes")
+        sms = await gw.wait_sent(VICTIM, 4)
+        assert "Boat leaves the ghat" in sms[3]["text"]
+        await room.say(room.resp, f"!resolve {case} everyone safe at the shelter")
+        sms = await gw.wait_sent(VICTIM, 5)
+        assert "closed" in sms[4]["text"]
+        teams = await gw.rows("SELECT status FROM teams WHERE id='boat-2'")
+        assert teams[0][0] == "available"
+
+
+async def test_free_text_goes_to_the_model_with_responder_tools(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    room = coordination
+    ollama_standin.push_chat(
+        tool_reply(tool_call("list_open_incidents", filter="open")),
+        text_reply("There are no open cases right now."),
+    )
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        await room.say(room.coord, "chatting among ourselves, no bot here")
+        await room.say(room.coord, "lifeline, how many open cases do we have?")
+        await room.wait_notice("no open cases right now")
+        chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
+        assert len(chats) == 2  # only the message that addressed the bot
+        tools = {t["function"]["name"] for t in chats[0].body["tools"]}
+        assert tools == {"list_open_incidents", "update_incident", "get_incident_status"}
+        assert "dispatch_rescue_team" not in tools
+
+
+async def test_bot_restart_does_not_reprocess(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    room = coordination
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        await room.say(room.coord, "!teams")
+        await room.wait_notice("boat-1 boat")
+    before = len(await room.notices())
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        await room.say(room.coord, "!help")
+        await room.wait_notice("Lifeline commands")
+        await asyncio.sleep(1.0)
+        rows = await gw.rows("SELECT text FROM inbox ORDER BY id")
+        assert [r[0] for r in rows] == ["!teams", "!help"]
+    assert len(await room.notices()) == before + 1
+
+
+def wav_of(clip: bytes) -> tuple[int, int, float]:
+    with wave.open(io.BytesIO(clip)) as w:
+        return w.getframerate(), w.getnchannels(), w.getnframes() / w.getframerate()
+
+
+async def test_voice_note_by_matrix_dm_is_one_multimodal_call(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    room = coordination
+    ollama_standin.push_chat(text_reply("We heard you. Stay on the roof and wave a cloth."))
+    victim_acct = register(room.hs, "victim")
+    victim = await make_client(room.hs, victim_acct)
+    try:
+        async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+            await joined(gw, room.room_id)
+            dm = await victim.room_create(invite=[room.bot.user_id], is_direct=True)
+            assert isinstance(dm, RoomCreateResponse)
+            await joined(gw, dm.room_id)
+            note = ogg_opus_voice(40.0)
+            up, _ = await victim.upload(io.BytesIO(note), content_type="audio/ogg",
+                                        filename="voice.ogg", filesize=len(note))
+            assert isinstance(up, UploadResponse), up
+            await victim.room_send(dm.room_id, "m.room.message", {
+                "msgtype": "m.audio", "body": "Voice message", "url": up.content_uri,
+                "info": {"mimetype": "audio/ogg", "size": len(note), "duration": 40000},
+                "org.matrix.msc3245.voice": {},
+            })
+            reply = await room.wait_notice("We heard you", client=victim, room_id=dm.room_id,
+                                           timeout=40)
+            assert "LF-" in reply
+        chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
+        assert len(chats) == 1
+        user = chats[0].body["messages"][-1]
+        clips = [base64.b64decode(x) for x in user["images"]]
+        assert len(clips) == 2  # 40 s → two clips of ≤ 30 s
+        for clip in clips:
+            assert clip[:4] == b"RIFF" and clip[8:12] == b"WAVE"
+            rate, channels, seconds = wav_of(clip)
+            assert (rate, channels) == (16000, 1) and seconds <= 30.0
+        assert "voice note 1: 2 audio clip(s)" in user["content"]
+    finally:
+        await victim.close()
