@@ -17,6 +17,7 @@ from bot.intake import Accepted, Intake
 from bot.llm import LLM, ModelHealth
 from bot.models import Channel, Inbound, Role, Team
 from bot.queue import InboxWorker, OutboxWorker, RetryPolicy, SendError, Waker
+from bot.retention import run_retention
 from bot.store import inbox, incidents, kv, outbox
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
@@ -207,6 +208,9 @@ class App:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._open_protocols(rt, victim), name="protocols")
             tg.create_task(self._watch_model(rt, model_worker), name="model-probe")
+            tg.create_task(
+                run_retention(s.media.dir, s.media.retention_days), name="media-retention"
+            )
             if s.sms.enabled:
                 pool = await self._start_sms(rt)
                 tg.create_task(pool.run(), name="modems")
@@ -221,6 +225,7 @@ class App:
                         lease_s=120.0,
                         waker=rt.waker_sms,
                         clock=self.clock,
+                        ready=pool.wait_for_slot,
                     ).run(),
                     name="outbox-sms",
                 )
@@ -362,17 +367,17 @@ class App:
         log.info("protocol library ready")
 
     async def _watch_model(self, rt: Runtime, worker: InboxWorker) -> None:
-        was_ok = rt.llm.health.ok
+        was_ok = rt.llm.health.usable
         while True:
             await asyncio.sleep(MODEL_PROBE_EVERY_S)
             health = await rt.llm.probe()
-            if health.ok != was_ok:
-                if health.ok:
+            if health.usable != was_ok:
+                if health.usable:
                     due = await worker.reset_circuit()
                     log.warning("MODEL BACK: %s; draining %d queued message(s)", health.detail, due)
                 else:
                     log.error("MODEL DOWN: %s; victims get acks and library advice", health.detail)
-                was_ok = health.ok
+                was_ok = health.usable
 
     async def reset_model_circuit(self) -> int:
         """Operator/test hook: treat the model as back now (the probe does this every 30 s)."""
@@ -394,7 +399,7 @@ class App:
             "inbox: " + (", ".join(f"{k} {v}" for k, v in sorted(ins.items())) or "empty"),
             "outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(outs.items())) or "empty"),
             f"oldest waiting: {int(now - oldest)} s" if oldest else "oldest waiting: none",
-            f"model {self.settings.model.name}: {'OK' if h.ok else 'DOWN'} ({h.detail})"
+            f"model {self.settings.model.name}: {'OK' if h.usable else 'DOWN'} ({h.detail})"
             + (f", median turn {median:.1f} s" if median is not None else ""),
         ]
         if rt.pool is not None:
@@ -423,7 +428,17 @@ def print_banner(settings: Settings, health: ModelHealth) -> None:
     from rich.panel import Panel
 
     console = Console(stderr=True)
-    if health.ok:
+    if health.usable and health.missing_capabilities:
+        console.print(
+            Panel.fit(
+                f"[bold yellow]LIFELINE running with limits[/] — model {settings.model.name} "
+                f"lacks {', '.join(sorted(health.missing_capabilities))}: voice notes/photos are "
+                "kept for coordinators and senders are asked to write instead.\nFix: use the "
+                "GGUF build of gemma4:e4b (MLX variants report no audio/vision).",
+                border_style="yellow",
+            )
+        )
+    elif health.ok:
         console.print(
             Panel.fit(
                 f"[bold green]LIFELINE running[/] — model {settings.model.name} at "

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # What Lifeline needs from the chat model (docs/facts.md: gemma4:e4b reports all of these).
 REQUIRED_CAPABILITIES: frozenset[str] = frozenset({"completion", "tools", "vision", "audio"})
+TEXT_CAPABILITIES: frozenset[str] = frozenset({"completion", "tools"})
 TRUNCATION_WARN_RATIO = 0.95
 # Keys of a JSON-schema property that ollama-python 0.6.3's Tool model keeps; others are dropped
 # silently before the request leaves the process (pydantic extra="ignore").
@@ -118,6 +119,11 @@ class ModelHealth:
     @property
     def ok(self) -> bool:
         return self.reachable and self.model_present and not self.missing_capabilities
+
+    @property
+    def usable(self) -> bool:
+        """Text turns with tools work; voice notes/photos may still be unsupported."""
+        return self.reachable and self.model_present and self.capabilities >= TEXT_CAPABILITIES
 
 
 _NOT_PROBED = ModelHealth(False, False, frozenset(), None, "not probed yet")

@@ -209,6 +209,7 @@ class SendError(Exception):
 
 
 Sender = Callable[[OutboxRow], Awaitable[tuple[str, str]]]  # -> (via, reference)
+IN_FLIGHT_GRACE_S = 10.0
 
 
 class OutboxWorker:
@@ -224,8 +225,10 @@ class OutboxWorker:
         lease_s: float,
         waker: Waker,
         clock: Callable[[], float],
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._db = db
+        self._ready = ready
         self.channel = channel
         self._sender = sender
         self._concurrency = concurrency
@@ -244,6 +247,8 @@ class OutboxWorker:
 
     async def _loop(self) -> None:
         while True:
+            if self._ready is not None:
+                await self._ready()  # claim at the last moment: lanes decide, not claim order
             row = await outbox.claim_next(
                 self._db, self.channel, now=self._clock(), lease_s=self._lease_s
             )
@@ -254,9 +259,11 @@ class OutboxWorker:
             await self.send_one(row)
 
     async def send_one(self, row: OutboxRow) -> None:
+        attempt = asyncio.ensure_future(self._sender(row))
         try:
-            via, ref = await self._sender(row)
+            via, ref = await asyncio.shield(attempt)
         except asyncio.CancelledError:
+            await self._finish_in_flight(row, attempt)
             raise
         except Exception as exc:  # noqa: BLE001 - the worker boundary classifies everything
             await self._failed(row, exc)
@@ -266,6 +273,21 @@ class OutboxWorker:
         log.info(
             "outbox #%d sent to %s via %s (%s)", row.id, mask_peer(row.peer), via, row.idem_key
         )
+
+    async def _finish_in_flight(
+        self, row: OutboxRow, attempt: asyncio.Future[tuple[str, str]]
+    ) -> None:
+        """Stopping: a send that may already be on the air gets a few seconds to finish and be
+        recorded, so a clean restart does not send it twice."""
+        try:
+            via, ref = await asyncio.wait_for(asyncio.shield(attempt), IN_FLIGHT_GRACE_S)
+        except (TimeoutError, asyncio.CancelledError):
+            attempt.cancel()
+            return
+        except Exception:  # noqa: BLE001 - failed anyway; the row is retried after restart
+            return
+        await outbox.mark_sent(self._db, row.id, via=via, ref=ref, now=self._clock())
+        log.info("outbox #%d finished sending during shutdown", row.id)
 
     async def _failed(self, row: OutboxRow, exc: Exception) -> None:
         now = self._clock()

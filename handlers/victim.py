@@ -60,6 +60,7 @@ class PreparedMedia:
     images_b64: list[str] = field(default_factory=list)
     described: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # told to the sender
+    kept_for_staff: list[str] = field(default_factory=list)  # media the model cannot take
     gps: tuple[float, float] | None = None
 
 
@@ -225,6 +226,18 @@ class VictimFlow:
         out = PreparedMedia()
         settings = self.s.settings.media
         caps = self.llm.health.capabilities
+        transport_error = row.meta.get("media_error")
+        if transport_error:
+            limit_mb = self.s.settings.matrix.max_media_bytes // (1024 * 1024)
+            note = (
+                f"Your file is too large (limit {limit_mb} MB)."
+                if transport_error == "too_large"
+                else "We could not download your file."
+            )
+            out.notes.append(say("media_error", row.lang, case=incident.case, note=note))
+            out.described.append(
+                f"a file the sender tried to send could not be used ({transport_error})"
+            )
         for i, att in enumerate(row.attachments[: settings.max_attachments], start=1):
             try:
                 data = await asyncio.to_thread(Path(att.path).read_bytes)
@@ -246,8 +259,15 @@ class VictimFlow:
             if isinstance(prepared, PreparedAudio):
                 if caps and "audio" not in caps:
                     out.notes.append(
-                        "(voice notes cannot be heard right now; a coordinator has it)"
+                        say(
+                            "media_error",
+                            row.lang,
+                            case=incident.case,
+                            note="Voice notes cannot be played here right now; "
+                            "a coordinator will listen to it.",
+                        )
                     )
+                    out.kept_for_staff.append(att.path)
                     continue
                 out.images_b64 += [base64.b64encode(c.wav).decode() for c in prepared.clips]
                 out.described.append(
@@ -260,7 +280,16 @@ class VictimFlow:
                 # The stored copy is the stripped one: no EXIF/GPS left on disk.
                 await asyncio.to_thread(Path(att.path).write_bytes, prepared.jpeg)
                 if caps and "vision" not in caps:
-                    out.notes.append("(photos cannot be viewed right now; a coordinator has it)")
+                    out.notes.append(
+                        say(
+                            "media_error",
+                            row.lang,
+                            case=incident.case,
+                            note="Photos cannot be viewed here right now; "
+                            "a coordinator will look at it.",
+                        )
+                    )
+                    out.kept_for_staff.append(att.path)
                     continue
                 out.images_b64.append(base64.b64encode(prepared.jpeg).decode())
                 out.described.append(f"photo {i} ({prepared.width}x{prepared.height})")
@@ -268,6 +297,15 @@ class VictimFlow:
                     out.gps = prepared.gps
         if len(row.attachments) > settings.max_attachments:
             out.notes.append(f"(only the first {settings.max_attachments} attachments were used)")
+        if out.kept_for_staff:
+            alert = self.s.notifier.to_coordinators(
+                f"{incident.case}: media the model cannot process is kept for you: "
+                + ", ".join(out.kept_for_staff),
+                f"alert:media:{row.id}",
+            )
+            if alert is not None:
+                async with self.s.db.transaction() as conn:
+                    await outbox.enqueue(conn, alert, now=self.s.clock(), incident_id=incident.id)
         if out.gps is not None:
             async with self.s.db.transaction() as conn:
                 await store.update(

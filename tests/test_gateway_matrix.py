@@ -36,7 +36,9 @@ class Room:
     resp: AsyncClient
     room_id: str
 
-    async def notices(self, client: AsyncClient | None = None, room_id: str | None = None) -> list[str]:
+    async def notices(
+        self, client: AsyncClient | None = None, room_id: str | None = None
+    ) -> list[str]:
         """Bodies of every notice the bot posted in the room so far (paged from the start)."""
         client = client or self.coord
         resp = await client.room_messages(room_id or self.room_id, start="", limit=200)
@@ -50,13 +52,19 @@ class Room:
         return found
 
     async def say(self, client: AsyncClient, text: str) -> None:
-        resp = await client.room_send(self.room_id, "m.room.message", {"msgtype": "m.text", "body": text})
+        resp = await client.room_send(
+            self.room_id, "m.room.message", {"msgtype": "m.text", "body": text}
+        )
         assert isinstance(resp, RoomSendResponse), resp
 
 
 @pytest_asyncio.fixture
 async def coordination(synapse: LocalSynapse) -> AsyncIterator[Room]:
-    bot, coordinator, responder = register(synapse, "bot"), register(synapse, "coord"), register(synapse, "resp")
+    bot, coordinator, responder = (
+        register(synapse, "bot"),
+        register(synapse, "coord"),
+        register(synapse, "resp"),
+    )
     coord = await make_client(synapse, coordinator)
     resp = await make_client(synapse, responder)
     created = await coord.room_create(name="coordination", invite=[bot.user_id, responder.user_id])
@@ -106,8 +114,15 @@ async def test_alert_list_refuse_approve_closes_loop_to_sms(
 ) -> None:
     room = coordination
     ollama_standin.push_chat(
-        tool_reply(tool_call("dispatch_rescue_team", location="Char Bhadrasan school roof",
-                             priority="critical", people_count=5, needs="boat")),
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="Char Bhadrasan school roof",
+                priority="critical",
+                people_count=5,
+                needs="boat",
+            )
+        ),
         text_reply("Your rescue request is recorded. Stay on the roof."),
     )
     async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
@@ -205,16 +220,24 @@ async def test_voice_note_by_matrix_dm_is_one_multimodal_call(
             assert isinstance(dm, RoomCreateResponse)
             await joined(gw, dm.room_id)
             note = ogg_opus_voice(40.0)
-            up, _ = await victim.upload(io.BytesIO(note), content_type="audio/ogg",
-                                        filename="voice.ogg", filesize=len(note))
+            up, _ = await victim.upload(
+                io.BytesIO(note), content_type="audio/ogg", filename="voice.ogg", filesize=len(note)
+            )
             assert isinstance(up, UploadResponse), up
-            await victim.room_send(dm.room_id, "m.room.message", {
-                "msgtype": "m.audio", "body": "Voice message", "url": up.content_uri,
-                "info": {"mimetype": "audio/ogg", "size": len(note), "duration": 40000},
-                "org.matrix.msc3245.voice": {},
-            })
-            reply = await room.wait_notice("We heard you", client=victim, room_id=dm.room_id,
-                                           timeout=40)
+            await victim.room_send(
+                dm.room_id,
+                "m.room.message",
+                {
+                    "msgtype": "m.audio",
+                    "body": "Voice message",
+                    "url": up.content_uri,
+                    "info": {"mimetype": "audio/ogg", "size": len(note), "duration": 40000},
+                    "org.matrix.msc3245.voice": {},
+                },
+            )
+            reply = await room.wait_notice(
+                "We heard you", client=victim, room_id=dm.room_id, timeout=40
+            )
             assert "LF-" in reply
         chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
         assert len(chats) == 1
@@ -226,5 +249,126 @@ async def test_voice_note_by_matrix_dm_is_one_multimodal_call(
             rate, channels, seconds = wav_of(clip)
             assert (rate, channels) == (16000, 1) and seconds <= 30.0
         assert "voice note 1: 2 audio clip(s)" in user["content"]
+    finally:
+        await victim.close()
+
+
+async def _dm(gw: Gateway, room: Room, victim: AsyncClient) -> str:
+    dm = await victim.room_create(invite=[room.bot.user_id], is_direct=True)
+    assert isinstance(dm, RoomCreateResponse)
+    await joined(gw, dm.room_id)
+    return str(dm.room_id)
+
+
+async def _send_file(
+    victim: AsyncClient,
+    room_id: str,
+    data: bytes,
+    msgtype: str,
+    mimetype: str,
+    name: str,
+    declared_size: int | None = None,
+) -> None:
+    up, _ = await victim.upload(
+        io.BytesIO(data), content_type=mimetype, filename=name, filesize=len(data)
+    )
+    assert isinstance(up, UploadResponse), up
+    await victim.room_send(
+        room_id,
+        "m.room.message",
+        {
+            "msgtype": msgtype,
+            "body": name,
+            "url": up.content_uri,
+            "info": {"mimetype": mimetype, "size": declared_size or len(data)},
+        },
+    )
+
+
+async def test_photo_with_gps_is_downscaled_stripped_and_located(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    from PIL import Image
+
+    from tests.media_samples import jpeg_with_gps
+
+    room = coordination
+    ollama_standin.push_chat(text_reply("We see the flooded street. Move upstairs."))
+    victim = await make_client(room.hs, register(room.hs, "victim"))
+    try:
+        async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+            dm = await _dm(gw, room, victim)
+            photo = jpeg_with_gps(4000, 3000, lat=25.80567, lon=89.63651)
+            await _send_file(victim, dm, photo, "m.image", "image/jpeg", "street.jpg")
+            await room.wait_notice("Move upstairs", client=victim, room_id=dm, timeout=40)
+            inc = (await gw.rows("SELECT lat, lon, case_code FROM incidents"))[0]
+            assert abs(inc[0] - 25.80567) < 1e-4 and abs(inc[1] - 89.63651) < 1e-4
+            await room.say(room.coord, f"!case {inc[2]}")
+            assert "GPS 25.80567,89.63651" in await room.wait_notice(f"{inc[2]}")
+            stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
+            assert len(stored) == 1
+            assert b"Exif" not in stored[0].read_bytes()[:4096]
+            assert not Image.open(stored[0]).getexif()
+        user = [r for r in ollama_standin.requests if r.path == "/api/chat"][0].body["messages"][-1]
+        assert len(user["images"]) == 1
+        sent = Image.open(io.BytesIO(base64.b64decode(user["images"][0])))
+        assert max(sent.size) <= 1024 and sent.format == "JPEG" and not sent.getexif()
+    finally:
+        await victim.close()
+
+
+@pytest.mark.parametrize("case", ["corrupt-audio", "oversize", "no-audio-capability"])
+async def test_bad_media_gets_a_clear_reply_and_is_kept(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room, case: str
+) -> None:
+    room = coordination
+    ollama_standin.push_chat(text_reply("Please tell us in writing where you are."))
+    extra: dict[str, Any] = {}
+    if case == "oversize":
+        extra["media"] = {"max_bytes": 50_000}
+    if case == "no-audio-capability":
+        ollama_standin.set_capabilities(["completion", "tools", "vision"])
+    victim = await make_client(room.hs, register(room.hs, "victim"))
+    try:
+        settings = matrix_settings(tmp_path, ollama_standin, room)
+        if case == "oversize":
+            settings = settings.model_copy(
+                update={"matrix": settings.matrix.model_copy(update={"max_media_bytes": 50_000})}
+            )
+        async with running_gateway(settings) as gw:
+            dm = await _dm(gw, room, victim)
+            if case == "corrupt-audio":
+                await _send_file(
+                    victim,
+                    dm,
+                    b"OggS" + bytes(range(256)) * 20,
+                    "m.audio",
+                    "audio/ogg",
+                    "voice.ogg",
+                )
+                needle = "could not play"
+            elif case == "oversize":
+                await _send_file(
+                    victim,
+                    dm,
+                    ogg_opus_voice(20.0) + bytes(60_000),
+                    "m.audio",
+                    "audio/ogg",
+                    "voice.ogg",
+                )
+                needle = "too large"
+            else:
+                await _send_file(
+                    victim, dm, ogg_opus_voice(5.0), "m.audio", "audio/ogg", "voice.ogg"
+                )
+                needle = "coordinator will listen"
+                alert = await room.wait_notice("media the model cannot process", timeout=40)
+                assert "voice.ogg" in alert
+            reply = await room.wait_notice(needle, client=victim, room_id=dm, timeout=40)
+            assert "LF-" in reply
+            rows = await gw.rows("SELECT status, meta FROM inbox")
+            assert rows[0][0] == "done"  # handled, kept, not lost
+        chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
+        assert len(chats) == 1 and not chats[0].body["messages"][-1].get("images")
     finally:
         await victim.close()

@@ -57,6 +57,19 @@ class ModemPool:
     def health(self) -> list[ModemHealth]:
         return [m.health for m in self._modems]
 
+    async def wait_for_slot(self, max_wait_s: float = 5.0) -> None:
+        """Return once some usable modem could send right now, so the outbox claims its next
+        row at the last moment: a reply queued meanwhile is claimed before more advisories."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait_s
+        while loop.time() < deadline:
+            usable = [m.name for m in self._modems if m.health.state in _SENDABLE]
+            if not usable or any(
+                self._queued[n] == 0 and self._limiters[n].has_capacity() for n in usable
+            ):
+                return
+            await asyncio.sleep(min([0.2, *(self._estimated_wait(n) for n in usable)]) or 0.05)
+
     def _estimated_wait(self, name: str) -> float:
         busy = 0.0 if self._limiters[name].has_capacity() else self._interval[name]
         return busy + self._queued[name] * self._interval[name]
