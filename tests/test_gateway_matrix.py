@@ -94,6 +94,7 @@ def matrix_settings(tmp_path: Path, standin: OllamaStandIn, room: Room, **extra:
             "encryption": False,
             "sync_timeout_s": 2,
         },
+        broadcasts={"sitrep_every_min": 0},  # sitreps have their own tests
         **extra,
     )
 
