@@ -262,7 +262,17 @@ class App:
         async def on_receive(batch: list[Inbound]) -> None:
             await rt.intake.accept(batch)
 
-        modems = [Modem(m, on_receive, clock=self.clock) for m in self.settings.sms.modems]
+        modems = [
+            Modem(
+                m,
+                on_receive,
+                clock=self.clock,
+                call_timeout_s=m.call_timeout_s,
+                read_timeout_s=m.read_timeout_s,
+                init_timeout_s=m.init_timeout_s,
+            )
+            for m in self.settings.sms.modems
+        ]
         pool = ModemPool(modems, {m.name: m.send_per_minute for m in self.settings.sms.modems})
         rt.pool = pool
         return pool

@@ -44,6 +44,10 @@ class ModemSettings(_Section):
     send_per_minute: int = Field(20, ge=1, le=120)
     poll_interval_s: float = Field(2.0, gt=0)
     multipart_timeout_s: float = Field(600.0, gt=0)
+    # A modem that stops answering is declared down after these and re-initialised.
+    call_timeout_s: float = Field(30.0, gt=0)  # one command (send a part, signal query)
+    read_timeout_s: float = Field(120.0, gt=0)  # one full read pass of the SIM
+    init_timeout_s: float = Field(60.0, gt=0)
     smsc: str = ""  # empty = the SIM's own SMSC
 
     @property
@@ -214,6 +218,12 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{cfg_path}: not valid TOML: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{cfg_path}: not UTF-8 text ({exc.reason}); save it as UTF-8"
+            ) from exc
+        except OSError as exc:
+            raise ConfigError(f"{cfg_path}: cannot read: {exc.strerror or exc}") from exc
     elif path is not None or env.get("LIFELINE_CONFIG"):
         raise ConfigError(f"config file not found: {cfg_path}")
     data = _merge_env(data, env)

@@ -173,13 +173,6 @@ def test_any_text_file_gives_settings_or_config_error(raw: str) -> None:
             load_settings(path, environ={})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config/settings.py load_settings reads the file with read_text('utf-8') and "
-    "catches only TOMLDecodeError: a config saved as Latin-1/UTF-16 (Windows Notepad) raises "
-    "UnicodeDecodeError, and a directory raises IsADirectoryError, instead of ConfigError "
-    "(the CLI prints a traceback instead of 'config error', exit 2)",
-)
 def test_non_utf8_config_gives_config_error(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_bytes('[model]\nname = "gemma4:e4b"  # café\n'.encode("latin-1"))
@@ -286,12 +279,6 @@ async def test_full_sms_flow_offline_and_without_personal_data_in_logs(
     assert bodies == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: bot/transports/sms.py logs SMS bodies at DEBUG without checking "
-    "[logging].log_bodies (lines 'modem %s: body from %s: %r' and 'sent body to'); "
-    "bot.redact.body() is not used",
-)
 async def test_bodies_not_logged_at_debug_unless_log_bodies(
     tmp_path: Path, ollama_standin: OllamaStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -19,6 +19,8 @@ import aiosqlite
 from bot.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
+# aiosqlite logs every statement with its parameters at DEBUG: message bodies and phone numbers.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 
 class StorageError(Exception):
@@ -89,23 +91,42 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception (CancelledError included)."""
+        """BEGIN IMMEDIATE … COMMIT; rolls back on any exception (CancelledError included).
+
+        BEGIN, COMMIT and ROLLBACK are shielded: a cancellation arriving while one of them is
+        in flight must not leave the single connection inside a transaction forever."""
         async with self._lock:
             conn = self.conn
+            begin = asyncio.ensure_future(conn.execute("BEGIN IMMEDIATE"))
             try:
-                await conn.execute("BEGIN IMMEDIATE")
+                await asyncio.shield(begin)
+            except asyncio.CancelledError:
+                await self._settle(begin)
+                raise
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot begin transaction: {exc}") from exc
             try:
                 yield conn
             except BaseException:
-                await self._rollback_quietly()
+                await asyncio.shield(self._rollback_quietly())
                 raise
+            commit = asyncio.ensure_future(conn.execute("COMMIT"))
             try:
-                await conn.execute("COMMIT")
+                await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                await self._settle(commit)
+                raise
             except sqlite3.Error as exc:
-                await self._rollback_quietly()
+                await asyncio.shield(self._rollback_quietly())
                 raise StorageError(f"commit failed ({self.path}): {exc}") from exc
+
+    async def _settle(self, statement: asyncio.Future[Any]) -> None:
+        """Cancelled around BEGIN/COMMIT: let the statement finish, then roll back whatever
+        is still open (after a finished COMMIT there is nothing to roll back)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(statement), timeout=30)
+        if self.conn.in_transaction:
+            await asyncio.shield(self._rollback_quietly())
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self._lock, self.conn.execute(sql, tuple(params)) as cur:

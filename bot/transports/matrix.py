@@ -51,6 +51,7 @@ from nio import (
 from nio.api import MATRIX_MEDIA_API_PATH
 from nio.crypto.attachments import decrypt_attachment
 
+from bot import redact
 from bot.models import Attachment, Channel, Inbound, Outbound, Role
 from config.settings import MatrixSettings, MediaSettings
 
@@ -539,7 +540,7 @@ class MatrixTransport:
                 new = content.get("m.new_content")
                 if isinstance(new, dict) and isinstance(new.get("body"), str):
                     body = new["body"]
-        log.debug("matrix: event %s %s from %s: %r", event_id, msgtype, sender, body)
+        log.debug("matrix: event %s %s from %s: %s", event_id, msgtype, sender, redact.body(body))
 
         if msgtype in _TEXT_TYPES:
             return make(body)
@@ -731,7 +732,9 @@ class MatrixTransport:
         reply_to = out.meta.get("in_reply_to")
         if isinstance(reply_to, str) and reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        log.debug("matrix: send %s to %s: %r", out.idem_key, out.conversation, out.text)
+        log.debug(
+            "matrix: send %s to %s: %s", out.idem_key, out.conversation, redact.body(out.text)
+        )
         return await self._room_send(out.conversation, content, out.idem_key)
 
     async def _room_send(self, room_id: str, content: dict[str, Any], tx_id: str) -> str:

@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar
 
 import gammu
 
-from bot import sim
+from bot import redact, sim
 from bot.models import Channel, Inbound
 from config.settings import ModemSettings
 
@@ -219,8 +219,19 @@ class _Pass:
     pending: int = 0
 
 
-def _read_and_link(sm: Any) -> list[_Group]:
-    """Worker thread: one full GetNextSMS pass, then LinkSMS + DecodeSMS."""
+# Errors that mean "this stored message cannot be parsed", not "the modem is broken".
+_UNREADABLE_SLOT: Final = (
+    "ERR_FILENOTSUPPORTED",
+    "ERR_CORRUPTED",
+    "ERR_UNKNOWNRESPONSE",
+    "ERR_NOTSUPPORTED",
+    "ERR_INVALIDDATA",
+    "ERR_BUG",
+)
+MAX_EMPTY_SLOTS_SCANNED: Final = 64
+
+
+def _read_next_pass(sm: Any) -> list[SmsPart]:
     parts: list[SmsPart] = []
     seen: set[tuple[int, int]] = set()
     location = 0
@@ -243,6 +254,54 @@ def _read_and_link(sm: Any) -> list[_Group]:
         parts.extend(entry)
     else:
         log.warning("GetNextSMS pass stopped after %d entries", MAX_READ_PER_PASS)
+    return parts
+
+
+def _read_slot_by_slot(sm: Any) -> list[SmsPart]:
+    """Fallback when one stored message breaks GetNextSMS: read each inbox slot on its own,
+    so a single corrupt PDU cannot hold every message behind it hostage. The bad slot stays
+    on the SIM (nothing readable to keep) and is logged on every pass until someone clears it."""
+    status = sm.GetSMSStatus()
+    used = int(status.get("SIMUsed", 0)) + int(status.get("PhoneUsed", 0))
+    folders = [i + 1 for i, f in enumerate(sm.GetSMSFolders()) if f.get("Inbox")]
+    parts: list[SmsPart] = []
+    found = 0
+    for folder in folders:
+        empty_run = 0
+        location = 1
+        while found < used and empty_run < MAX_EMPTY_SLOTS_SCANNED:
+            try:
+                parts.extend(sm.GetSMS(Folder=folder, Location=location))
+                found += 1
+                empty_run = 0
+            except gammu.ERR_EMPTY:
+                empty_run += 1
+            except gammu.GSMError as exc:
+                if type(exc).__name__ not in _UNREADABLE_SLOT:
+                    raise
+                found += 1
+                log.error(
+                    "SIM folder %d slot %d cannot be read (%s); skipped, other messages go on",
+                    folder,
+                    location,
+                    gsm_error_text(exc),
+                )
+            location += 1
+    return parts
+
+
+def _read_and_link(sm: Any) -> list[_Group]:
+    """Worker thread: one full GetNextSMS pass (slot by slot if a message is unreadable),
+    then LinkSMS + DecodeSMS."""
+    try:
+        parts = _read_next_pass(sm)
+    except gammu.GSMError as exc:
+        if type(exc).__name__ not in _UNREADABLE_SLOT:
+            raise
+        log.error(
+            "reading the SIM failed (%s); falling back to slot-by-slot reads", gsm_error_text(exc)
+        )
+        parts = _read_slot_by_slot(sm)
     if not parts:
         return []
     try:
@@ -510,7 +569,9 @@ class Modem:
             "" if len(parts) == 1 else "s",
             coding,
         )
-        log.debug("modem %s: sent body to %s: %r", self.name, mask_number(number), text)
+        log.debug(
+            "modem %s: sent body to %s: %s", self.name, mask_number(number), redact.body(text)
+        )
         return f"{self.name}:{','.join(refs)}"
 
     async def close(self) -> None:
@@ -813,7 +874,7 @@ class Modem:
             coding,
             "".join(f", {f}" for f in flags),
         )
-        log.debug("modem %s: body from %s: %r", self.name, mask_number(number), text)
+        log.debug("modem %s: body from %s: %s", self.name, mask_number(number), redact.body(text))
         return Inbound(
             channel=Channel.SMS,
             peer=number,
