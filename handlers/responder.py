@@ -17,6 +17,7 @@ from bot.store import outbox
 from bot.store.inbox import InboxRow
 from handlers import dispatch
 from handlers.context import Services, TurnContext
+from handlers.guard import audit_turn
 from handlers.history import conversation_history
 from handlers.texts import say
 
@@ -223,4 +224,5 @@ class ResponderFlow:
             role=row.role,
             ctx=TurnContext(self.s, row, row.role, None),
         )
+        await audit_turn(self.s.db, row, turn.tool_outcomes, self.s.clock())
         return [self.reply(row, turn.content)]

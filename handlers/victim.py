@@ -24,6 +24,7 @@ from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers.context import Services, TurnContext
 from handlers.dispatch import alert_text
+from handlers.guard import audit_turn
 from handlers.history import conversation_history
 from handlers.texts import say
 
@@ -165,6 +166,7 @@ class VictimFlow:
             ctx=TurnContext(self.s, row, Role.PUBLIC, incident.id),
         )
         await self._record_turn(row, turn.seconds, turn.prompt_tokens, None)
+        await audit_turn(self.s.db, row, turn.tool_outcomes, self.s.clock())
         reply = turn.content
         if media.notes:
             reply = reply + "\n" + " ".join(media.notes)

@@ -1,0 +1,67 @@
+"""Authority is decided by role, never by message text; this module only makes attempts visible.
+
+Suspicious text (claims of authority, instructions to the model) and refused tool calls are
+written to the audit log so coordinators can see who tried what."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bot.redact import mask_peer
+from bot.store import incidents as store
+from bot.store.db import Database
+from bot.store.inbox import InboxRow
+from bot.tools import ToolOutcome
+
+log = logging.getLogger(__name__)
+
+_CLAIMS = re.compile(
+    r"ignore (all |any |the )?(previous|prior|above) (instructions|rules)|system prompt"
+    r"|\b(coordinator|responder|admin|administrator|commander)\b|\bapprov"
+    r"|dispatch (all|every)|all teams|send all|broadcast to (all|every)|^\s*!\w+"
+    r"|phone numbers|\btool_(calls?|result)\b|nirdesh bhul"
+    r"|কোঅর্ডিনেটর|সমন্বয়ক|নির্দেশ ভুল|ফোন নম্বর"
+    r"|समन्वयक|कोऑर्डिनेटर|निर्देश भूल|फ़ोन नंबर|फोन नंबर"
+    r"|کوآرڈینیٹر|رابطہ کار|ہدایات نظر انداز|فون نمبر",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def authority_claim(text: str) -> bool:
+    return bool(_CLAIMS.search(text))
+
+
+async def audit_turn(db: Database, row: InboxRow, outcomes: list[ToolOutcome], now: float) -> None:
+    refused = [o for o in outcomes if not o.ok]
+    claim = authority_claim(row.text)
+    if not refused and not claim:
+        return
+    async with db.transaction() as conn:
+        if claim:
+            log.warning(
+                "inbox #%d from %s: text claims authority or instructs the model",
+                row.id,
+                mask_peer(row.peer),
+            )
+            await store.audit(
+                conn,
+                actor=row.peer,
+                action="suspected_injection",
+                incident_id=row.incident_id,
+                now=now,
+                detail={"inbox": row.id, "role": row.role.value},
+            )
+        for o in refused:
+            await store.audit(
+                conn,
+                actor=row.peer,
+                action="tool.refused",
+                incident_id=row.incident_id,
+                now=now,
+                detail={
+                    "inbox": row.id,
+                    "tool": o.name,
+                    "error": str(o.result.get("error", ""))[:200],
+                },
+            )
