@@ -93,6 +93,9 @@ class App:
         finally:
             await llm.aclose()
             await db.close()
+            if self.runtime is not None and self.runtime.drill is not None:
+                # The drill homeserver lives and dies with the gateway: no orphan processes.
+                await asyncio.to_thread(self.runtime.drill.server.stop)
             log.info("lifeline stopped")
 
     async def _run(self, db: Database, llm: LLM, services: Services) -> None:
@@ -471,12 +474,26 @@ def print_banner(settings: Settings, health: ModelHealth) -> None:
         )
     if settings.sms.enabled and any(m.is_dummy for m in settings.sms.modems):
         m = next(m for m in settings.sms.modems if m.is_dummy)
+        cmd = cli_hint()
         console.print(
-            f"Simulated modem '{m.name}' at {m.device}. Send a test SMS from another terminal:\n"
-            f'  lifeline sim sms --from +8801712345678 "Water rising fast, 4 people on the roof '
-            f'near Char Bhadrasan school"\n  lifeline sim outbox      # what the gateway sent\n'
-            f"  lifeline incidents      # cases"
+            f"Simulated modem '{m.name}' at {m.device}. From another terminal:\n"
+            f'  {cmd} sim sms --from +8801712345678 "Water rising fast, 4 people on the roof '
+            f'near Char Bhadrasan school"\n'
+            f"  {cmd} sim outbox      # what the gateway sent\n"
+            f"  {cmd} incidents       # cases"
         )
+
+
+def cli_hint() -> str:
+    """How the operator invoked us, so the printed commands work when pasted."""
+    import os
+    import sys
+
+    prog = sys.argv[0] if sys.argv and sys.argv[0].endswith("lifeline") else "lifeline"
+    args = sys.argv[1:]
+    config = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--config", "-c")), None)
+    prog = os.path.relpath(prog) if os.path.isabs(prog) else prog
+    return f"{prog} --config {config}" if config else prog
 
 
 def print_drill(drill: DrillInfo) -> None:

@@ -14,6 +14,8 @@ def configure(*, log_bodies: bool) -> None:
 
 def mask_peer(peer: str) -> str:
     """'+8801712345123' -> '+88017*****123'; Matrix ids keep their server part."""
+    if peer.startswith(("!", "#")):
+        return peer  # a room, not a person
     if peer.startswith("@"):
         local, _, server = peer.partition(":")
         return f"{local[:3]}***:{server}" if len(local) > 3 else peer
