@@ -258,19 +258,17 @@ class VictimFlow:
             except OSError as exc:
                 log.error("attachment %d of inbox #%d unreadable: %s", i, row.id, exc)
                 continue
+            if isinstance(prepared, PreparedImage):
+                # The stored copy is the stripped one: no EXIF/GPS left on disk.
+                await asyncio.to_thread(Path(att.path).write_bytes, prepared.jpeg)
+            needed = "audio" if isinstance(prepared, PreparedAudio) else "vision"
+            if caps and needed not in caps:
+                what = "Voice notes" if needed == "audio" else "Photos"
+                note = f"{what} cannot be used here right now; a coordinator will check it."
+                out.notes.append(say("media_error", row.lang, case=incident.case, note=note))
+                out.kept_for_staff.append(att.path)
+                continue
             if isinstance(prepared, PreparedAudio):
-                if caps and "audio" not in caps:
-                    out.notes.append(
-                        say(
-                            "media_error",
-                            row.lang,
-                            case=incident.case,
-                            note="Voice notes cannot be played here right now; "
-                            "a coordinator will listen to it.",
-                        )
-                    )
-                    out.kept_for_staff.append(att.path)
-                    continue
                 out.images_b64 += [base64.b64encode(c.wav).decode() for c in prepared.clips]
                 out.described.append(
                     f"voice note {i}: {len(prepared.clips)} audio clip(s), "
@@ -278,21 +276,7 @@ class VictimFlow:
                 )
                 if prepared.truncated:
                     out.notes.append(say("audio_cut", row.lang, note=int(prepared.seconds)))
-            elif isinstance(prepared, PreparedImage):
-                # The stored copy is the stripped one: no EXIF/GPS left on disk.
-                await asyncio.to_thread(Path(att.path).write_bytes, prepared.jpeg)
-                if caps and "vision" not in caps:
-                    out.notes.append(
-                        say(
-                            "media_error",
-                            row.lang,
-                            case=incident.case,
-                            note="Photos cannot be viewed here right now; "
-                            "a coordinator will look at it.",
-                        )
-                    )
-                    out.kept_for_staff.append(att.path)
-                    continue
+            else:
                 out.images_b64.append(base64.b64encode(prepared.jpeg).decode())
                 out.described.append(f"photo {i} ({prepared.width}x{prepared.height})")
                 if prepared.gps and incident.lat is None:

@@ -362,7 +362,7 @@ async def test_bad_media_gets_a_clear_reply_and_is_kept(
                 await _send_file(
                     victim, dm, ogg_opus_voice(5.0), "m.audio", "audio/ogg", "voice.ogg"
                 )
-                needle = "coordinator will listen"
+                needle = "coordinator will check it"
                 alert = await room.wait_notice("media the model cannot process", timeout=40)
                 assert "voice.ogg" in alert
             reply = await room.wait_notice(needle, client=victim, room_id=dm, timeout=40)
