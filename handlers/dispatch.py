@@ -370,6 +370,32 @@ async def reject(services: Services, case: str, reason: str, actor: str) -> str:
     return f"{incident.case}: dispatch rejected ({reason}); the reporter was told."
 
 
+async def arrived(services: Services, case: str, actor: str) -> str:
+    incident = await _incident(services, case)
+    now = services.clock()
+    async with services.db.transaction() as conn:
+        dispatch = await store.active_dispatch(conn, incident.id)
+        if dispatch is None or not dispatch.team_id:
+            raise DecisionError(f"{incident.case} has no team assigned")
+        await store.set_dispatch(conn, dispatch.id, now, status="arrived")
+        await store.audit(
+            conn,
+            actor=actor,
+            action="dispatch.arrived",
+            incident_id=incident.id,
+            now=now,
+            detail={"team": dispatch.team_id},
+        )
+        text = say("team_arrived", incident.lang, case=incident.case, team=dispatch.team_id)
+        await outbox.enqueue(
+            conn,
+            services.notifier.to_victim(incident, text, f"victim:arrived:{dispatch.id}"),
+            now=now,
+            incident_id=incident.id,
+        )
+    return f"{incident.case}: team {dispatch.team_id} arrived; the reporter was told."
+
+
 async def resolve(services: Services, case: str, note: str, actor: str) -> str:
     incident = await _incident(services, case)
     now = services.clock()

@@ -33,6 +33,7 @@ Lifeline commands:
 !approve <code> [team] - approve a dispatch request (coordinators)
 !reject <code> <reason> - reject a dispatch request (coordinators)
 !assign <code> <team> - assign or reassign a team (coordinators)
+!arrived <code> - the team reached the victim's area; the reporter is told
 !resolve <code> [note] - close a case; the reporter is told
 !say <code> <text> - relay a message to the reporter on their channel
 !teams - teams and whether they are free
@@ -132,6 +133,8 @@ class ResponderFlow:
                 return await dispatch.reject(self.s, a[0], cmd.rest.split(None, 1)[1], actor)
             case "assign" if len(a) >= 2:
                 return await dispatch.assign(self.s, a[0], a[1], actor)
+            case "arrived" if a:
+                return await dispatch.arrived(self.s, a[0], actor)
             case "resolve" if a:
                 note = cmd.rest.split(None, 1)[1] if len(a) > 1 else ""
                 return await dispatch.resolve(self.s, a[0], note, actor)

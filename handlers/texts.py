@@ -71,6 +71,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "hi": "Lifeline {case}: टीम {team} आपके लिए तय की गई है।",
         "ur": "Lifeline {case}: ٹیم {team} آپ کے لیے مقرر کی گئی ہے۔",
     },
+    "team_arrived": {
+        "en": "Lifeline {case}: team {team} has reached your area. Make yourself seen and heard: wave cloth, shout, use a torch.",
+        "bn": "Lifeline {case}: দল {team} আপনার এলাকায় পৌঁছেছে। কাপড় নাড়ুন, ডাকুন, টর্চ জ্বালান যাতে দেখতে পায়।",
+        "hi": "Lifeline {case}: टीम {team} आपके इलाके में पहुँच गई है। कपड़ा हिलाएँ, आवाज़ दें, टॉर्च जलाएँ।",
+        "ur": "Lifeline {case}: ٹیم {team} آپ کے علاقے میں پہنچ گئی ہے۔ کپڑا ہلائیں، آواز دیں، ٹارچ جلائیں۔",
+    },
     "resolved": {
         "en": "Lifeline {case}: your case is closed. {note} Text again if you need help.",
         "bn": "Lifeline {case}: আপনার কেস বন্ধ। {note} আবার দরকার হলে লিখুন।",

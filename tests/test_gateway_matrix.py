@@ -155,9 +155,12 @@ async def test_alert_list_refuse_approve_closes_loop_to_sms(
         await room.say(room.coord, f"!say {case} Boat leaves the ghat in 10 minutes")
         sms = await gw.wait_sent(VICTIM, 4)
         assert "Boat leaves the ghat" in sms[3]["text"]
-        await room.say(room.resp, f"!resolve {case} everyone safe at the shelter")
+        await room.say(room.resp, f"!arrived {case}")
         sms = await gw.wait_sent(VICTIM, 5)
-        assert "closed" in sms[4]["text"]
+        assert "boat-2 has reached your area" in sms[4]["text"]
+        await room.say(room.resp, f"!resolve {case} everyone safe at the shelter")
+        sms = await gw.wait_sent(VICTIM, 6)
+        assert "closed" in sms[5]["text"]
         teams = await gw.rows("SELECT status FROM teams WHERE id='boat-2'")
         assert teams[0][0] == "available"
 
@@ -220,7 +223,7 @@ async def test_voice_note_by_matrix_dm_is_one_multimodal_call(
             dm = await victim.room_create(invite=[room.bot.user_id], is_direct=True)
             assert isinstance(dm, RoomCreateResponse)
             await joined(gw, dm.room_id)
-            note = ogg_opus_voice(40.0)
+            note = ogg_opus_voice(75.0)
             up, _ = await victim.upload(
                 io.BytesIO(note), content_type="audio/ogg", filename="voice.ogg", filesize=len(note)
             )
@@ -232,7 +235,7 @@ async def test_voice_note_by_matrix_dm_is_one_multimodal_call(
                     "msgtype": "m.audio",
                     "body": "Voice message",
                     "url": up.content_uri,
-                    "info": {"mimetype": "audio/ogg", "size": len(note), "duration": 40000},
+                    "info": {"mimetype": "audio/ogg", "size": len(note), "duration": 75000},
                     "org.matrix.msc3245.voice": {},
                 },
             )
@@ -244,12 +247,13 @@ async def test_voice_note_by_matrix_dm_is_one_multimodal_call(
         assert len(chats) == 1
         user = chats[0].body["messages"][-1]
         clips = [base64.b64decode(x) for x in user["images"]]
-        assert len(clips) == 2  # 40 s → two clips of ≤ 30 s
+        assert len(clips) == 3  # 75 s → three clips of ≤ 30 s, cut at quiet points
         for clip in clips:
             assert clip[:4] == b"RIFF" and clip[8:12] == b"WAVE"
             rate, channels, seconds = wav_of(clip)
             assert (rate, channels) == (16000, 1) and seconds <= 30.0
-        assert "voice note 1: 2 audio clip(s)" in user["content"]
+        assert "voice note 1: 3 audio clip(s)" in user["content"]
+        assert "Message from the public sender" in user["content"]  # text and audio, one message
     finally:
         await victim.close()
 
