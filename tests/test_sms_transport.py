@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import itertools
 import logging
+import os
 import shutil
 import tempfile
 import time
