@@ -40,7 +40,7 @@ async def burst(n: int) -> tuple[float, float, bool]:
             rows = (await gw.rows("SELECT COUNT(DISTINCT dedup_key) FROM inbox"))[0][0]
             total = (await gw.rows("SELECT COUNT(*) FROM inbox"))[0][0]
             deadline = time.monotonic() + 30  # DeleteSMS runs after the commit
-            while inbox_files(device) and time.monotonic() < deadline:  # noqa: ASYNC110
+            while inbox_files(device) and time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
             left = len(inbox_files(device))
             ok = rows == n == total and left == 0

@@ -1,5 +1,5 @@
-"""An in-process Lifeline gateway for tests: real SQLite, real libGammu dummy modem(s), the real
-ollama client against the stand-in, keyword-only protocol search (dense search has its own tests)."""
+"""An in-process Lifeline gateway for tests: real SQLite, real libGammu dummy modem(s), the
+real ollama client against the stand-in, keyword-only protocol search (dense has its own tests)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The spine end to end, in process: simulated SMS → inbox → triage/ack → model turn with tools →
-incident + dispatch → SMS reply; real SQLite, real libGammu dummy modem, Ollama stand-in over HTTP."""
+"""The spine end to end, in process: simulated SMS → inbox → triage/ack → model turn with tools
+→ incident + dispatch → SMS reply; real SQLite, real libGammu dummy modem, Ollama stand-in."""
 
 from __future__ import annotations
 
