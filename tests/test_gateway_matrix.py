@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from bot.synapse_local import Account, LocalSynapse
 from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
 from tests.media_samples import ogg_opus_voice
 from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
-from tests.synapse_server import make_client, register, sync_once
+from tests.synapse_server import make_client, register
 
 VICTIM = "+8801712345678"
 
