@@ -357,16 +357,8 @@ async def reject(services: Services, case: str, reason: str, actor: str) -> str:
             now=now,
             detail={"reason": reason},
         )
-        await outbox.enqueue(
-            conn,
-            services.notifier.to_victim(
-                incident,
-                say("dispatch_rejected", incident.lang, case=incident.case, note=reason),
-                f"victim:rejected:{dispatch.id}",
-            ),
-            now=now,
-            incident_id=incident.id,
-        )
+        text = say("dispatch_rejected", incident.lang, case=incident.case, note=reason)
+        await tell_victim(conn, services, incident, text, f"victim:rejected:{dispatch.id}", now)
     return f"{incident.case}: dispatch rejected ({reason}); the reporter was told."
 
 
@@ -387,12 +379,7 @@ async def arrived(services: Services, case: str, actor: str) -> str:
             detail={"team": dispatch.team_id},
         )
         text = say("team_arrived", incident.lang, case=incident.case, team=dispatch.team_id)
-        await outbox.enqueue(
-            conn,
-            services.notifier.to_victim(incident, text, f"victim:arrived:{dispatch.id}"),
-            now=now,
-            incident_id=incident.id,
-        )
+        await tell_victim(conn, services, incident, text, f"victim:arrived:{dispatch.id}", now)
     return f"{incident.case}: team {dispatch.team_id} arrived; the reporter was told."
 
 
@@ -414,18 +401,25 @@ async def resolve(services: Services, case: str, note: str, actor: str) -> str:
             now=now,
             detail={"note": note},
         )
-        await outbox.enqueue(
-            conn,
-            services.notifier.to_victim(
-                incident,
-                say("resolved", incident.lang, case=incident.case, note=note).strip(),
-                f"victim:resolved:{incident.id}:{int(now)}",
-                Lane.REPLY,
-            ),
-            now=now,
-            incident_id=incident.id,
-        )
+        text = say("resolved", incident.lang, case=incident.case, note=note).strip()
+        key = f"victim:resolved:{incident.id}:{int(now)}"
+        await tell_victim(conn, services, incident, text, key, now, Lane.REPLY)
     return f"{incident.case} resolved; the reporter was told."
+
+
+async def tell_victim(
+    conn: aiosqlite.Connection,
+    services: Services,
+    incident: Incident,
+    text: str,
+    key: str,
+    now: float,
+    lane: Lane = Lane.URGENT,
+) -> None:
+    """Close the loop: the reporter hears every decision on their own channel, in the same
+    transaction as the decision."""
+    out = services.notifier.to_victim(incident, text, key, lane)
+    await outbox.enqueue(conn, out, now=now, incident_id=incident.id)
 
 
 async def _incident(services: Services, case: str) -> Incident:
@@ -492,11 +486,6 @@ async def _decide(
             if not force
             else say("team_assigned", incident.lang, case=incident.case, team=dispatch.team_id)
         )
-        await outbox.enqueue(
-            conn,
-            services.notifier.to_victim(incident, text, f"victim:{key}:{dispatch.id}"),
-            now=now,
-            incident_id=incident.id,
-        )
+        await tell_victim(conn, services, incident, text, f"victim:{key}:{dispatch.id}", now)
     team_txt = dispatch.team_id or "no team available yet"
     return f"{incident.case}: approved, team {team_txt}; the reporter was told."

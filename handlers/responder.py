@@ -13,7 +13,6 @@ from bot.conversation import Conversation
 from bot.llm import user_message
 from bot.models import Channel, Lane, Outbound, Role
 from bot.store import incidents as store
-from bot.store import outbox
 from bot.store.inbox import InboxRow
 from handlers import dispatch
 from handlers.context import Services, TurnContext
@@ -196,16 +195,8 @@ class ResponderFlow:
             return f"No case {code.upper()}."
         now = self.s.clock()
         async with self.s.db.transaction() as conn:
-            await outbox.enqueue(
-                conn,
-                self.s.notifier.to_victim(
-                    incident,
-                    say("relay", incident.lang, case=incident.case, note=text),
-                    f"relay:{row.id}",
-                ),
-                now=now,
-                incident_id=incident.id,
-            )
+            relay = say("relay", incident.lang, case=incident.case, note=text)
+            await dispatch.tell_victim(conn, self.s, incident, relay, f"relay:{row.id}", now)
             await store.audit(
                 conn,
                 actor=row.peer,
