@@ -337,6 +337,11 @@ class App:
             if matrix_settings.coordination_room
             else None
         )
+        if rt.services.notifier.coordination_room is None:
+            log.warning(
+                "no [matrix].coordination_room: coordinators get NO alerts or sitreps; "
+                "set it to the room id or #alias"
+            )
         return transport
 
     @staticmethod
