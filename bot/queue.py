@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot import backoff
+from bot.aio import raise_if_cancelling
 from bot.models import Channel, Outbound
 from bot.redact import mask_peer
 from bot.store import inbox, outbox
@@ -109,6 +110,7 @@ class InboxWorker:
     async def run(self) -> None:
         log.info("worker %s started", self.name)
         while True:
+            raise_if_cancelling()
             row = await inbox.claim_next(
                 self._db,
                 needs_model=self._needs_model,
@@ -247,6 +249,7 @@ class OutboxWorker:
 
     async def _loop(self) -> None:
         while True:
+            raise_if_cancelling()
             if self._ready is not None:
                 await self._ready()  # claim at the last moment: lanes decide, not claim order
             row = await outbox.claim_next(

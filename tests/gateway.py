@@ -133,9 +133,22 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
     try:
         yield gw
     finally:
+        await stop_gateway(task)
+
+
+async def stop_gateway(task: asyncio.Task[None], limit_s: float = 60.0) -> None:
+    """Cancel (again each second: a cancellation can race and be lost) and insist the gateway
+    stops within the limit; a hang fails loudly with every pending task's stack."""
+    deadline = time.monotonic() + limit_s
+    while not task.done():
+        if time.monotonic() > deadline:
+            for t in asyncio.all_tasks():
+                t.print_stack(limit=8)
+            raise AssertionError(f"gateway did not stop within {limit_s:.0f}s")
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 def tool_call(name: str, **arguments: Any) -> dict[str, Any]:

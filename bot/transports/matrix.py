@@ -52,6 +52,7 @@ from nio.api import MATRIX_MEDIA_API_PATH
 from nio.crypto.attachments import decrypt_attachment
 
 from bot import redact
+from bot.aio import raise_if_cancelling
 from bot.models import Attachment, Channel, Inbound, Outbound, Role
 from config.settings import MatrixSettings, MediaSettings
 
@@ -338,6 +339,7 @@ class MatrixTransport:
         timeout_ms = int(self._settings.sync_timeout_s * 1000)
         try:
             while True:
+                raise_if_cancelling()
                 try:
                     if not session_checked:
                         self._set_state("connecting" if self._errors == 0 else "reconnecting")

@@ -25,6 +25,7 @@ from typing import Final
 import gammu
 from aiolimiter import AsyncLimiter
 
+from bot.aio import raise_if_cancelling
 from bot.transports.sms import Modem, ModemHealth, SendError, count_parts, mask_number
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class ModemPool:
 
     async def _supervise(self, modem: Modem) -> None:
         while True:
+            raise_if_cancelling()
             try:
                 await modem.run()
             except Exception:

@@ -38,6 +38,7 @@ from typing import Any, Final, TypeVar
 import gammu
 
 from bot import redact, sim
+from bot.aio import raise_if_cancelling
 from bot.models import Channel, Inbound
 from config.settings import ModemSettings
 
@@ -443,6 +444,7 @@ class Modem:
         """Init, then poll forever. Errors never escape: the modem goes down and re-inits."""
         next_signal = 0.0
         while not self._closed:
+            raise_if_cancelling()
             if self._c.state != "up":
                 if self._c.consecutive_errors:
                     await asyncio.sleep(self._backoff(self._c.consecutive_errors))
