@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import aiosqlite
@@ -137,13 +137,7 @@ async def claim_next(
             (now + lease_s, now, row["id"]),
         )
     claimed = InboxRow.from_row(row)
-    return InboxRow(
-        **{**_asdict(claimed), "status": "processing", "attempts": claimed.attempts + 1}
-    )
-
-
-def _asdict(row: InboxRow) -> dict[str, Any]:
-    return {f: getattr(row, f) for f in row.__slots__}
+    return replace(claimed, status="processing", attempts=claimed.attempts + 1)
 
 
 async def next_due_at(db: Database, *, needs_model: bool) -> float | None:
