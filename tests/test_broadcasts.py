@@ -31,6 +31,22 @@ from tests.gateway import make_settings, running_gateway, wait_for
 from tests.synapse_server import register
 from tests.test_modem_lanes import COORD, peer, rig
 
+
+def clear_of_slots(t: float, every_min: int, margin_s: float = 150.0) -> float:
+    """``t``, moved a little later if it sits within ``margin_s`` of a slot boundary.
+
+    Start-up catches up a slot that passed moments ago, so a test that runs right at :00 would
+    see a fire it did not ask for; tests pin their clock clear of boundaries (and test the
+    catch-up itself on purpose)."""
+    interval = every_min * 60.0
+    into = t % interval
+    if into < margin_s:
+        return t - into + margin_s
+    if into > interval - margin_s:
+        return t - into + interval + margin_s
+    return t
+
+
 # ---- STOP -----
 
 
@@ -217,7 +233,10 @@ async def test_gateway_restart_mid_broadcast_sends_no_duplicates(
 
 
 async def test_jobs_survive_restart_and_cancel_withdraws(tmp_path: Path) -> None:
-    fake = [time.time()]
+    fake = [clear_of_slots(time.time(), 15)]  # 15 | 30: clear of sitrep and advisory slots
+    to_curfew = next_local_time(fake[0], 21, 30) - fake[0]
+    if to_curfew < 300 or to_curfew > 86400 - 300:
+        fake[0] += 900  # clear of the 21:30 the one-shot is scheduled for (keeps slot clearance)
     async with rig(tmp_path) as r:
         await r.subscribe(40)
         services = Services(
@@ -364,7 +383,8 @@ async def test_sitrep_posted_to_synapse_with_chart(
     async def status() -> str:
         return "outbox: queued 0\nmodem sim1: up, signal 80%"
 
-    services = Services(db=db, settings=settings, clock=time.time, notifier=Notifier(room))
+    fixed = clear_of_slots(now, settings.broadcasts.sitrep_every_min)
+    services = Services(db=db, settings=settings, clock=lambda: fixed, notifier=Notifier(room))
     waker = Waker()
     b = Broadcasts(services, status=status, on_enqueued=waker.wake)
     worker = OutboxWorker(
@@ -432,3 +452,37 @@ async def _matrix_sent(db: Database, n: int) -> bool:
     dead = await db.fetchall("SELECT error FROM outbox WHERE status='dead'")
     assert not dead, [d[0] for d in dead]
     return row is not None and int(row[0]) >= n
+
+
+async def test_sitrep_slot_just_passed_is_caught_up_once_at_start(tmp_path: Path) -> None:
+    """First start 30 s after :00 posts the :00 sitrep (once, even across a restart); a start in
+    the middle of a slot posts nothing until the next slot."""
+    async with rig(tmp_path) as r:
+        hour = 3600.0 * (time.time() // 3600)
+        fake = [hour + 30]
+        hourly = r.settings.broadcasts.model_copy(update={"sitrep_every_min": 60})
+        services = Services(
+            db=r.db,
+            settings=r.settings.model_copy(update={"broadcasts": hourly}),
+            clock=lambda: fake[0],
+            notifier=Notifier("!ops:localhost"),
+        )
+
+        async def sitrep_rows() -> list[str]:
+            rows = await r.db.fetchall("SELECT idem_key FROM outbox WHERE channel='matrix'")
+            return sorted(x[0] for x in rows)
+
+        for _ in range(2):  # start, then a restart within the same slot
+            b = Broadcasts(services)
+            await b.start()
+            b.scheduler.shutdown()
+            key = store.fire_key(hour)
+            assert await sitrep_rows() == [
+                f"sitrep:{b.sitrep_id}:{key}:chart",
+                f"sitrep:{b.sitrep_id}:{key}:text",
+            ]
+        fake[0] = hour + 3600 + 1800  # next start mid-slot: that slot was missed beyond grace
+        b = Broadcasts(services)
+        await b.start()
+        b.scheduler.shutdown()
+        assert len(await sitrep_rows()) == 2
