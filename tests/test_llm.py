@@ -282,7 +282,7 @@ async def test_timeout_within_budget(ollama_standin: OllamaStandIn) -> None:
             await client.chat(HISTORY)
         elapsed = time.monotonic() - started
     assert info.value.transient is True
-    assert 0.5 <= elapsed < 1.2
+    assert 0.5 <= elapsed < 4.0  # bounded by timeout_s, not by the 10 s the server takes
 
 
 async def test_delay_under_timeout_succeeds(ollama_standin: OllamaStandIn) -> None:
@@ -298,7 +298,7 @@ async def test_trickling_body_bounded_by_overall_timeout(ollama_standin: OllamaS
         started = time.monotonic()
         with pytest.raises(ModelUnavailable, match="timed out"):
             await client.chat(HISTORY)
-    assert time.monotonic() - started < 1.4
+    assert time.monotonic() - started < 2.6  # the whole body would take 3 s
 
 
 async def test_server_down_is_unavailable() -> None:
@@ -307,7 +307,7 @@ async def test_server_down_is_unavailable() -> None:
         with pytest.raises(ModelUnavailable, match="cannot connect") as info:
             await client.chat(HISTORY)
     assert info.value.transient is True
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # refused at once, not retried into the timeout
 
 
 @pytest.mark.parametrize(

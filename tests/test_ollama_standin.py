@@ -285,7 +285,7 @@ def test_delay_does_not_block_other_requests(ollama_standin: OllamaStandIn) -> N
     st.wait_for_requests(1, "chat", timeout=5)
     started = time.monotonic()
     assert httpx.get(f"{st.url}/api/version").status_code == 200
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # not behind the 1.5 s chat
     thread.join(timeout=5)
     assert result["body"]["message"]["content"] == "late"
     assert result["elapsed"] >= 1.4
