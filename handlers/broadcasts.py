@@ -229,43 +229,44 @@ class Broadcasts:
     async def _fire_advisory(self, b: Broadcast, slot: float, key: str) -> FireResult:
         db = self.s.db
         subs = await subscriptions.subscribers(db, b.area)
-        peers = sorted({peer for ch, peer, _lang in subs if ch == Channel.SMS.value})
-        other = len({(ch, p) for ch, p, _ in subs if ch != Channel.SMS.value})
-        if other:
-            log.info(
-                "broadcast #%d: %d non-SMS subscriber(s) skipped (advisories go by SMS)",
-                b.id,
-                other,
-            )
-        text = sms_text.fit(b.text, self.s.settings.sms.segment_budget)
+        texts = {
+            Channel.SMS: sms_text.fit(b.text, self.s.settings.sms.segment_budget),
+            Channel.MATRIX: f"Advisory for {_area_label(b.area)}: {b.text}",
+        }
         async with db.transaction() as conn:
             await store.begin_fire(conn, b.id, key, slot)
         new_rows = opted = 0
-        for start in range(0, len(peers), self.chunk_size):
-            chunk = peers[start : start + self.chunk_size]
+        for start in range(0, len(subs), self.chunk_size):
+            chunk = subs[start : start + self.chunk_size]
             async with db.transaction() as conn:
-                stopped = await store.opted_out_among(conn, Channel.SMS, chunk)
+                stopped = {
+                    (channel, peer)
+                    for channel in {s.channel for s in chunk}
+                    for peer in await store.opted_out_among(
+                        conn, channel, [s.peer for s in chunk if s.channel is channel]
+                    )
+                }
                 new_rows += await store.enqueue_many(
                     conn,
                     (
                         Outbound(
-                            channel=Channel.SMS,
-                            peer=peer,
-                            conversation=peer,
-                            text=text,
-                            idem_key=f"adv:{b.id}:{key}:sms:{peer}",
+                            channel=s.channel,
+                            peer=s.peer,
+                            conversation=s.conversation,
+                            text=texts[s.channel],
+                            idem_key=f"adv:{b.id}:{key}:{s.channel}:{s.peer}",
                             lane=Lane.BROADCAST,
                             meta={"broadcast_id": b.id, "fire": key},
                         )
-                        for peer in chunk
-                        if peer not in stopped
+                        for s in chunk
+                        if (s.channel, s.peer) not in stopped
                     ),
                     now=self.s.clock(),
                 )
             opted += len(stopped)
             self._on_enqueued()
             await asyncio.sleep(0)  # let intake and STOP in between chunks
-        recipients = len(peers) - opted
+        recipients = len(subs) - opted
         now = self.s.clock()
         async with db.transaction() as conn:
             await store.finish_fire(conn, b.id, key, recipients, now)
@@ -546,7 +547,7 @@ class Broadcasts:
             )
         result = await self.fire(b, run_at)
         reply = (
-            f"Advisory #{bid} to {_area_label(key_area)}: queued {result.recipients} SMS"
+            f"Advisory #{bid} to {_area_label(key_area)}: queued {result.recipients} message(s)"
             + (f", {result.opted_out} opted out" if result.opted_out else "")
             + note
         )
@@ -576,8 +577,10 @@ class Broadcasts:
         self.scheduler.remove(self._job_id(b.id))
         if not changed and not withdrawn:
             return f"Broadcast #{b.id} is already {b.status}; nothing to cancel."
-        log.info("broadcast #%d cancelled by %s; %d queued SMS withdrawn", b.id, actor, withdrawn)
-        return f"Cancelled broadcast #{b.id}; {withdrawn} queued SMS withdrawn."
+        log.info(
+            "broadcast #%d cancelled by %s; %d queued message(s) withdrawn", b.id, actor, withdrawn
+        )
+        return f"Cancelled broadcast #{b.id}; {withdrawn} queued message(s) withdrawn."
 
     async def list_text(self) -> str:
         items = await store.active(self.s.db)

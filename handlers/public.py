@@ -56,7 +56,9 @@ class PublicCommands:
             if command == "join":
                 if not argument:
                     return [self._reply(row, say("help", lang))]
-                await subscriptions.join(conn, row.channel, row.peer, argument, lang, now)
+                await subscriptions.join(
+                    conn, row.channel, row.peer, argument, lang, now, row.conversation
+                )
                 return [self._reply(row, say("joined", lang, area=argument))]
             if command == "status":
                 incident = await store.open_for_reporter(conn, row.channel, row.peer)

@@ -273,7 +273,7 @@ async def test_jobs_survive_restart_and_cancel_withdraws(tmp_path: Path) -> None
         assert "queued 40" in rep
         await r.db.execute("UPDATE outbox SET status='queued'")  # pretend none went out yet
         cancel = await say(b2, f"!broadcast cancel {rep_id}")
-        assert "40 queued SMS withdrawn" in cancel
+        assert "40 queued message(s) withdrawn" in cancel
         assert f"broadcast:{rep_id}" not in {j.id for j in b2.scheduler.jobs()}
         assert (await store.get(r.db, rep_id)).status == "cancelled"  # type: ignore[union-attr]
 
@@ -303,6 +303,8 @@ async def say(b: Broadcasts, text: str) -> str:
 def test_split_area_and_times() -> None:
     assert split_area('"char bhadrasan" Boats at 6') == ("char bhadrasan", "Boats at 6")
     assert split_area("ward-5 Boil water") == ("ward-5", "Boil water")
+    same = {subscriptions.normalise_area(a) for a in ("Ward-5", "ward 5", " WARD_5", "ward  -5")}
+    assert same == {"ward 5"}
     t = next_local_time(1_700_000_000.0, 6, 0)
     assert 0 < t - 1_700_000_000.0 <= 86400
     b = store.Broadcast(1, "advisory", "x", "t", 60, 3600.0, "active", "c", 0.0, 0.0)

@@ -376,3 +376,43 @@ async def test_bad_media_gets_a_clear_reply_and_is_kept(
         assert len(chats) == 1 and not chats[0].body["messages"][-1].get("images")
     finally:
         await victim.close()
+
+
+async def test_advisory_reaches_matrix_dm_subscribers_and_stop_is_honoured(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """JOIN from a Matrix DM subscribes that room: advisories arrive there as notices (next to
+    SMS subscribers), STOP in the DM ends them; nothing goes to the model."""
+    room = coordination
+    victim_acct = register(room.hs, "victim")
+    victim = await make_client(room.hs, victim_acct)
+    try:
+        async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+            await joined(gw, room.room_id)
+            dm = await _dm(gw, room, victim)
+            await victim.room_send(
+                dm, "m.room.message", {"msgtype": "m.text", "body": "JOIN Ward 5"}
+            )
+            await room.wait_notice("alerts for Ward 5", client=victim, room_id=dm)
+            gw.sms_in(VICTIM, "JOIN ward 5")
+            await gw.wait_sent(VICTIM, 1)
+
+            await room.say(room.coord, "!advise ward-5 Boil drinking water for 1 minute.")
+            await room.wait_notice("queued 2 message(s)")
+            advisory = await room.wait_notice("Boil drinking water", client=victim, room_id=dm)
+            assert advisory == "Advisory for ward 5: Boil drinking water for 1 minute."
+            await gw.wait_sent(VICTIM, 2)
+            assert gw.sent()[-1]["text"] == "Boil drinking water for 1 minute."
+
+            await victim.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": "STOP"})
+            await room.wait_notice("STOP", client=victim, room_id=dm)
+            await room.say(room.coord, "!advise ward-5 Boats leave the ghat at 6.")
+            await room.wait_notice("queued 1 message(s)")
+            await gw.wait_sent(VICTIM, 3)
+            await gw.idle(timeout=20)
+            dm_notices = await room.notices(client=victim, room_id=dm)
+        assert not any("Boats leave" in n for n in dm_notices)
+        assert sum("Advisory for" in n for n in dm_notices) == 1
+        assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+    finally:
+        await victim.close()

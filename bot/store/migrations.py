@@ -181,4 +181,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX broadcast_fires_status ON broadcast_fires(status);
     CREATE INDEX broadcasts_status ON broadcasts(status, kind);
     """,
+    # 4: where to deliver an advisory to a subscriber: the Matrix room a user joined from (SMS:
+    # the number itself; '' on rows from before this migration means "same as peer").
+    """
+    ALTER TABLE subscriptions ADD COLUMN conversation TEXT NOT NULL DEFAULT '';
+    """,
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import aiosqlite
 
 from bot.models import Channel, Lane
@@ -10,17 +12,34 @@ from bot.store.db import Database
 
 
 def normalise_area(area: str) -> str:
-    return " ".join(area.split()).casefold()[:60]
+    """``Ward-5``, ``ward 5`` and ``WARD_5`` are one area: victims and coordinators type it
+    differently."""
+    return " ".join(area.replace("-", " ").replace("_", " ").split()).casefold()[:60]
+
+
+class Subscriber(NamedTuple):
+    channel: Channel
+    peer: str
+    lang: str
+    conversation: str  # where advisories go: the number (SMS) or the room it joined from (Matrix)
 
 
 async def join(
-    conn: aiosqlite.Connection, channel: Channel, peer: str, area: str, lang: str, now: float
+    conn: aiosqlite.Connection,
+    channel: Channel,
+    peer: str,
+    area: str,
+    lang: str,
+    now: float,
+    conversation: str = "",
 ) -> None:
     await conn.execute("DELETE FROM optouts WHERE channel=? AND peer=?", (channel.value, peer))
     await conn.execute(
-        """INSERT INTO subscriptions (channel, peer, area, lang, created_at) VALUES (?,?,?,?,?)
-           ON CONFLICT(channel, peer, area) DO UPDATE SET lang=excluded.lang""",
-        (channel.value, peer, normalise_area(area), lang, now),
+        """INSERT INTO subscriptions (channel, peer, area, lang, created_at, conversation)
+           VALUES (?,?,?,?,?,?)
+           ON CONFLICT(channel, peer, area)
+           DO UPDATE SET lang=excluded.lang, conversation=excluded.conversation""",
+        (channel.value, peer, normalise_area(area), lang, now, conversation or peer),
     )
 
 
@@ -45,18 +64,21 @@ async def is_opted_out(conn: aiosqlite.Connection, channel: Channel, peer: str) 
     return await cur.fetchone() is not None
 
 
-async def subscribers(db: Database, area: str) -> list[tuple[str, str, str]]:
-    """(channel, peer, lang) of everyone subscribed to the area ('*' = every subscriber)."""
+async def subscribers(db: Database, area: str) -> list[Subscriber]:
+    """Everyone subscribed to the area ('*' = every subscriber, once each), by channel and peer."""
     key = normalise_area(area)
     if key in ("*", "all"):
         rows = await db.fetchall(
-            "SELECT channel, peer, MIN(lang) FROM subscriptions GROUP BY channel, peer"
+            """SELECT channel, peer, MIN(lang), MAX(conversation) FROM subscriptions
+               GROUP BY channel, peer ORDER BY channel, peer"""
         )
     else:
         rows = await db.fetchall(
-            "SELECT channel, peer, lang FROM subscriptions WHERE area=?", (key,)
+            """SELECT channel, peer, lang, conversation FROM subscriptions WHERE area=?
+               ORDER BY channel, peer""",
+            (key,),
         )
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [Subscriber(Channel(r[0]), r[1], r[2], r[3] or r[1]) for r in rows]
 
 
 async def areas_of(db: Database, channel: Channel, peer: str) -> list[str]:
