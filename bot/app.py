@@ -295,7 +295,7 @@ class App:
         return send
 
     async def _start_matrix(self, rt: Runtime) -> MatrixTransport:
-        from bot.transports.matrix import MatrixTransport
+        from bot.transports.matrix import LATE_KEY_SUFFIX, LATE_KEY_WINDOW_S, MatrixTransport
 
         s = self.settings
         matrix_settings = s.matrix
@@ -323,12 +323,18 @@ class App:
         async def on_batch(batch: list[Inbound], token: str) -> None:
             await rt.intake.accept(batch, cursor=(MATRIX_CURSOR, token))
 
+        async def load_undecrypted() -> list[tuple[dict[str, Any], float]]:
+            return await inbox.awaiting_late_key(
+                rt.db, since=self.clock() - LATE_KEY_WINDOW_S, late_suffix=LATE_KEY_SUFFIX
+            )
+
         transport = MatrixTransport(
             matrix_settings,
             s.media,
             load_token=load_token,
             on_batch=on_batch,
             role_of=lambda peer: self.role_of(Channel.MATRIX, peer),
+            load_undecrypted=load_undecrypted,
         )
         await transport.start()
         rt.matrix = transport

@@ -39,7 +39,9 @@ class PublicCommands:
         if row.meta.get("binary"):
             log.warning("inbox #%d: binary/data SMS answered with a plain-text request", row.id)
             return [self._reply(row, say("binary_sms", lang))]
-        if row.meta.get("empty") or row.meta.get("undecryptable"):
+        if row.meta.get("undecryptable"):
+            return [self._reply(row, say("undecryptable", lang))]
+        if row.meta.get("empty"):
             return [self._reply(row, say("empty_sms", lang))]
         verdict = triage(row.text)
         if verdict.keyword is None:

@@ -32,6 +32,17 @@ TEXTS: dict[str, dict[str, str]] = {
         "hi": "Lifeline: संदेश खाली था। लिखें: आप कहाँ हैं, कितने लोग, क्या चाहिए।",
         "ur": "Lifeline: پیغام خالی تھا۔ لکھیں: آپ کہاں ہیں، کتنے لوگ، کیا چاہیے۔",
     },
+    "undecryptable": {
+        "en": "Lifeline: we could not read your encrypted message yet; it will be handled as soon "
+        "as its key arrives. If it is urgent, send it again: where you are, how many people, "
+        "what you need.",
+        "bn": "Lifeline: আপনার এনক্রিপ্ট করা বার্তা এখনও পড়া যায়নি। জরুরি হলে আবার লিখুন: কোথায় "
+        "আছেন, কতজন, কী দরকার।",
+        "hi": "Lifeline: आपका एन्क्रिप्टेड संदेश अभी पढ़ा नहीं जा सका। ज़रूरी हो तो फिर लिखें: आप कहाँ "
+        "हैं, कितने लोग, क्या चाहिए।",
+        "ur": "Lifeline: آپ کا خفیہ کردہ پیغام ابھی پڑھا نہیں جا سکا۔ ضروری ہو تو دوبارہ لکھیں: آپ "
+        "کہاں ہیں، کتنے لوگ، کیا چاہیے۔",
+    },
     "partial_sms": {
         "en": "Lifeline {case}: part of your long message did not arrive. If anything is missing, "
         "please send it again in a shorter message.",

@@ -14,13 +14,20 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from nio import AsyncClient, RoomCreateResponse, RoomMessageNotice, RoomSendResponse, UploadResponse
+from nio import (
+    AsyncClient,
+    ErrorResponse,
+    RoomCreateResponse,
+    RoomMessageNotice,
+    RoomSendResponse,
+    UploadResponse,
+)
 
 from bot.synapse_local import Account, LocalSynapse
 from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
 from tests.media_samples import ogg_opus_voice
 from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
-from tests.synapse_server import make_client, register
+from tests.synapse_server import make_client, register, sync_once
 
 VICTIM = "+8801712345678"
 
@@ -414,5 +421,150 @@ async def test_advisory_reaches_matrix_dm_subscribers_and_stop_is_honoured(
         assert not any("Boats leave" in n for n in dm_notices)
         assert sum("Advisory for" in n for n in dm_notices) == 1
         assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+    finally:
+        await victim.close()
+
+
+async def _share_room_key_late(victim: AsyncClient, bot_user: str, key: dict[str, Any]) -> None:
+    """What a sender's client does when it finally shares a megolm key: an Olm-encrypted
+    ``m.room_key`` to-device message to each of the bot's devices."""
+    from nio.event_builders import ToDeviceMessage
+
+    await sync_once(victim)
+    missing = victim.get_missing_sessions(key["room_id"])
+    if missing:
+        await victim.keys_claim(missing)
+    assert victim.olm is not None
+    devices = list(victim.olm.device_store.active_user_devices(bot_user))
+    assert devices, "the sender never saw the bot's device keys"
+    for device in devices:
+        session = victim.olm.session_store.get(device.curve25519)
+        assert session is not None
+        payload = victim.olm._olm_encrypt(session, device, "m.room_key", key)
+        resp = await victim.to_device(
+            ToDeviceMessage("m.room.encrypted", bot_user, device.id, payload)
+        )
+        assert not isinstance(resp, ErrorResponse), resp
+
+
+async def test_message_whose_key_arrives_late_is_delivered_after_a_restart(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """An encrypted DM the bot cannot decrypt gets an immediate "could not read" reply; when the
+    sender's key arrives later (here: after a gateway restart) the message is decrypted and
+    handled like any other, once."""
+    room = coordination
+    ollama_standin.push_chat(text_reply("Stay on the roof; a boat is being arranged."))
+    victim = await make_client(room.hs, register(room.hs, "victim"), tmp_path / "victim-store")
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    settings = settings.model_copy(
+        update={"matrix": settings.matrix.model_copy(update={"encryption": True})}
+    )
+    try:
+        await sync_once(victim)
+        async with running_gateway(settings) as gw:
+            await joined(gw, room.room_id)
+            created = await victim.room_create(
+                invite=[room.bot.user_id],
+                is_direct=True,
+                initial_state=[
+                    {
+                        "type": "m.room.encryption",
+                        "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                    }
+                ],
+            )
+            assert isinstance(created, RoomCreateResponse)
+            dm = created.room_id
+            await joined(gw, dm)
+            async with asyncio.timeout(30):  # the sender sees the bot in the room
+
+                def bot_in_room() -> bool:
+                    r = victim.rooms.get(dm)
+                    return r is not None and room.bot.user_id in r.users and not r.invited_users
+
+                while not bot_in_room():
+                    await sync_once(victim, 500)
+            # The sender's client encrypts but does not share the key (its phone lost signal).
+            assert victim.olm is not None
+            victim.olm.create_outbound_group_session(dm)
+            session = victim.olm.outbound_group_sessions[dm]
+            key = {
+                "algorithm": "m.megolm.v1.aes-sha2",
+                "room_id": dm,
+                "session_id": session.id,
+                "session_key": session.session_key,
+            }
+            session.shared = True
+            sent = await victim.room_send(
+                dm,
+                "m.room.message",
+                {"msgtype": "m.text", "body": "3 of us on the roof of Char school, water rising"},
+                ignore_unverified_devices=True,
+            )
+            assert isinstance(sent, RoomSendResponse), sent
+
+            async def first_reply() -> list[Any]:
+                return await gw.rows(
+                    "SELECT text FROM outbox WHERE conversation=? AND status='sent'", dm
+                )
+
+            assert "could not" in (await wait_for(first_reply, 30))[0][0].lower()
+        assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+
+        await _share_room_key_late(victim, room.bot.user_id, key)
+        async with running_gateway(settings) as gw:
+
+            async def model_reply() -> list[Any]:
+                return [
+                    r
+                    for r in await gw.rows(
+                        "SELECT text FROM outbox WHERE conversation=? AND status='sent'", dm
+                    )
+                    if "boat is being arranged" in r[0]
+                ]
+
+            await wait_for(model_reply, 40)
+            await gw.idle(timeout=20)
+            rows = await gw.rows(
+                "SELECT dedup_key, text FROM inbox WHERE channel='matrix' AND conversation=?", dm
+            )
+        assert [tuple(r) for r in rows] == [
+            (sent.event_id, ""),
+            (sent.event_id + ":late-key", "3 of us on the roof of Char school, water rising"),
+        ]
+        chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
+        assert len(chats) == 1
+        assert "roof of Char school" in chats[0].body["messages"][-1]["content"]
+    finally:
+        await victim.close()
+
+
+async def test_dm_after_gateway_restart_is_still_a_dm(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """After a restart the sync resumes from the stored token, so the client knows nothing about
+    old rooms; a victim's next DM must still be answered (not taken for group-room chatter)."""
+    room = coordination
+    ollama_standin.push_chat(
+        text_reply("We got your first message."), text_reply("We got your second message.")
+    )
+    victim = await make_client(room.hs, register(room.hs, "victim"))
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    try:
+        async with running_gateway(settings) as gw:
+            await joined(gw, room.room_id)
+            dm = await _dm(gw, room, victim)
+            await victim.room_send(
+                dm, "m.room.message", {"msgtype": "m.text", "body": "help, 2 of us"}
+            )
+            await room.wait_notice("first message", client=victim, room_id=dm)
+        async with running_gateway(settings) as gw:
+            await joined(gw, room.room_id)
+            await victim.room_send(
+                dm, "m.room.message", {"msgtype": "m.text", "body": "water at the window now"}
+            )
+            await room.wait_notice("second message", client=victim, room_id=dm, timeout=40)
     finally:
         await victim.close()

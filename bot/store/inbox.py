@@ -213,3 +213,20 @@ async def oldest_waiting_at(db: Database) -> float | None:
         "SELECT MIN(received_at) FROM inbox WHERE status IN ('queued','processing')"
     )
     return None if row is None or row[0] is None else float(row[0])
+
+
+async def awaiting_late_key(
+    db: Database, *, since: float, late_suffix: str
+) -> list[tuple[dict[str, Any], float]]:
+    """Encrypted Matrix events that could not be decrypted (received after ``since``) and have
+    not been delivered again decrypted (a row with ``dedup_key + late_suffix``)."""
+    rows = await db.fetchall(
+        """SELECT json_extract(i.meta, '$.encrypted_event'), i.received_at FROM inbox AS i
+           WHERE i.channel = ? AND i.received_at >= ?
+             AND json_extract(i.meta, '$.undecryptable')
+             AND json_extract(i.meta, '$.encrypted_event') IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM inbox AS j
+                             WHERE j.channel = i.channel AND j.dedup_key = i.dedup_key || ?)""",
+        (Channel.MATRIX.value, since, late_suffix),
+    )
+    return [(json.loads(r[0]), float(r[1])) for r in rows]

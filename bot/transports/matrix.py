@@ -5,6 +5,9 @@ Invariants kept here (see docs/architecture.md):
      rows and the token in one transaction. If it raises, the same window is synced again.
   2. dedup_key = event id, so a replayed window is absorbed by the inbox.
   7. Every network call is bounded by `asyncio.wait_for`/`asyncio.timeout`.
+An event that cannot be decrypted is delivered at once (the sender is asked to resend), its key is
+requested, and it is delivered again, decrypted, if the key arrives within LATE_KEY_WINDOW_S
+(dedup_key ``<event id>:late-key``; pending events survive a restart via ``load_undecrypted``).
 Never `logout()`: it deletes the device and its E2EE keys on the homeserver.
 """
 
@@ -20,7 +23,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     DirectRoomsResponse,
+    EncryptionError,
     ErrorResponse,
     InviteMemberEvent,
     JoinError,
@@ -59,11 +63,16 @@ from config.settings import MatrixSettings, MediaSettings
 log = logging.getLogger(__name__)
 
 OnBatch = Callable[[list[Inbound], str], Awaitable[None]]
+# Encrypted event sources (with "room_id") and when they arrived, for events still waiting a key.
+LoadUndecrypted = Callable[[], Awaitable[list[tuple[dict[str, Any], float]]]]
 
 REQUEST_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 120.0
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
+LATE_KEY_WINDOW_S = 24 * 3600.0  # after this a message whose key never came is given up
+MAX_PENDING_UNDECRYPTED = 1000
+LATE_KEY_SUFFIX = ":late-key"
 _MEDIA_KINDS = {"m.image": "image", "m.audio": "audio", "m.video": "video", "m.file": "file"}
 _TEXT_TYPES = {"m.text", "m.notice", "m.emote"}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
@@ -179,8 +188,12 @@ class MatrixTransport:
         timeline_limit: int = 100,
         max_backfill_events: int = 2000,
         homeserver: str | None = None,
+        load_undecrypted: LoadUndecrypted | None = None,
     ) -> None:
         self._settings = settings
+        self._load_undecrypted = load_undecrypted
+        # event id -> (encrypted event source with room_id, first seen): waiting for a late key
+        self._undecrypted: dict[str, tuple[dict[str, Any], float]] = {}
         self._media = media
         self._load_token = load_token
         self._on_batch = on_batch
@@ -334,8 +347,14 @@ class MatrixTransport:
         client = self._require_client()
         since = await self._load_token()
         log.info("matrix: sync loop starting (%s)", "resume" if since else "first sync")
+        if self._load_undecrypted is not None:
+            for source, seen in await self._load_undecrypted():
+                self._remember_undecrypted(source, seen)
         backoff = BACKOFF_MIN_S
         session_checked = False
+        # Resuming from a stored token, the client knows no room state (members: is it a DM? whom
+        # to share room keys with?); the first sync asks for the full state of every room.
+        full_state = since is not None
         timeout_ms = int(self._settings.sync_timeout_s * 1000)
         try:
             while True:
@@ -348,13 +367,13 @@ class MatrixTransport:
                     await self._key_maintenance()
                     long_poll = timeout_ms if self._last_sync_at is not None else 0
                     try:
-                        resp = await self._sync(since, long_poll)
+                        resp = await self._sync(since, long_poll, full_state=full_state)
                     except _TokenRejected:
                         session_checked = False
                         raise
                     inbounds, undecryptable = await self._collect(resp, since)
                     await self._on_batch(inbounds, resp.next_batch)
-                    since = resp.next_batch
+                    since, full_state = resp.next_batch, False
                     self._last_sync_at = time.time()
                     if self._errors:
                         log.warning("matrix: recovered after %d failed attempts", self._errors)
@@ -365,6 +384,7 @@ class MatrixTransport:
                     self._synced.set()
                     self._synced = asyncio.Event()
                     await self._after_batch(resp, undecryptable)
+                    await self._deliver_late_decrypted(since)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure: logged, counted, retried
@@ -390,10 +410,17 @@ class MatrixTransport:
         finally:
             await self.close()
 
-    async def _sync(self, since: str | None, long_poll_ms: int) -> SyncResponse:
+    async def _sync(
+        self, since: str | None, long_poll_ms: int, *, full_state: bool = False
+    ) -> SyncResponse:
         client = self._require_client()
         resp = await _bounded(
-            client.sync(timeout=long_poll_ms, sync_filter=self._sync_filter(), since=since),
+            client.sync(
+                timeout=long_poll_ms,
+                sync_filter=self._sync_filter(),
+                since=since,
+                full_state=full_state or None,
+            ),
             long_poll_ms / 1000 + 20,  # nio's own HTTP timeout (+15 s) fires first
         )
         if isinstance(resp, SyncResponse):
@@ -518,6 +545,8 @@ class MatrixTransport:
         if isinstance(event, MegolmEvent):
             meta.update({"undecryptable": True, "msgtype": "m.room.encrypted"})
             meta["session_id"] = getattr(event, "session_id", None)
+            event.room_id = room_id  # paged-back events lack it; key requests need it
+            meta["encrypted_event"] = {**event.source, "room_id": room_id}
             log.error(
                 "matrix: UNDECRYPTABLE event %s from %s in %s (session %s); requesting the key",
                 event_id,
@@ -670,6 +699,7 @@ class MatrixTransport:
     async def _after_batch(self, resp: SyncResponse, undecryptable: list[Any]) -> None:
         client = self._require_client()
         for event in undecryptable:
+            self._remember_undecrypted({**event.source, "room_id": event.room_id}, time.time())
             try:
                 r = await asyncio.wait_for(client.request_room_key(event), REQUEST_TIMEOUT_S)
                 if isinstance(r, ErrorResponse):
@@ -689,6 +719,57 @@ class MatrixTransport:
             self._pending_invites[room_id] = (inviter, is_direct)
         for room_id, (inviter, is_direct) in list(self._pending_invites.items()):
             await self._handle_invite(room_id, inviter, is_direct)
+
+    def _remember_undecrypted(self, source: dict[str, Any], seen: float) -> None:
+        event_id = source.get("event_id")
+        if not isinstance(event_id, str) or not source.get("room_id"):
+            return
+        if len(self._undecrypted) >= MAX_PENDING_UNDECRYPTED:
+            oldest = min(self._undecrypted, key=lambda k: self._undecrypted[k][1])
+            log.error("matrix: too many events waiting for keys; giving up on %s", oldest)
+            del self._undecrypted[oldest]
+        self._undecrypted.setdefault(event_id, (source, seen))
+
+    async def _deliver_late_decrypted(self, token: str) -> None:
+        """Deliver (as new inbox rows) events whose megolm key has arrived since they came in."""
+        client = self._require_client()
+        if not self._undecrypted or client.olm is None:
+            return
+        now, late, settled = time.time(), [], []
+        for event_id, (source, seen) in self._undecrypted.items():
+            room_id = str(source["room_id"])
+            event = MegolmEvent.from_dict(source)
+            if not isinstance(event, MegolmEvent):
+                settled.append(event_id)
+                continue
+            if client.olm.inbound_group_store.get(room_id, event.sender_key, event.session_id):
+                settled.append(event_id)
+                try:
+                    decrypted = client.decrypt_event(event)
+                except EncryptionError as exc:
+                    log.error("matrix: late key for %s did not decrypt it: %s", event_id, exc)
+                    continue
+                inbound = await self._to_inbound(decrypted, room_id, client.rooms.get(room_id))
+                if inbound is not None:
+                    meta = {**inbound.meta, "late_key": True}
+                    late.append(replace(inbound, dedup_key=event_id + LATE_KEY_SUFFIX, meta=meta))
+            elif now - seen > LATE_KEY_WINDOW_S:
+                settled.append(event_id)
+                log.error(
+                    "matrix: key for %s from %s never arrived (%d h); the sender was asked to "
+                    "resend",
+                    event_id,
+                    redact.mask_peer(str(source.get("sender", ""))),
+                    LATE_KEY_WINDOW_S // 3600,
+                )
+        if late:
+            await self._on_batch(late, token)  # committed before they leave the waiting list
+            log.warning(
+                "matrix: %d message(s) decrypted after their key arrived late; delivered now",
+                len(late),
+            )
+        for event_id in settled:
+            self._undecrypted.pop(event_id, None)
 
     async def _handle_invite(self, room_id: str, inviter: str, is_direct: bool) -> None:
         client = self._require_client()
