@@ -537,6 +537,17 @@ async def test_message_whose_key_arrives_late_is_delivered_after_a_restart(
         chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
         assert len(chats) == 1
         assert "roof of Char school" in chats[0].body["messages"][-1]["content"]
+        # The reply sent after the restart is readable by the victim (room keys went to them).
+        readable: list[str] = []
+        async with asyncio.timeout(30):
+            while not any("boat is being arranged" in b for b in readable):
+                sync = await sync_once(victim, 500)
+                joined_dm = sync.rooms.join.get(dm)
+                readable += [
+                    e.body
+                    for e in (joined_dm.timeline.events if joined_dm else [])
+                    if isinstance(e, RoomMessageNotice)
+                ]
     finally:
         await victim.close()
 
