@@ -185,10 +185,18 @@ async def test_model_down_at_start_then_back(tmp_path: Path) -> None:
         assert "queued for a responder" in sent[1]["text"]
         row = (await gw.rows("SELECT status FROM inbox"))[0]
         assert row[0] in ("queued", "processing")  # kept, not lost
+        # Keywords do not wait behind the message that waits for the model.
+        gw.sms_in(VICTIM, "STATUS")
+        sent = await gw.wait_sent(VICTIM, 3)
+        assert "LF-" in sent[2]["text"]
+        gw.sms_in(VICTIM, "STOP")
+        assert "stopped" in (await gw.wait_sent(VICTIM, 4))[3]["text"]
+        row = (await gw.rows("SELECT status FROM inbox ORDER BY id"))[0]
+        assert row[0] in ("queued", "processing")
         port = int(url.rsplit(":", 1)[1])
         with OllamaStandIn(port=port, default=text_reply("Water tanker is planned.")):
-            sent = await gw.wait_sent(VICTIM, 3, timeout=30)
-            assert "Water tanker" in sent[2]["text"]
+            sent = await gw.wait_sent(VICTIM, 5, timeout=30)
+            assert "Water tanker" in sent[4]["text"]
 
 
 async def test_server_crash_mid_stream_is_transient(
