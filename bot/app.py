@@ -60,6 +60,7 @@ class Runtime:
     matrix: MatrixTransport | None = None
     protocols: ProtocolSearch | None = None
     drill: DrillInfo | None = None
+    matrix_error: str | None = None  # why the Matrix channel is not up yet (it keeps retrying)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -233,23 +234,10 @@ class App:
                     name="outbox-sms",
                 )
             if s.matrix.enabled:
-                transport = await self._start_matrix(rt)
-                tg.create_task(transport.run(), name="matrix-sync")
-                tg.create_task(
-                    OutboxWorker(
-                        db,
-                        channel=Channel.MATRIX,
-                        sender=self._matrix_sender(transport),
-                        concurrency=2,
-                        max_attempts=s.queue.max_attempts,
-                        retry=retry,
-                        lease_s=120.0,
-                        waker=rt.waker_matrix,
-                        clock=self.clock,
-                    ).run(),
-                    name="outbox-matrix",
-                )
-            # After the channels: the sitrep needs the resolved coordination room.
+                # Alerts are queued for the coordination room from the first message on, even
+                # while the homeserver is unreachable; they go out when it is back.
+                services.notifier.coordination_room = s.matrix.coordination_room or None
+                tg.create_task(self._run_matrix(rt, retry), name="matrix")
             tg.create_task(broadcasts.run(), name="broadcasts")
             tg.create_task(model_worker.run(), name="worker-model")
             tg.create_task(fast_worker.run(), name="worker-fast")
@@ -294,8 +282,55 @@ class App:
 
         return send
 
+    async def _run_matrix(self, rt: Runtime, retry: RetryPolicy) -> None:
+        """The Matrix channel: started with retries (a homeserver that is down at start-up never
+        stops SMS), then its sync loop and its outbox sender."""
+        from bot.synapse_local import SynapseError
+        from bot.transports.matrix import MatrixSendError, MatrixStartError
+
+        wait_s = 5.0
+        while True:
+            try:
+                transport = await self._start_matrix(rt)
+                break
+            except (MatrixStartError, MatrixSendError, SynapseError, OSError, TimeoutError) as exc:
+                rt.matrix_error = str(exc)
+                log.error(
+                    "MATRIX UNAVAILABLE: %s; SMS keeps working, alerts wait in the outbox; "
+                    "retrying in %d s",
+                    exc,
+                    wait_s,
+                )
+                await asyncio.sleep(wait_s)
+                wait_s = min(wait_s * 2, 300.0)
+        if rt.matrix_error is not None:
+            log.warning("matrix: channel up after start-up failures")
+            rt.matrix_error = None
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(transport.run(), name="matrix-sync")
+            tg.create_task(
+                OutboxWorker(
+                    rt.db,
+                    channel=Channel.MATRIX,
+                    sender=self._matrix_sender(transport),
+                    concurrency=2,
+                    max_attempts=self.settings.queue.max_attempts,
+                    retry=retry,
+                    lease_s=120.0,
+                    waker=rt.waker_matrix,
+                    clock=self.clock,
+                    ready=transport.wait_caught_up,
+                ).run(),
+                name="outbox-matrix",
+            )
+
     async def _start_matrix(self, rt: Runtime) -> MatrixTransport:
-        from bot.transports.matrix import LATE_KEY_SUFFIX, LATE_KEY_WINDOW_S, MatrixTransport
+        from bot.transports.matrix import (
+            LATE_KEY_SUFFIX,
+            LATE_KEY_WINDOW_S,
+            MatrixSendError,
+            MatrixTransport,
+        )
 
         s = self.settings
         matrix_settings = s.matrix
@@ -336,13 +371,16 @@ class App:
             role_of=lambda peer: self.role_of(Channel.MATRIX, peer),
             load_undecrypted=load_undecrypted,
         )
-        await transport.start()
+        try:
+            await transport.start()
+        except BaseException:
+            await transport.close()
+            raise
         rt.matrix = transport
-        rt.services.notifier.coordination_room = (
-            await transport.resolve_room(matrix_settings.coordination_room)
-            if matrix_settings.coordination_room
-            else None
-        )
+        rt.services.notifier.coordination_room = matrix_settings.coordination_room or None
+        if matrix_settings.coordination_room.startswith("#"):
+            with contextlib.suppress(MatrixSendError):  # resolved again at send time
+                await transport.resolve_room(matrix_settings.coordination_room)
         if rt.services.notifier.coordination_room is None:
             log.warning(
                 "no [matrix].coordination_room: coordinators get NO alerts or sitreps; "
@@ -434,7 +472,9 @@ class App:
                     + (f"{int(now - m.last_ok_at)} s ago" if m.last_ok_at else "never")
                     + (f", last error: {m.last_error}" if m.last_error else "")
                 )
-        if rt.matrix is not None:
+        if rt.matrix_error is not None:
+            lines.append(f"matrix: NOT CONNECTED, retrying ({rt.matrix_error})")
+        elif rt.matrix is not None:
             mh = rt.matrix.health
             lines.append(
                 f"matrix: {mh.state}" + (f", last error: {mh.last_error}" if mh.last_error else "")

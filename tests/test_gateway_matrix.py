@@ -579,3 +579,86 @@ async def test_dm_after_gateway_restart_is_still_a_dm(
             await room.wait_notice("second message", client=victim, room_id=dm, timeout=40)
     finally:
         await victim.close()
+
+
+async def _forward(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: tuple[str, int]
+) -> None:
+    """A TCP pass-through to the homeserver (stands for the network path coming back)."""
+    up_r, up_w = await asyncio.open_connection(*target)
+
+    async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            dst.close()
+
+    await asyncio.gather(pump(reader, up_w), pump(up_r, writer))
+
+
+async def test_homeserver_down_at_start_sms_works_and_alerts_wait(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Synapse unreachable when the gateway starts (first login never happened): SMS victims are
+    served, !status-style health says Matrix is not connected, the critical alert waits in the
+    outbox; when the homeserver is reachable the channel comes up by itself and the alert is
+    posted to the coordination room, given by #alias."""
+    import socket
+    import urllib.parse
+
+    room = coordination
+    alias = f"#ops{room.room_id[1:8].lower()}:localhost"
+    put = await room.coord.room_put_alias(alias, room.room_id)
+    assert not isinstance(put, ErrorResponse), put
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there yet
+    hs = urllib.parse.urlsplit(room.hs.url)
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    settings = settings.model_copy(
+        update={
+            "matrix": settings.matrix.model_copy(
+                update={"homeserver": f"http://127.0.0.1:{port}", "coordination_room": alias}
+            )
+        }
+    )
+    ollama_standin.push_chat(
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="Char Bhadrasan school roof",
+                priority="critical",
+                people_count=5,
+                needs="boat",
+            )
+        ),
+        text_reply("Your rescue request is recorded. Stay on the roof."),
+    )
+    proxy: asyncio.Server | None = None
+    try:
+        async with running_gateway(settings) as gw:
+            gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
+            sent = await gw.wait_sent(VICTIM, 2, timeout=30)
+            assert "Stay on the roof" in sent[1]["text"]
+            status = await gw.app.status_text(gw.runtime)
+            assert "matrix: NOT CONNECTED" in status
+            waiting = await gw.rows(
+                "SELECT text FROM outbox WHERE channel='matrix' AND status='queued'"
+            )
+            assert any("DISPATCH REQUEST" in r[0] for r in waiting)
+
+            proxy = await asyncio.start_server(
+                lambda r, w: _forward(r, w, (hs.hostname or "127.0.0.1", hs.port or 80)),
+                "127.0.0.1",
+                port,
+            )
+            alert = await room.wait_notice("DISPATCH REQUEST", timeout=60)
+            assert "Char Bhadrasan school roof" in alert
+            assert "NOT CONNECTED" not in await gw.app.status_text(gw.runtime)
+    finally:
+        if proxy is not None:
+            proxy.close()

@@ -211,7 +211,9 @@ class MatrixTransport:
         self._pending_invites: dict[str, tuple[str, bool]] = {}
         self._dm_lock = asyncio.Lock()
         self._created_dms: set[str] = set()
+        self._aliases: dict[str, str] = {}  # #alias -> room id
         self._synced = asyncio.Event()
+        self._caught_up = asyncio.Event()  # first sync of this run processed (invites joined)
         self._max_bytes = min(media.max_bytes, settings.max_media_bytes)
 
     # ------------------------------------------------------------------ state
@@ -235,6 +237,11 @@ class MatrixTransport:
         if self._client is None:
             raise MatrixSendError("matrix transport not started", transient=True)
         return self._client
+
+    async def wait_caught_up(self) -> None:
+        """Returns once this run's first sync is processed: sending before it would hit rooms the
+        bot is invited to but has not joined yet (M_FORBIDDEN, a permanent failure)."""
+        await self._caught_up.wait()
 
     # ------------------------------------------------------------------ session
     def _read_session(self) -> dict[str, str] | None:
@@ -384,6 +391,7 @@ class MatrixTransport:
                     self._synced.set()
                     self._synced = asyncio.Event()
                     await self._after_batch(resp, undecryptable)
+                    self._caught_up.set()
                     await self._deliver_late_decrypted(since)
                 except asyncio.CancelledError:
                     raise
@@ -818,7 +826,8 @@ class MatrixTransport:
         log.debug(
             "matrix: send %s to %s: %s", out.idem_key, out.conversation, redact.body(out.text)
         )
-        return await self._room_send(out.conversation, content, out.idem_key)
+        room_id = await self.resolve_room(out.conversation)
+        return await self._room_send(room_id, content, out.idem_key)
 
     async def _room_send(self, room_id: str, content: dict[str, Any], tx_id: str) -> str:
         client = self._require_client()
@@ -861,6 +870,7 @@ class MatrixTransport:
 
     async def send_image(self, room_id: str, png_or_jpeg: bytes, body: str, *, tx_id: str) -> str:
         client = self._require_client()
+        room_id = await self.resolve_room(room_id)
         if png_or_jpeg.startswith(b"\x89PNG"):
             mimetype, ext = "image/png", "png"
         elif png_or_jpeg.startswith(b"\xff\xd8"):
@@ -952,15 +962,22 @@ class MatrixTransport:
         return rid
 
     async def resolve_room(self, room: str) -> str:
-        """Room id for a room id or a #alias (e.g. settings.matrix.coordination_room)."""
+        """Room id for a room id or a #alias (e.g. settings.matrix.coordination_room); cached.
+        Raises MatrixSendError (transient while the homeserver is unreachable)."""
         if not room.startswith("#"):
             return room
+        if room in self._aliases:
+            return self._aliases[room]
         client = self._require_client()
-        resp = await asyncio.wait_for(client.room_resolve_alias(room), REQUEST_TIMEOUT_S)
+        try:
+            resp = await asyncio.wait_for(client.room_resolve_alias(room), REQUEST_TIMEOUT_S)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise MatrixSendError(f"resolving {room}: network: {exc!r}", transient=True) from exc
         if isinstance(resp, ErrorResponse):
             raise classify_send_error(resp)
         log.info("matrix: %s is %s", room, resp.room_id)
-        return str(resp.room_id)
+        self._aliases[room] = str(resp.room_id)
+        return self._aliases[room]
 
     async def _put_account_data(self, kind: str, data: dict[str, Any]) -> None:
         client = self._require_client()
