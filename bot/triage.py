@@ -35,14 +35,16 @@ A message that consists of a keyword (case-insensitive, surrounding punctuation 
   شامل کریں; jog, jog din, judo, jodo, shamil.
 * STOP — stop, unsubscribe, cancel, quit; বন্ধ, বন্ধ করুন, থামুন, থামো; रोको, बंद, बंद करो;
   بند, بند کرو, روکو; bondho, band, bandh, roko, ruko, thamo.
-* HELP — help, info, menu, "?"; সাহায্য, সহায়তা, হেল্প; मदद, सहायता, हेल्प; مدد, ہیلپ;
-  madad, sahayata, sahajjo, shahajjo.
+* STOP also with opt-out filler: "STOP ALERTS", "stop sms", "unsubscribe me", "STOP LF-4821",
+  "alert band karo".
+* HELP (the menu) — info, menu, keywords, "?"; তথ্য, মেনু; जानकारी, मेनू; معلومات, مینو.
+  "help", "madad", "সাহায্য", "मदद", "مدد" are NOT the menu: on a disaster line they are a cry for
+  help (a HIGH plea that opens a case and asks where they are).
 * STATUS [<case code>] — status, update, case; অবস্থা, স্ট্যাটাস; स्थिति, स्टेटस, हाल; حالت,
-  صورتحال, اسٹیٹس; obostha, sthiti, halat. A longer argument makes it a report, not a command.
+  صورتحال, اسٹیٹس; obostha, sthiti, halat. Any other argument makes it a report ("update: SOS").
 
-A bare HELP is ambiguous on a disaster line: it is returned as the HELP command *and* triaged as a
-plea (HIGH), so the handler can answer with instructions without treating a cry for help as menu
-traffic.
+A message with a critical or high signal is never a command ("join us we are trapped on the roof"),
+and a JOIN area is at most MAX_AREA_WORDS words.
 """
 
 from __future__ import annotations
@@ -572,12 +574,13 @@ _COMMAND_WORDS: dict[Command, tuple[str, ...]] = {
         "بند", "بند کرو", "بند کریں", "روکو",
         "bondho", "bondo", "bandh", "band", "band karo", "roko", "ruko", "thamo",
     ),
+    # Not "help"/"madad"/…: on a disaster line those are cries for help (a plea opens a case).
     Command.HELP: (
-        "help", "info", "menu", "?",
-        "সাহায্য", "সহায়তা", "হেল্প",
-        "मदद", "सहायता", "हेल्प",
-        "مدد", "ہیلپ",
-        "madad", "sahayata", "sahajjo", "shahajjo",
+        "info", "menu", "?", "keywords",
+        "তথ্য", "মেনু",
+        "जानकारी", "मेनू",
+        "معلومات", "مینو",
+        "tottho", "jankari", "maloomat",
     ),
     Command.STATUS: (
         "status", "update", "case",
@@ -592,6 +595,14 @@ _COMMANDS: dict[str, Command] = {
 }
 _TAKES_ARGUMENT = frozenset({Command.JOIN, Command.STATUS})
 _POLITE = frozenset({"please", "pls", "plz", "now"})
+# Words people add to an opt-out ("STOP ALERTS", "stop sms", "unsubscribe me", "alert band karo").
+_OPT_OUT_FILLER = frozenset(
+    {"alert", "alerts", "sms", "message", "messages", "msg", "msgs", "me", "all", "it", "this",
+     "these", "thanks", "thank", "you", "karo", "karen", "koro", "করো", "করুন", "করেন", "करो",
+     "करें", "کرو", "کریں", "এলার্ট", "अलर्ट", "الرٹ"}
+)  # fmt: skip
+_CASE_CODE_RE = re.compile(r"(?:lf-?)?\d{1,7}", re.I)
+MAX_AREA_WORDS = 6
 _EDGE_PUNCT = "#/!.,;:-–—\"'()[]<>*_~।॥۔،؟ \t\n"
 
 
@@ -604,6 +615,9 @@ def parse_command(text: str) -> tuple[Command, str] | None:
     if not raw:
         return (Command.HELP, "") if text.strip() and set(text.strip()) <= set("?") else None
     tokens = raw.split()
+    if len(tokens) > 1 and normalize(tokens[0].strip(_EDGE_PUNCT)) in _OPT_OUT_FILLER:
+        opt_out = parse_command(" ".join(tokens[1:]))  # "alert band karo", "sms stop"
+        return opt_out if opt_out is not None and opt_out[0] is Command.STOP else None
     # Longest keyword first: "বন্ধ করুন" before "বন্ধ".
     for width in (3, 2, 1):
         if len(tokens) < width:
@@ -613,11 +627,20 @@ def parse_command(text: str) -> tuple[Command, str] | None:
         if cmd is None:
             continue
         rest = [t for t in tokens[width:] if normalize(t.strip(_EDGE_PUNCT)) not in _POLITE]
+        if cmd is Command.STOP:
+            rest = [
+                t
+                for t in rest
+                if normalize(t.strip(_EDGE_PUNCT)) not in _OPT_OUT_FILLER
+                and not _CASE_CODE_RE.fullmatch(t.strip(_EDGE_PUNCT))
+            ]
         argument = " ".join(rest).strip(_EDGE_PUNCT)
         if argument and cmd not in _TAKES_ARGUMENT:
-            return None  # "help, water is rising" is a message, not a menu request
-        if cmd is Command.STATUS and len(argument.split()) > 1:
-            return None  # "update: water rising here" is a report; a case code is one token
+            return None  # "info, water is rising" is a message, not a menu request
+        if cmd is Command.STATUS and argument and not _CASE_CODE_RE.fullmatch(argument):
+            return None  # "update: drowning" is a report; the argument is only ever a case code
+        if cmd is Command.JOIN and len(argument.split()) > MAX_AREA_WORDS:
+            return None  # "join us we are trapped on the roof…" is a message
         return cmd, argument
     return None
 
@@ -644,6 +667,10 @@ def triage(text: str) -> Triage:
         if required <= present and (not any_of or any_of & present):
             combos.append(name)
     high_combos = [name for name, required in _HIGH_COMBOS if required <= present]
+
+    if keyword is not None and (critical or combos or high - {"plea"} or high_combos):
+        # "join us we are trapped", "update: drowning": a report that starts like a keyword.
+        keyword, argument = None, ""
 
     if critical or combos:
         priority = Priority.CRITICAL

@@ -12,6 +12,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "hi": "Lifeline: संदेश मिला। केस {case}। मदद की व्यवस्था हो रही है। पानी बढ़े तो सबसे ऊँची सुरक्षित जगह जाएँ।",
         "ur": "Lifeline: پیغام مل گیا۔ کیس {case}۔ مدد کا انتظام ہو رہا ہے۔ پانی بڑھے تو سب سے اونچی محفوظ جگہ جائیں۔",
     },
+    "ack_ask": {
+        "en": "Lifeline: message received. Case {case}. Reply with where you are, how many people "
+        "and what you need. If water rises, move to the highest safe place.",
+        "bn": "Lifeline: বার্তা পেয়েছি। কেস {case}। কোথায় আছেন, কতজন, কী দরকার লিখে পাঠান। পানি "
+        "বাড়লে সবচেয়ে উঁচু নিরাপদ জায়গায় যান।",
+        "hi": "Lifeline: संदेश मिला। केस {case}। लिखें आप कहाँ हैं, कितने लोग, क्या चाहिए। पानी बढ़े तो "
+        "सबसे ऊँची सुरक्षित जगह जाएँ।",
+        "ur": "Lifeline: پیغام مل گیا۔ کیس {case}۔ لکھیں آپ کہاں ہیں، کتنے لوگ، کیا چاہیے۔ پانی بڑھے "
+        "تو سب سے اونچی محفوظ جگہ جائیں۔",
+    },
     "fallback_intro": {
         "en": "Lifeline {case}: your message is queued for a responder. Meanwhile:",
         "bn": "Lifeline {case}: আপনার বার্তা সারিতে আছে। এখন যা করবেন:",

@@ -105,15 +105,19 @@ class VictimFlow:
         escalated = verdict.priority < incident.priority
         fresh = await store.get(conn, incident.id)
         assert fresh is not None
-        if item.route == "throttled":
-            return  # attached to the case, but a flooding sender gets no more acks
         window = self.s.settings.queue.ack_repeat_after_s
-        if new_case or escalated or await ack_due(conn, incident.id, now, window):
+        # A flooding sender's message is attached to the case but gets no more acks (an
+        # escalation still alerts the coordinators below).
+        if item.route != "throttled" and (
+            new_case or escalated or await ack_due(conn, incident.id, now, window)
+        ):
+            # A bare "HELP" / "মদদ" says nothing about where or who: the ack asks for it.
+            template = "ack_ask" if _bare_plea(msg.text, verdict.reasons) else "ack"
             ack = Outbound(
                 channel=msg.channel,
                 peer=msg.peer,
                 conversation=msg.conversation,
-                text=self._shape(msg.channel, say("ack", verdict.lang, case=fresh.case)),
+                text=self._shape(msg.channel, say(template, verdict.lang, case=fresh.case)),
                 idem_key=f"ack:{item.inbox_id}",
                 lane=Lane.URGENT,
                 meta={"modem": msg.meta.get("modem")},
@@ -323,3 +327,7 @@ async def ack_due(conn: aiosqlite.Connection, incident_id: int, now: float, wind
     row = await cur.fetchone()
     last = None if row is None else row[0]
     return last is None or now - float(last) >= window
+
+
+def _bare_plea(text: str, reasons: tuple[str, ...]) -> bool:
+    return set(reasons) == {"plea"} and len(text.split()) <= 3

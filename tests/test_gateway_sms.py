@@ -354,3 +354,24 @@ async def test_injection_attempts_and_refused_tools_are_audited(
     from handlers.guard import authority_claim
 
     assert not authority_claim("Water rising, 4 people on the roof at Char school")
+
+
+async def test_cries_that_look_like_keywords_open_cases(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """A bare HELP is a plea (case + an ack that asks where and who), and a report that starts
+    with a keyword ("join us…", "update: …") is a report, not a subscription or a status query."""
+    others = ("+8801712000001", "+8801712000002")
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        gw.sms_in(VICTIM, "HELP")
+        ack = (await gw.wait_sent(VICTIM, 1))[0]["text"]
+        assert "LF-" in ack and "where you are" in ack
+        gw.sms_in(others[0], "join us we are trapped on the roof, water rising")
+        gw.sms_in(others[1], "Update: drowning")
+        for number in others:
+            assert "received" in (await gw.wait_sent(number, 1))[0]["text"]
+        await gw.idle()
+        cases = await gw.rows("SELECT reporter, priority FROM incidents ORDER BY id")
+        subs = await gw.rows("SELECT * FROM subscriptions")
+    assert [tuple(c) for c in cases] == [(VICTIM, 1), (others[0], 0), (others[1], 0)]
+    assert subs == []

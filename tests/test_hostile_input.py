@@ -303,3 +303,25 @@ async def test_many_attachments_are_capped(tmp_path: Path, ollama_standin: Ollam
     assert f"only the first {settings.media.max_attachments} attachments" in reply
     images = ollama_standin.requests_to("chat")[0].images()
     assert len(images) == settings.media.max_attachments
+
+
+async def test_throttled_sender_escalating_to_life_threat_still_alerts(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """Past the per-sender cap a message gets no ack, but a rise to CRITICAL still reaches the
+    coordinators (the alert must not depend on the sender's rate)."""
+    sender = "+8801555000001"
+    settings = make_settings(tmp_path, ollama_standin.url, queue={"per_sender_per_hour": 2})
+    async with running_gateway(settings) as gw:
+        gw.runtime.services.notifier.coordination_room = "!ops:localhost"  # alerts queue only
+        for text in ("need rice at Chilmari", "any news about rice", "when will food come"):
+            gw.sms_in(sender, text)
+        await wait_for(lambda: _count_is(gw, "SELECT COUNT(*) FROM inbox", 3), timeout=30)
+        gw.sms_in(sender, "my son is drowning, water is over the roof")
+        await wait_for(lambda: _count_is(gw, "SELECT COUNT(*) FROM inbox", 4), timeout=30)
+        alerts = await gw.rows(
+            "SELECT idem_key FROM outbox WHERE channel='matrix' AND idem_key LIKE 'alert:case:%'"
+        )
+        statuses = [r[0] for r in await gw.rows("SELECT status FROM inbox ORDER BY id")]
+    assert statuses[-1] == "throttled"
+    assert any(a[0].endswith(":critical") for a in alerts), alerts

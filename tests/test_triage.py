@@ -235,15 +235,20 @@ def test_lang_detection() -> None:
         ("बंद करो", Command.STOP, ""),
         ("بند", Command.STOP, ""),
         ("bondho", Command.STOP, ""),
-        ("HELP", Command.HELP, ""),
-        ("help!", Command.HELP, ""),
+        ("STOP ALERTS", Command.STOP, ""),
+        ("stop sms please", Command.STOP, ""),
+        ("unsubscribe me", Command.STOP, ""),
+        ("STOP LF-4821", Command.STOP, ""),
+        ("alert band karo", Command.STOP, ""),
+        ("INFO", Command.HELP, ""),
+        ("menu!", Command.HELP, ""),
         ("?", Command.HELP, ""),
-        ("সাহায্য", Command.HELP, ""),
-        ("मदद", Command.HELP, ""),
-        ("مدد", Command.HELP, ""),
-        ("madad", Command.HELP, ""),
+        ("তথ্য", Command.HELP, ""),
+        ("जानकारी", Command.HELP, ""),
+        ("معلومات", Command.HELP, ""),
         ("STATUS", Command.STATUS, ""),
         ("status LF-4821", Command.STATUS, "LF-4821"),
+        ("status 4821", Command.STATUS, "4821"),
         ("অবস্থা", Command.STATUS, ""),
         ("स्थिति LF-12", Command.STATUS, "LF-12"),
         ("حالت", Command.STATUS, ""),
@@ -266,6 +271,8 @@ def test_commands(text: str, command: Command, argument: str) -> None:
         "update: water rising in our para",
         "please help",
         "we want to join the relief camp",
+        "stop the water help",
+        "alerts",
         "",
     ],
 )
@@ -274,14 +281,30 @@ def test_not_commands(text: str) -> None:
     assert triage(text).keyword is None
 
 
-def test_commands_are_low_except_bare_help() -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "join us we are trapped on the roof, water rising",
+        "Update: drowning",
+        "case trapped",
+        "Status: sinking!",
+        "update: SOS",
+        "stop, child drowning",
+        "join Char Bhadrasan union ward 5 near the school ghat road",  # no area is that long
+    ],
+)
+def test_reports_that_start_like_a_keyword_are_reports(text: str) -> None:
+    assert triage(text).keyword is None
+
+
+def test_bare_help_is_a_plea_not_the_menu() -> None:
     assert triage("STOP").priority is L
     assert triage("JOIN Sylhet").priority is L
     assert triage("status LF-4821").priority is L
-    # On a disaster line "HELP" may be a cry: it is the HELP command *and* a HIGH plea.
-    help_result = triage("HELP")
-    assert help_result.keyword is Command.HELP
-    assert help_result.priority is H
+    for cry in ("HELP", "help!", "সাহায্য", "मदद", "مدد", "madad"):
+        result = triage(cry)
+        assert result.keyword is None, cry
+        assert result.priority is H, cry
 
 
 def test_report_after_keyword_is_still_triaged() -> None:
