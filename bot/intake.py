@@ -115,6 +115,15 @@ class Intake:
         if inbox_id is None:
             log.info("duplicate %s message from %s ignored", msg.channel.value, mask_peer(msg.peer))
             return None
+        raised = await inbox.raise_waiting_priority(conn, order_key, verdict.priority, inbox_id)
+        if raised:
+            log.info(
+                "inbox #%d: %d earlier message(s) from the same sender raised to %s (they are "
+                "answered first)",
+                inbox_id,
+                raised,
+                verdict.priority.label,
+            )
         item = Accepted(inbox_id, msg, role, verdict, route)
         await self._hook(conn, item, now)
         return item

@@ -227,6 +227,30 @@ async def test_life_threat_jumps_the_queue(tmp_path: Path, ollama_standin: Ollam
         assert peers.index("+8801999999999") <= 2, peers
 
 
+async def test_own_earlier_question_does_not_delay_a_life_threat(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """A sender's messages are answered in order, so their earlier question is raised to the
+    priority of their life-threat message instead of holding it at the back of the queue."""
+    ollama_standin.set_default(delayed(0.4, text_reply("ok")))
+    parent = "+8801999999999"
+    async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
+        for i in range(6):
+            gw.sms_in(f"+88017000000{i:02d}", f"when does the relief camp {i} open?")
+        gw.sms_in(parent, "is there a relief camp near Ulipur?")
+
+        async def seven() -> bool:
+            return await _count(gw, "SELECT COUNT(*) FROM inbox") == 7
+
+        await wait_for(seven)
+        gw.sms_in(parent, "my child is drowning, water over the roof")
+        await gw.idle(timeout=60)
+        rows = await gw.rows("SELECT peer, text FROM inbox ORDER BY done_at")
+    done = [(r[0], r[1]) for r in rows]
+    drowning = done.index((parent, "my child is drowning, water over the roof"))
+    assert drowning <= 3, done  # the current turn, the parent's question, then this
+
+
 async def _count(gw: Any, sql: str) -> int:
     return int((await gw.rows(sql))[0][0])
 

@@ -110,6 +110,19 @@ async def insert(
     return cur.lastrowid if cur.rowcount == 1 else None
 
 
+async def raise_waiting_priority(
+    conn: aiosqlite.Connection, order_key: str, priority: Priority, newer_id: int
+) -> int:
+    """A conversation is answered in order, so a life threat must not wait behind the same
+    sender's earlier low-priority question: their still-queued rows take the new priority."""
+    cur = await conn.execute(
+        """UPDATE inbox SET priority = ? WHERE order_key = ? AND id < ? AND status = 'queued'
+           AND priority > ?""",
+        (int(priority), order_key, newer_id, int(priority)),
+    )
+    return cur.rowcount
+
+
 async def set_incident(conn: aiosqlite.Connection, inbox_id: int, incident_id: int) -> None:
     await conn.execute("UPDATE inbox SET incident_id=? WHERE id=?", (incident_id, inbox_id))
 
