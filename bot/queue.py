@@ -111,12 +111,16 @@ class InboxWorker:
         log.info("worker %s started", self.name)
         while True:
             raise_if_cancelling()
+            now = self._clock()
             row = await inbox.claim_next(
                 self._db,
                 needs_model=self._needs_model,
                 fifo=self._fifo,
-                now=self._clock(),
+                now=now,
                 lease_s=self._lease_s,
+                # While the circuit is open no row reaches the model; each only gets its fallback
+                # advice, so a sender's second message need not wait for their first.
+                in_conversation_order=now >= self._circuit_until,
             )
             if row is None:
                 due = await inbox.next_due_at(self._db, needs_model=self._needs_model)

@@ -199,6 +199,27 @@ async def test_model_down_at_start_then_back(tmp_path: Path) -> None:
             assert "Water tanker" in sent[4]["text"]
 
 
+async def test_second_message_during_outage_gets_its_own_advice(tmp_path: Path) -> None:
+    """The sender's second message waits behind the first for the model (conversation order),
+    but not for its fallback advice: that comes within seconds, like the first one's."""
+    standin = OllamaStandIn()
+    standin.start()
+    url = standin.url
+    standin.stop()
+    async with running_gateway(make_settings(tmp_path, url)) as gw:
+        gw.sms_in(VICTIM, "Need drinking water for 10 families at Ulipur")
+        await gw.wait_sent(VICTIM, 2)
+        gw.sms_in(VICTIM, "snake bit my son on the leg, what do we do")
+
+        async def two_fallbacks() -> bool:
+            texts = [m["text"] for m in gw.sent_to(VICTIM)]
+            return sum("queued for a responder" in t for t in texts) == 2
+
+        await wait_for(two_fallbacks, timeout=10)
+        rows = await gw.rows("SELECT status FROM inbox ORDER BY id")
+        assert [r[0] for r in rows] == ["queued", "queued"]  # both kept for the model
+
+
 async def test_server_crash_mid_stream_is_transient(
     tmp_path: Path, ollama_standin: OllamaStandIn
 ) -> None:

@@ -128,20 +128,32 @@ async def set_incident(conn: aiosqlite.Connection, inbox_id: int, incident_id: i
 
 
 async def claim_next(
-    db: Database, *, needs_model: bool, fifo: bool, now: float, lease_s: float
+    db: Database,
+    *,
+    needs_model: bool,
+    fifo: bool,
+    now: float,
+    lease_s: float,
+    in_conversation_order: bool = True,
 ) -> InboxRow | None:
     """Lease the most urgent runnable row whose conversation has nothing older still pending on
     the same path: a STOP or a coordinator's command never waits behind a message that waits
-    for the model (which may be down for hours)."""
+    for the model (which may be down for hours). Without ``in_conversation_order`` (the model is
+    down: rows only get their fallback advice and are deferred) every due row is claimable."""
     order = "i.id" if fifo else "i.priority, i.id"
+    blocked = (
+        """AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.order_key = i.order_key
+                              AND j.needs_model = i.needs_model AND j.id < i.id
+                              AND j.status IN ('queued', 'processing'))"""
+        if in_conversation_order
+        else ""
+    )
     async with db.transaction() as conn:
         cur = await conn.execute(
             f"""SELECT i.* FROM inbox i
                 WHERE i.status = 'queued' AND i.needs_model = ? AND i.next_attempt_at <= ?
-                  AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.order_key = i.order_key
-                                  AND j.needs_model = i.needs_model AND j.id < i.id
-                                  AND j.status IN ('queued', 'processing'))
-                ORDER BY {order} LIMIT 1""",  # noqa: S608 - order is one of two literals
+                {blocked}
+                ORDER BY {order} LIMIT 1""",  # noqa: S608 - two fixed fragments
             (int(needs_model), now),
         )
         row = await cur.fetchone()
