@@ -217,12 +217,15 @@ class VictimFlow:
     def _reply(
         self, row: InboxRow, incident: Incident, text: str, key: str, suffix: str | None = None
     ) -> Outbound:
-        tag = f" [{incident.case}]" if suffix is None and incident.case not in text else ""
+        shaped = self._shape(row.channel, text, suffix or "")
+        if suffix is None and incident.case not in shaped:
+            # Tag the case code unless the shaped text still shows it (a trim may cut it off).
+            shaped = self._shape(row.channel, text, f" [{incident.case}]")
         return Outbound(
             channel=row.channel,
             peer=row.peer,
             conversation=row.conversation,
-            text=self._shape(row.channel, text, tag),
+            text=shaped,
             idem_key=key,
             lane=Lane.URGENT if row.priority is Priority.CRITICAL else Lane.REPLY,
             meta={"modem": row.meta.get("modem")},

@@ -420,3 +420,26 @@ async def test_cries_that_look_like_keywords_open_cases(
         subs = await gw.rows("SELECT * FROM subscriptions")
     assert [tuple(c) for c in cases] == [(VICTIM, 1), (others[0], 0), (others[1], 0)]
     assert subs == []
+
+
+async def test_case_code_survives_trimming_a_long_reply(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """The model names the case code at the very end of a long reply; shaping to the segment
+    budget cuts that end off, so the code is tagged back on."""
+    import re
+
+    def long_reply(body: dict[str, Any]) -> Any:
+        code = re.search(r"LF-\d+", json.dumps(body))
+        assert code is not None
+        advice = "Move to the highest floor and keep children close to you. " * 12
+        return text_reply(f"{advice}Your case is {code.group(0)}.")
+
+    ollama_standin.hook = long_reply
+    settings = make_settings(tmp_path, ollama_standin.url, sms={"segment_budget": 2})
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "water entering our house at Ulipur")
+        sent = await gw.wait_sent(VICTIM, 2)
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+    reply = sent[1]["text"]
+    assert "highest floor" in reply and reply.endswith(f"[{case}]"), reply
