@@ -30,8 +30,15 @@ def _script_of(ch: str) -> str:
     return "en"
 
 
+MIN_NATIVE_LETTERS = 2  # one short word ("মা"), letters and vowel signs
+
+
 def detect_script_lang(text: str) -> str:
-    """ "bn", "hi", "ur" or "en": the script holding most letters; ties and no letters → "en"."""
+    """ "bn", "hi", "ur" or "en": the native script with most letters when it holds at least a
+    short word, else "en".
+
+    Someone who writes any Bengali, Hindi or Urdu reads it: "আটকা পড়েছি, Kurigram Sadar Ulipur
+    Road" is Bengali although Latin letters (the address) are the majority."""
     counts = {"bn": 0, "hi": 0, "ur": 0, "en": 0}
     for ch in text:
         # Marks count: Indic vowel signs are marks. Punctuation does not: Bengali borrows the
@@ -39,7 +46,7 @@ def detect_script_lang(text: str) -> str:
         if unicodedata.category(ch)[0] in "LM":
             counts[_script_of(ch)] += 1
     best = max(("bn", "hi", "ur"), key=lambda lang: counts[lang])
-    return best if counts[best] > counts["en"] else "en"
+    return best if counts[best] >= MIN_NATIVE_LETTERS else "en"
 
 
 def is_rtl(lang: str) -> bool:

@@ -211,6 +211,11 @@ def test_lang_detection() -> None:
     assert is_rtl("ur")
     assert not is_rtl("bn")
     assert detect_script_lang("।।। ok") == "en"  # punctuation does not vote
+    # A native word among a Latin-script address: the sender reads their language.
+    assert detect_script_lang("আটকা পড়েছি, Kurigram Sadar Ulipur Road") == "bn"
+    assert detect_script_lang("पानी बढ़ रहा Patna Danapur Cantt Road") == "hi"
+    assert detect_script_lang("مدد Sukkur Rohri Bypass Road near the bridge") == "ur"
+    assert detect_script_lang("HELP পানি") == "bn"
 
 
 # --- keyword commands ---------------------------------------------------------------------------
