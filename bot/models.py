@@ -95,7 +95,7 @@ class Dispatch:
     id: int
     incident_id: int
     team_id: str | None
-    status: str  # see bot.store.DISPATCH_STATUSES
+    status: str  # active: bot.store.incidents.ACTIVE_DISPATCH; then completed | rejected
     priority: Priority
     location: str
     idem_key: str

@@ -4,9 +4,10 @@ messages that cannot be read (binary, empty, undecryptable). No model involved."
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from bot import sms_text
-from bot.models import Channel, Lane, Outbound
+from bot.models import Channel, Dispatch, Lane, Outbound
 from bot.store import incidents as store
 from bot.store import subscriptions
 from bot.store.inbox import InboxRow
@@ -35,7 +36,8 @@ class PublicCommands:
         )
 
     async def handle(self, row: InboxRow) -> list[Outbound]:
-        lang = row.lang
+        # "STATUS" typed in Latin letters by someone who wrote to us in Bengali: answer in Bengali.
+        lang = row.lang if row.lang != "en" else await self._known_lang(row)
         if row.meta.get("binary"):
             log.warning("inbox #%d: binary/data SMS answered with a plain-text request", row.id)
             return [self._reply(row, say("binary_sms", lang))]
@@ -67,8 +69,30 @@ class PublicCommands:
                 if incident is None:
                     return [self._reply(row, say("no_case", lang))]
                 ds = await store.dispatches_for(conn, incident.id)
-                state = incident.status + "".join(
-                    f", team {d.team_id} {d.status}" for d in ds if d.team_id
-                )
-                return [self._reply(row, say("status", lang, case=incident.case, note=state))]
+                return [self._reply(row, status_text(incident.case, ds, lang))]
         return [self._reply(row, say("help", lang))]
+
+    async def _known_lang(self, row: InboxRow) -> str:
+        """The language of the sender's open case, else of their subscription, else English."""
+        async with self.s.db.transaction() as conn:
+            incident = await store.open_for_reporter(conn, row.channel, row.peer)
+        if incident is not None:
+            return incident.lang
+        langs = await subscriptions.langs_of(self.s.db, row.channel, row.peer)
+        return next((lang for lang in langs if lang != "en"), "en")
+
+
+def status_text(case: str, dispatches: Sequence[Dispatch], lang: str) -> str:
+    """What a victim's STATUS means to them, from the most advanced live dispatch."""
+    live = [d for d in dispatches if d.status in store.ACTIVE_DISPATCH]
+    with_team = [d for d in live if d.team_id]
+    arrived = next((d for d in with_team if d.status == "arrived"), None)
+    if arrived is not None:
+        return say("status_arrived", lang, case=case, team=arrived.team_id)
+    if with_team:
+        return say("status_team", lang, case=case, team=with_team[0].team_id)
+    if any(d.status == "approved" for d in live):
+        return say("status_approved", lang, case=case)
+    if live:
+        return say("status_requested", lang, case=case)
+    return say("status_received", lang, case=case)

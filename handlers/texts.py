@@ -110,11 +110,36 @@ TEXTS: dict[str, dict[str, str]] = {
         "hi": "Lifeline {case} बचावकर्मी: {note}",
         "ur": "Lifeline {case} امدادی کارکن: {note}",
     },
-    "status": {
-        "en": "Lifeline {case}: status {note}.",
-        "bn": "Lifeline {case}: অবস্থা {note}।",
-        "hi": "Lifeline {case}: स्थिति {note}।",
-        "ur": "Lifeline {case}: صورتحال {note}۔",
+    "status_received": {
+        "en": "Lifeline {case}: your message is with the responders; we will text you.",
+        "bn": "Lifeline {case}: আপনার বার্তা উদ্ধারকারীদের কাছে আছে; আমরা আপনাকে জানাব।",
+        "hi": "Lifeline {case}: आपका संदेश राहत टीम के पास है; हम आपको बताएँगे।",
+        "ur": "Lifeline {case}: آپ کا پیغام امدادی ٹیم کے پاس ہے؛ ہم آپ کو بتائیں گے۔",
+    },
+    "status_requested": {
+        "en": "Lifeline {case}: a rescue team has been requested and waits for a coordinator's "
+        "approval.",
+        "bn": "Lifeline {case}: উদ্ধার দল চাওয়া হয়েছে, সমন্বয়কারীর অনুমোদনের অপেক্ষায়।",
+        "hi": "Lifeline {case}: बचाव दल माँगा गया है, समन्वयक की मंज़ूरी का इंतज़ार है।",
+        "ur": "Lifeline {case}: امدادی ٹیم مانگی گئی ہے، کوآرڈینیٹر کی منظوری کا انتظار ہے۔",
+    },
+    "status_approved": {
+        "en": "Lifeline {case}: rescue approved; a team will be sent as soon as one is free.",
+        "bn": "Lifeline {case}: উদ্ধার অনুমোদিত; দল খালি হলেই পাঠানো হবে।",
+        "hi": "Lifeline {case}: बचाव मंज़ूर; टीम खाली होते ही भेजी जाएगी।",
+        "ur": "Lifeline {case}: امداد منظور؛ ٹیم فارغ ہوتے ہی بھیجی جائے گی۔",
+    },
+    "status_team": {
+        "en": "Lifeline {case}: team {team} is on the way to you.",
+        "bn": "Lifeline {case}: দল {team} আপনার দিকে আসছে।",
+        "hi": "Lifeline {case}: टीम {team} आपकी ओर आ रही है।",
+        "ur": "Lifeline {case}: ٹیم {team} آپ کی طرف آ رہی ہے۔",
+    },
+    "status_arrived": {
+        "en": "Lifeline {case}: team {team} has reached your area.",
+        "bn": "Lifeline {case}: দল {team} আপনার এলাকায় পৌঁছেছে।",
+        "hi": "Lifeline {case}: टीम {team} आपके इलाके में पहुँच गई है।",
+        "ur": "Lifeline {case}: ٹیم {team} آپ کے علاقے میں پہنچ گئی ہے۔",
     },
     "no_case": {
         "en": "Lifeline: you have no open case. Text us where you are and what you need.",

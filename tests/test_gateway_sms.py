@@ -443,3 +443,30 @@ async def test_case_code_survives_trimming_a_long_reply(
         case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
     reply = sent[1]["text"]
     assert "highest floor" in reply and reply.endswith(f"[{case}]"), reply
+
+
+async def test_status_in_latin_letters_answers_in_the_case_language(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """The Bengali help text tells people to send STATUS; the answer comes back in Bengali and
+    in words a victim understands (no internal state names)."""
+    ollama_standin.push_chat(
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="উলিপুর স্কুলের ছাদ",
+                priority="critical",
+                people_count=4,
+                needs="নৌকা",
+            )
+        ),
+        text_reply("নৌকা আসছে। ছাদে থাকুন।"),
+    )
+    settings = make_settings(tmp_path, ollama_standin.url, dispatch={"approval": "auto"})
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "পানি বাড়ছে, আমরা ৪ জন উলিপুর স্কুলের ছাদে, সাহায্য করুন")
+        await gw.wait_sent(VICTIM, 2)
+        gw.sms_in(VICTIM, "STATUS")
+        status = (await gw.wait_sent(VICTIM, 3))[2]["text"]
+    assert "দল boat-1 আপনার দিকে আসছে" in status, status
+    assert "assigned" not in status
