@@ -124,6 +124,21 @@ class VictimFlow:
             )
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
+        if msg.meta.get("partial") and item.route != "throttled":
+            # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
+            # sender learns that something may be missing.
+            missing = Outbound(
+                channel=msg.channel,
+                peer=msg.peer,
+                conversation=msg.conversation,
+                text=self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case)),
+                idem_key=f"partial:{item.inbox_id}",
+                lane=Lane.URGENT,
+                meta={"modem": msg.meta.get("modem")},
+            )
+            await outbox.enqueue(
+                conn, missing, now=now, inbox_id=item.inbox_id, incident_id=fresh.id
+            )
         if (new_case or escalated) and fresh.priority <= Priority.HIGH:
             alert = self.s.notifier.to_coordinators(
                 alert_text(fresh, "new case" if new_case else "escalated", now),

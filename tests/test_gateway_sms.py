@@ -470,3 +470,38 @@ async def test_status_in_latin_letters_answers_in_the_case_language(
         status = (await gw.wait_sent(VICTIM, 3))[2]["text"]
     assert "দল boat-1 আপনার দিকে আসছে" in status, status
     assert "assigned" not in status
+
+
+async def test_victim_is_told_when_part_of_a_long_sms_never_came(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    from bot import sim
+
+    settings = make_settings(
+        tmp_path,
+        ollama_standin.url,
+        sms={
+            "modems": [
+                {
+                    "name": "sim1",
+                    "device": str(tmp_path / "modem-sim1"),
+                    "poll_interval_s": 0.1,
+                    "multipart_timeout_s": 1.0,
+                }
+            ]
+        },
+    )
+    text = "Water rising at Ulipur ghat road, " * 8 + "we are 6 people on the school roof."
+    parts = sim.build_parts(VICTIM, text)
+    assert len(parts) >= 3
+    async with running_gateway(settings) as gw:
+        sim.inject_parts(gw.device, [p for i, p in enumerate(parts) if i != 1])
+
+        async def told() -> list[str]:
+            return [m["text"] for m in gw.sent_to(VICTIM) if "did not arrive" in m["text"]]
+
+        notice = (await wait_for(told, timeout=15))[0]
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+        await gw.idle()
+    assert case in notice
+    assert sum("did not arrive" in m["text"] for m in gw.sent_to(VICTIM)) == 1
