@@ -153,6 +153,38 @@ async def test_missing_part_delivered_partial_after_timeout(
         await modem.close()
 
 
+async def test_part_redelivered_after_the_message_is_not_a_new_message(
+    phone: DummyPhone, rec: Recorder
+) -> None:
+    """Networks re-deliver parts: one arriving after its complete message was processed and
+    deleted is a duplicate (deleted), not a second, partial message; a new message that reuses
+    the concatenation reference with other text is still delivered."""
+    clock = FakeClock()
+    parts = phone.build_parts(NUMBER, "Water rising at the ghat road. " * 8, when=WHEN)
+    assert len(parts) >= 2
+    modem = phone.modem(rec, settings={"multipart_timeout_s": 60.0}, clock=clock)
+    try:
+        await modem.poll_once()
+        phone.inject_parts(parts)
+        assert await modem.poll_once() == 1
+        clock.advance(600)
+        phone.inject_parts(parts[1:2])  # the network sends part 2 again
+        assert await modem.poll_once() == 0
+        clock.advance(61)
+        assert await modem.poll_once() == 0
+        assert phone.inbox_files() == []
+        other = phone.build_parts(NUMBER, "Different text now, boats seen near school. " * 6)
+        reused = dict(other[1])
+        reused["UDH"] = parts[1]["UDH"]  # same reference, different text
+        phone.inject_parts([reused])
+        assert await modem.poll_once() == 0  # waits for its other part
+        clock.advance(61)
+        assert await modem.poll_once() == 1
+        assert len(rec.messages) == 2 and rec.messages[1].meta["partial"] is True
+    finally:
+        await modem.close()
+
+
 async def test_partial_timeout_survives_failed_commit(phone: DummyPhone, rec: Recorder) -> None:
     """First-seen time is kept when on_receive fails, so the partial is not delayed again."""
     clock = FakeClock()

@@ -56,6 +56,7 @@ T = TypeVar("T")
 MAX_PARTS: Final = 50  # libGammu / handsets: a concatenated SMS has at most 50 parts here
 MAX_READ_PER_PASS: Final = 2000  # guard against a driver that never says ERR_EMPTY
 PARTIAL_MARKER: Final = "[…]"
+REDELIVERY_WINDOW_S: Final = 24 * 3600.0  # parts re-delivered later than this are new messages
 STATES: Final = ("starting", "up", "down", "reinit")
 
 _NUMBER_RE: Final = re.compile(r"\+?[0-9]{1,40}")
@@ -217,6 +218,7 @@ class _Pass:
     batch: list[Inbound] = field(default_factory=list)
     delete: list[tuple[int, int]] = field(default_factory=list)
     delivered_keys: set[tuple[str, int, int, int]] = field(default_factory=set)
+    delivered_parts: dict[tuple[str, int, int, int], dict[int, Any]] = field(default_factory=dict)
     pending: int = 0
 
 
@@ -377,6 +379,11 @@ class _Counters:
     sent: int = 0
     pending_parts: int = 0
     first_seen: dict[tuple[str, int, int, int], float] = field(default_factory=dict)
+    # Parts of recently delivered multipart SMS: a part the network delivers again later is a
+    # duplicate, not a new (partial) message. Kept REDELIVERY_WINDOW_S, in memory.
+    recent_parts: dict[tuple[str, int, int, int], tuple[float, dict[int, Any]]] = field(
+        default_factory=dict
+    )
 
 
 class Modem:
@@ -507,6 +514,12 @@ class Modem:
                     raise self._link_failed(gsm_error_text(exc)) from exc
             for key in result.delivered_keys:
                 self._c.first_seen.pop(key, None)
+            now = self._clock()
+            recent = self._c.recent_parts
+            for key, texts in result.delivered_parts.items():
+                recent[key] = (now, texts)
+            for key in [k for k, (at, _) in recent.items() if now - at > REDELIVERY_WINDOW_S]:
+                del recent[key]
             self._c.received += len(batch)
             self._c.pending_parts = result.pending
             self._ok()
@@ -784,15 +797,16 @@ class Modem:
                 delete.extend(g.locations)
                 continue
             seen.add(g.key)
+            texts = {n: p.get("Text") for n, p in g.part_numbers.items()}
             if g.complete:
                 batch.append(self._inbound(g, partial=False))
                 delete.extend(g.locations)
                 out.delivered_keys.add(g.key)
+                out.delivered_parts[g.key] = texts
                 continue
-            twin = complete_texts.get(g.key)
-            if twin is not None and all(
-                twin.get(n) == p.get("Text") for n, p in g.part_numbers.items()
-            ):
+            earlier = self._c.recent_parts.get(g.key)
+            twin = complete_texts.get(g.key) or (earlier[1] if earlier else None)
+            if twin is not None and all(twin.get(n) == t for n, t in texts.items()):
                 log.info("modem %s: duplicate part(s) from %s; deleting", self.name, who)
                 delete.extend(g.locations)
                 continue
@@ -818,6 +832,7 @@ class Modem:
             batch.append(self._inbound(g, partial=True))
             delete.extend(g.locations)
             out.delivered_keys.add(g.key)
+            out.delivered_parts[g.key] = texts
         for key in list(first_seen):
             if key not in seen:  # gone from the SIM (deleted elsewhere): forget it
                 del first_seen[key]
