@@ -43,7 +43,7 @@ class ModemSettings(_Section):
     device: str = Field(min_length=1)  # dummy: a directory; hardware: /dev/serial/by-id/…
     send_per_minute: int = Field(20, ge=1, le=120)
     poll_interval_s: float = Field(2.0, gt=0)
-    multipart_timeout_s: float = Field(600.0, gt=0)
+    multipart_timeout_s: float = Field(120.0, gt=0)  # a lost part delays the ack this long
     # A modem that stops answering is declared down after these and re-initialised.
     call_timeout_s: float = Field(30.0, gt=0)  # one command (send a part, signal query)
     read_timeout_s: float = Field(120.0, gt=0)  # one full read pass of the SIM
