@@ -281,3 +281,27 @@ async def test_all_modems_down_retries_then_delivers(tmp_path: Path) -> None:
         await r.drained(timeout=30)
         got = r.sent()
     assert sorted(m["to"] for m in got) == peers
+
+
+async def test_one_message_per_recipient_in_flight(tmp_path: Path) -> None:
+    """With several modems a victim's ack and reply would race; while one message to a number
+    is being sent, the next one to that number waits (others do not)."""
+    db = Database(tmp_path / "o.db")
+    await db.open()
+    try:
+        async with db.transaction() as conn:
+            for key, who in (("ack", "+8801700000001"), ("reply", "+8801700000001")):
+                out = Outbound(Channel.SMS, who, who, key, f"{key}:1", Lane.URGENT)
+                await outbox.enqueue(conn, out, now=1.0)
+            other = Outbound(Channel.SMS, "+8801700000002", "+8801700000002", "x", "x:2")
+            await outbox.enqueue(conn, other, now=1.0)
+        first = await outbox.claim_next(db, Channel.SMS, now=2.0, lease_s=60)
+        second = await outbox.claim_next(db, Channel.SMS, now=2.0, lease_s=60)
+        assert first is not None and first.text == "ack"
+        assert second is not None and second.peer == "+8801700000002"
+        assert await outbox.claim_next(db, Channel.SMS, now=2.0, lease_s=60) is None
+        await outbox.mark_sent(db, first.id, via="sim1", ref="r", now=3.0)
+        third = await outbox.claim_next(db, Channel.SMS, now=3.0, lease_s=60)
+        assert third is not None and third.text == "reply"
+    finally:
+        await db.close()

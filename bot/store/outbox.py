@@ -97,10 +97,15 @@ async def enqueue(
 async def claim_next(
     db: Database, channel: Channel, *, now: float, lease_s: float
 ) -> OutboxRow | None:
+    """Lease the next row by lane, then age. One message per recipient is in flight at a time,
+    so with several modems (or Matrix senders) a victim's ack cannot arrive after its reply."""
     async with db.transaction() as conn:
         cur = await conn.execute(
-            """SELECT * FROM outbox WHERE status='queued' AND channel=? AND next_attempt_at<=?
-               ORDER BY lane, id LIMIT 1""",
+            """SELECT * FROM outbox AS o WHERE o.status='queued' AND o.channel=?
+                 AND o.next_attempt_at<=?
+                 AND NOT EXISTS (SELECT 1 FROM outbox AS f WHERE f.status='sending'
+                                 AND f.channel=o.channel AND f.peer=o.peer)
+               ORDER BY o.lane, o.id LIMIT 1""",
             (channel.value, now),
         )
         row = await cur.fetchone()
