@@ -20,7 +20,7 @@ from bot.triage import Triage, triage
 
 log = logging.getLogger(__name__)
 
-Route = Literal["model", "fast", "throttled"]
+Route = Literal["model", "fast", "throttled", "merged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,13 @@ class Intake:
             if msg.channel is Channel.SMS
             else f"{msg.channel.value}:{msg.conversation}|{msg.peer}"
         )
+        if (
+            route == "model"
+            and msg.text.strip()
+            and not msg.attachments
+            and await inbox.same_text_waiting(conn, order_key, msg.text)
+        ):
+            route = "merged"  # a panicking sender's repeat: the turn for the first answers both
         inbox_id = await inbox.insert(
             conn,
             msg,
@@ -109,7 +116,7 @@ class Intake:
             needs_model=route == "model",
             lang=verdict.lang,
             priority=verdict.priority,
-            status="throttled" if route == "throttled" else "queued",
+            status=route if route in ("throttled", "merged") else "queued",
             now=now,
         )
         if inbox_id is None:

@@ -106,9 +106,9 @@ class VictimFlow:
         fresh = await store.get(conn, incident.id)
         assert fresh is not None
         window = self.s.settings.queue.ack_repeat_after_s
-        # A flooding sender's message is attached to the case but gets no more acks (an
-        # escalation still alerts the coordinators below).
-        if item.route != "throttled" and (
+        # A flooding sender's message, or a repeat merged into a waiting one, is attached to the
+        # case but gets no ack of its own (an escalation still alerts the coordinators below).
+        if item.route not in ("throttled", "merged") and (
             new_case or escalated or await ack_due(conn, incident.id, now, window)
         ):
             # A bare "HELP" / "মদদ" says nothing about where or who: the ack asks for it.
@@ -124,7 +124,7 @@ class VictimFlow:
             )
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
-        if msg.meta.get("partial") and item.route != "throttled":
+        if msg.meta.get("partial") and item.route not in ("throttled", "merged"):
             # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
             # sender learns that something may be missing.
             missing = Outbound(

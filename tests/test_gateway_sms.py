@@ -306,6 +306,7 @@ async def test_repeated_panic_sms_merge_into_one_case(
     from bot.sim import inject_sms
 
     start = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+    ollama_standin.set_default(delayed(1.0, text_reply("Move to the roof. Boats are coming.")))
     async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
         for i in range(4):  # the same text re-sent a few seconds apart: four real messages
             inject_sms(
@@ -321,6 +322,12 @@ async def test_repeated_panic_sms_merge_into_one_case(
         assert await _count(gw, "SELECT COUNT(*) FROM inbox") == 4
         acks = await _count(gw, "SELECT COUNT(*) FROM outbox WHERE idem_key LIKE 'ack:%'")
         assert acks == 1
+        # One model turn answers the repeats still waiting for it: one reply, not four (each
+        # up to 3 SMS on a phone with 5% battery). The repeats are kept, marked merged.
+        assert len(chat_requests(ollama_standin)) == 1
+        assert len(gw.sent_to(VICTIM)) == 2
+        statuses = await gw.rows("SELECT status FROM inbox ORDER BY id")
+        assert [r[0] for r in statuses] == ["done", "merged", "merged", "merged"]
 
 
 async def test_binary_and_empty_sms_get_clear_replies(

@@ -11,7 +11,7 @@ import aiosqlite
 from bot.models import Attachment, Channel, Inbound, Priority, Role
 from bot.store.db import Database
 
-InboxStatus = Literal["queued", "processing", "done", "dead", "throttled"]
+InboxStatus = Literal["queued", "processing", "done", "dead", "throttled", "merged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,16 @@ async def insert(
         ),
     )
     return cur.lastrowid if cur.rowcount == 1 else None
+
+
+async def same_text_waiting(conn: aiosqlite.Connection, order_key: str, text: str) -> bool:
+    """Is the same text from this conversation still waiting for (or in) its model turn?"""
+    cur = await conn.execute(
+        """SELECT 1 FROM inbox WHERE order_key = ? AND text = ? AND needs_model = 1
+           AND status IN ('queued', 'processing') LIMIT 1""",
+        (order_key, text),
+    )
+    return await cur.fetchone() is not None
 
 
 async def raise_waiting_priority(
