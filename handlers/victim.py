@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LANG_NAMES = {"en": "English", "bn": "Bengali", "hi": "Hindi", "ur": "Urdu"}
+# Script detection cannot tell English from romanised Bengali/Hindi/Urdu ("pani barche"): say so.
+LANG_NAMES = {
+    "en": "Latin script: English, or Bengali/Hindi/Urdu in Latin letters; answer the same way",
+    "bn": "Bengali",
+    "hi": "Hindi",
+    "ur": "Urdu",
+}
 
 SYSTEM_PROMPT = """\
 You are Lifeline, the assistant of a flood rescue coordination team. You answer people in danger \
