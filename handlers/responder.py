@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.addressing import command_text, mention_pattern
 from bot.conversation import Conversation
 from bot.llm import user_message
 from bot.models import Channel, Lane, Outbound, Role
@@ -41,6 +42,9 @@ Lifeline commands:
 !broadcast list | cancel <id> | every <min> <area> <text> (coordinators)
 Anything else that mentions me goes to the assistant."""
 
+EDIT_NOT_RUN = "Edits are not run as commands; send the command again."
+EDIT_NOT_ANSWERED = "Edits are not answered; send the message again."
+
 COORDINATOR_ONLY = frozenset({"approve", "reject", "assign", "advise", "broadcast"})
 
 SYSTEM_PROMPT = """\
@@ -57,8 +61,10 @@ class Command:
     rest: str  # raw text after the command name
 
 
-def parse_command(text: str) -> Command | None:
-    text = text.strip()
+def parse_command(text: str, bot_user_id: str = "") -> Command | None:
+    """``!name args…``; a Matrix reply's quoted fallback and a leading mention of the bot
+    ("Lifeline: !approve LF-1234") are not part of the command."""
+    text = command_text(text, bot_user_id).strip()
     if not text.startswith("!") or len(text) < 2:
         return None
     head, _, rest = text[1:].partition(" ")
@@ -93,7 +99,10 @@ class ResponderFlow:
         )
 
     async def handle_command(self, row: InboxRow) -> list[Outbound]:
-        cmd = parse_command(row.text)
+        me = self.s.settings.matrix.user_id
+        cmd = parse_command(row.text, me)
+        if row.meta.get("edit_of"):
+            return self._edit(row, cmd, me)
         if cmd is None:
             return []  # staff chatter in a group room that did not address the bot
         if cmd.name in COORDINATOR_ONLY and row.role is not Role.COORDINATOR:
@@ -116,6 +125,17 @@ class ResponderFlow:
         except dispatch.DecisionError as exc:
             text = f"Cannot do that: {exc}"
         return [self.reply(row, text)]
+
+    def _edit(self, row: InboxRow, cmd: Command | None, me: str) -> list[Outbound]:
+        """A Matrix edit (m.replace) is a new event carrying the whole new text: running it would
+        carry out the command a second time (relay twice, re-broadcast, re-notify)."""
+        if cmd is not None:
+            log.info("edit %s of a !%s command from %s not run", row.dedup_key, cmd.name, row.peer)
+            return [self.reply(row, EDIT_NOT_RUN)]
+        addressed = row.meta.get("addressed") or mention_pattern(me).search(row.text)
+        if row.meta.get("is_direct") or addressed:
+            return [self.reply(row, EDIT_NOT_ANSWERED)]
+        return []  # an edit of staff chatter that never addressed the bot
 
     async def _run(self, cmd: Command, row: InboxRow) -> str:
         a, actor = cmd.args, row.peer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,10 +20,13 @@ from nio import (
     ErrorResponse,
     RoomCreateResponse,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomSendResponse,
     UploadResponse,
 )
 
+from bot.models import Channel, Priority
+from bot.store import incidents
 from bot.synapse_local import Account, LocalSynapse
 from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
 from tests.media_samples import ogg_opus_voice
@@ -662,3 +666,136 @@ async def test_homeserver_down_at_start_sms_works_and_alerts_wait(
     finally:
         if proxy is not None:
             proxy.close()
+
+
+# ---- coordinator decisions: edits, replies, mentions, repeated decisions, SMS shaping ---------
+
+
+async def ask(room: Room, text: str, client: AsyncClient | None = None, **content: Any) -> str:
+    """Send a message to the coordination room and return the bot's next notice there."""
+    before = len(await room.notices())
+    resp = await (client or room.coord).room_send(
+        room.room_id, "m.room.message", {"msgtype": "m.text", "body": text, **content}
+    )
+    assert isinstance(resp, RoomSendResponse), resp
+
+    async def check() -> str | None:
+        notices = await room.notices()
+        return notices[before] if len(notices) > before else None
+
+    found: str = await wait_for(check, 20, every=0.3)
+    return found
+
+
+async def event_id_of(room: Room, body: str) -> str:
+    """The id of the latest message in the room with exactly this body."""
+    msgs = await room.coord.room_messages(room.room_id, start="", limit=100)
+    assert isinstance(msgs, RoomMessagesResponse), msgs
+    return next(e.event_id for e in msgs.chunk if getattr(e, "body", None) == body)
+
+
+async def sms_case(gw: Gateway, *, pending_dispatch: bool = False) -> tuple[str, int]:
+    """An SMS victim's open case made directly in the store (no model turn): (code, id)."""
+    now = time.time()
+    async with gw.db.transaction() as conn:
+        inc = await incidents.create(
+            conn,
+            channel=Channel.SMS,
+            reporter=VICTIM,
+            conversation=VICTIM,
+            priority=Priority.HIGH,
+            lang="en",
+            summary="4 people on a roof",
+            now=now,
+        )
+        if pending_dispatch:
+            await incidents.create_dispatch(
+                conn,
+                incident_id=inc.id,
+                kind="boat",
+                status="pending_approval",
+                priority=Priority.HIGH,
+                location="school roof",
+                people_count=4,
+                needs="rescue",
+                idem_key=f"dispatch:test:{inc.id}",
+                requested_by=VICTIM,
+                now=now,
+            )
+            await incidents.update(conn, inc.id, now, status="dispatch_requested")
+    return inc.case, inc.id
+
+
+async def victim_outbox(gw: Gateway) -> list[str]:
+    rows = await gw.rows("SELECT text FROM outbox WHERE peer=? ORDER BY id", VICTIM)
+    return [r[0] for r in rows]
+
+
+async def test_edited_commands_are_not_run_again(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Editing a sent command (m.replace) sends the whole new text as a new event; running it
+    would relay a !say twice or re-notify on !resolve. The coordinator is told to resend."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        case, _ = await sms_case(gw)
+        sent = await room.coord.room_send(
+            room.room_id, "m.room.message", {"msgtype": "m.text", "body": f"!say {case} boat"}
+        )
+        assert isinstance(sent, RoomSendResponse), sent
+        await room.wait_notice("Relayed to the reporter")
+        for original, new in [
+            (sent.event_id, f"!say {case} boat coming in 10 min"),
+            (None, f"!resolve {case} all safe, 4 people"),
+        ]:
+            if original is None:
+                before = await ask(room, f"!resolve {case} all safe")
+                assert "resolved" in before
+                original = await event_id_of(room, f"!resolve {case} all safe")
+            notice = await ask(
+                room,
+                f"* {new}",
+                **{
+                    "m.new_content": {"msgtype": "m.text", "body": new},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+                },
+            )
+            assert notice == "Edits are not run as commands; send the command again."
+        await gw.idle()
+        texts = await victim_outbox(gw)
+        assert texts == [f"Lifeline {case} responder: boat", texts[1]]
+        assert "your case is closed. all safe" in texts[1]
+        edits = await gw.rows(
+            "SELECT status FROM inbox WHERE json_extract(meta, '$.edit_of') IS NOT NULL"
+        )
+        assert [r[0] for r in edits] == ["done", "done"]
+        assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+
+
+async def test_commands_in_replies_and_after_a_mention_are_commands(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """A command sent as a reply to the bot's alert (body starts with the quoted fallback) or
+    after a mention ("Lifeline: !case …") is run as a command, not sent to the model."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        case, _ = await sms_case(gw, pending_dispatch=True)
+        teams = await ask(room, "!teams")
+        alert_id = await event_id_of(room, teams)
+        quoted = "\n".join(f"> {line}" for line in teams.splitlines())
+        reply = f"> <{room.bot.user_id}> {quoted[2:]}\n\n!approve {case} boat-2"
+        approved = await ask(
+            room, reply, **{"m.relates_to": {"m.in_reply_to": {"event_id": alert_id}}}
+        )
+        assert approved.startswith(f"{case}: approved, team boat-2")
+        shown = await ask(room, f"Lifeline: !case {case}")
+        assert shown.startswith("[HIGH]") and case in shown and "boat-2 assigned" in shown
+        assert (await ask(room, "lifeline !teams")).startswith("boat-1 boat")
+        localpart = room.bot.user_id.split(":")[0]
+        assert "Lifeline commands" in await ask(room, f"{room.bot.user_id}: !help")
+        assert "Lifeline commands" in await ask(room, f"{localpart[1:]}, !help")
+        assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+        texts = await victim_outbox(gw)
+        assert len(texts) == 1 and "boat-2" in texts[0]
