@@ -391,7 +391,7 @@ async def resolve(services: Services, case: str, note: str, actor: str) -> str:
             if d.status in store.ACTIVE_DISPATCH:
                 await store.set_dispatch(conn, d.id, now, status="completed", decided_by=actor)
                 if d.team_id:
-                    await store.set_team_status(conn, d.team_id, "available", now)
+                    await store.release_team(conn, d.team_id, now)
         await store.update(conn, incident.id, now, status="resolved")
         await store.audit(
             conn,
@@ -469,7 +469,7 @@ async def _decide(
         elif dispatch.status != "pending_approval" and not force:
             raise DecisionError(f"{incident.case} dispatch is already {dispatch.status}")
         if dispatch.team_id and force:
-            await store.set_team_status(conn, dispatch.team_id, "available", now)
+            await store.release_team(conn, dispatch.team_id, now)
         dispatch = await _assign(conn, services, dispatch, approve_team, actor, now)
         await store.update(
             conn,

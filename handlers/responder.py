@@ -205,8 +205,11 @@ class ResponderFlow:
         teams = await store.list_teams(self.s.db)
         if not teams:
             return "No teams configured ([[teams]] in the config)."
+        # Teams only go offline by leaving the config (bot.store.incidents.sync_teams).
         return "\n".join(
-            f"{t.id} {t.kind} @{t.base or '?'} cap {t.capacity}: {t.status}" for t in teams
+            f"{t.id} {t.kind} @{t.base or '?'} cap {t.capacity}: {t.status}"
+            + (" (not in the config)" if t.status == "offline" else "")
+            for t in teams
         )
 
     async def _relay(self, code: str, text: str, row: InboxRow) -> str:

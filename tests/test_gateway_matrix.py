@@ -799,3 +799,30 @@ async def test_commands_in_replies_and_after_a_mention_are_commands(
         assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
         texts = await victim_outbox(gw)
         assert len(texts) == 1 and "boat-2" in texts[0]
+
+
+async def test_team_removed_from_the_config_goes_offline(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """A team taken out of [[teams]] (boat broke down) is offline after the restart: shown so in
+    !teams, never picked or assignable, and closing its last case does not bring it back."""
+    room = coordination
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        first, _ = await sms_case(gw)
+        assert "team boat-1" in await ask(room, f"!assign {first} boat-1")
+    fewer = settings.model_copy(update={"teams": [t for t in settings.teams if t.id != "boat-1"]})
+    async with running_gateway(fewer) as gw:
+        await joined(gw, room.room_id)
+        teams = await ask(room, "!teams")
+        assert "boat-1 boat @ghat cap 8: offline" in teams and "boat-2 boat" in teams
+        second, _ = await sms_case(gw, pending_dispatch=True)
+        assert "boat-1 is offline" in await ask(room, f"!assign {second} boat-1")
+        assert "team boat-2" in await ask(room, f"!approve {second}")
+        assert "resolved" in await ask(room, f"!resolve {first} done")
+        states = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
+        assert states == {"boat-1": "offline", "boat-2": "busy", "med-1": "available"}
+    async with running_gateway(settings) as gw:  # back in the config: free again
+        states = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
+        assert states == {"boat-1": "available", "boat-2": "busy", "med-1": "available"}

@@ -254,7 +254,12 @@ async def set_dispatch(
 
 
 async def sync_teams(db: Database, teams: Iterable[Team], now: float) -> None:
-    """Config is the inventory: add/update teams, keep their live status."""
+    """Config is the inventory: add/update teams, keep their live status.
+
+    A team no longer in the config goes 'offline' (not deleted: dispatches and the audit log
+    name it): it is never picked or assignable again, and !teams shows it offline. Put back in
+    the config, it comes back busy if it still has an active dispatch, else available."""
+    teams = list(teams)
     async with db.transaction() as conn:
         for t in teams:
             await conn.execute(
@@ -264,6 +269,21 @@ async def sync_teams(db: Database, teams: Iterable[Team], now: float) -> None:
                    capacity=excluded.capacity""",
                 (t.id, t.kind, t.base, t.capacity, now),
             )
+        configured = [t.id for t in teams]
+        marks = ",".join("?" * len(configured))
+        active = ",".join("?" * len(ACTIVE_DISPATCH))
+        await conn.execute(
+            f"""UPDATE teams SET status='offline', updated_at=?
+                WHERE status != 'offline' AND id NOT IN ({marks})""",  # noqa: S608
+            (now, *configured),
+        )
+        await conn.execute(
+            f"""UPDATE teams SET updated_at=?, status=CASE WHEN EXISTS (
+                    SELECT 1 FROM dispatches AS d WHERE d.team_id=teams.id
+                    AND d.status IN ({active})) THEN 'busy' ELSE 'available' END
+                WHERE status='offline' AND id IN ({marks})""",  # noqa: S608
+            (now, *ACTIVE_DISPATCH, *configured),
+        )
 
 
 async def list_teams(db: Database | aiosqlite.Connection) -> list[Team]:
@@ -298,6 +318,15 @@ async def set_team_status(
     conn: aiosqlite.Connection, team_id: str, status: str, now: float
 ) -> None:
     await conn.execute("UPDATE teams SET status=?, updated_at=? WHERE id=?", (status, now, team_id))
+
+
+async def release_team(conn: aiosqlite.Connection, team_id: str, now: float) -> None:
+    """A team's job ended: busy → available. An offline team (removed from the config) stays
+    offline."""
+    await conn.execute(
+        "UPDATE teams SET status='available', updated_at=? WHERE id=? AND status='busy'",
+        (now, team_id),
+    )
 
 
 async def audit(
