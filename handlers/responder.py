@@ -19,7 +19,6 @@ from handlers import dispatch
 from handlers.context import Services, TurnContext
 from handlers.guard import audit_turn
 from handlers.history import conversation_history
-from handlers.texts import say
 
 if TYPE_CHECKING:
     from handlers.broadcasts import Broadcasts
@@ -139,6 +138,7 @@ class ResponderFlow:
 
     async def _run(self, cmd: Command, row: InboxRow) -> str:
         a, actor = cmd.args, row.peer
+        ref = f"cmd:{row.id}"  # the command's own row: a replay after a crash reuses it
         match cmd.name:
             case "help" | "h":
                 return HELP
@@ -147,13 +147,14 @@ class ResponderFlow:
             case "case" if a:
                 return await self._case(a[0])
             case "approve" if a:
-                return await dispatch.approve(self.s, a[0], a[1] if len(a) > 1 else None, actor)
+                team = a[1] if len(a) > 1 else None
+                return await dispatch.approve(self.s, a[0], team, actor, ref=ref)
             case "reject" if len(a) >= 2:
                 return await dispatch.reject(self.s, a[0], cmd.rest.split(None, 1)[1], actor)
             case "assign" if len(a) >= 2:
-                return await dispatch.assign(self.s, a[0], a[1], actor)
+                return await dispatch.assign(self.s, a[0], a[1], actor, ref=ref)
             case "arrived" if a:
-                return await dispatch.arrived(self.s, a[0], actor)
+                return await dispatch.arrived(self.s, a[0], actor, ref=ref)
             case "resolve" if a:
                 note = cmd.rest.split(None, 1)[1] if len(a) > 1 else ""
                 return await dispatch.resolve(self.s, a[0], note, actor)
@@ -218,17 +219,25 @@ class ResponderFlow:
             return f"No case {code.upper()}."
         now = self.s.clock()
         async with self.s.db.transaction() as conn:
-            relay = say("relay", incident.lang, case=incident.case, note=text)
-            await dispatch.tell_victim(conn, self.s, incident, relay, f"relay:{row.id}", now)
+            shortened = await dispatch.tell_victim(
+                conn, self.s, incident, "relay", f"relay:{row.id}", now, note=text
+            )
             await store.audit(
                 conn,
                 actor=row.peer,
                 action="relay",
                 incident_id=incident.id,
                 now=now,
-                detail={"chars": len(text)},
+                detail={"chars": len(text), "shortened": shortened},
             )
-        return f"Relayed to the reporter of {incident.case} ({incident.channel.value})."
+        done = f"Relayed to the reporter of {incident.case} ({incident.channel.value})"
+        if shortened:
+            budget = self.s.settings.sms.segment_budget
+            return (
+                f"{done}, SHORTENED to fit {budget} SMS: the end of your text was cut. "
+                f"Send the rest with another !say {incident.case} …"
+            )
+        return done + "."
 
     async def handle_text(self, row: InboxRow) -> list[Outbound]:
         history = await conversation_history(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -25,6 +26,7 @@ from nio import (
     UploadResponse,
 )
 
+from bot import sms_text
 from bot.models import Channel, Priority
 from bot.store import incidents
 from bot.synapse_local import Account, LocalSynapse
@@ -799,6 +801,116 @@ async def test_commands_in_replies_and_after_a_mention_are_commands(
         assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
         texts = await victim_outbox(gw)
         assert len(texts) == 1 and "boat-2" in texts[0]
+
+
+async def test_every_decision_reaches_the_victim_once_and_no_team_free_is_said_plainly(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Approval with every team busy tells the victim a team will come when one is free (not
+    "Team -"), a second !approve points to !assign; a reassignment back to boat-1 and a second
+    team arriving are each told (notices keyed by the command, not the dispatch); team ids are
+    case-insensitive; a repeated !arrived is refused."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        case, _ = await sms_case(gw, pending_dispatch=True)
+        async with gw.db.transaction() as conn:
+            await conn.execute("UPDATE teams SET status='busy'")  # all out on other jobs
+        first = await ask(room, f"!approve {case}")
+        assert "no team is free" in first and f"!assign {case} <team>" in first
+        again = await ask(room, f"!approve {case}")
+        assert again.startswith("Cannot do that:") and f"!assign {case} <team>" in again
+        async with gw.db.transaction() as conn:
+            await conn.execute("UPDATE teams SET status='available'")
+        for team in ("BOAT-1", "boat-2", "Boat-1"):
+            done = await ask(room, f"!assign {case} {team}")
+            assert done.startswith(f"{case}: approved, team {team.lower()}"), done
+        assert "arrived" in await ask(room, f"!arrived {case}", room.resp)
+        assert "already marked arrived" in await ask(room, f"!arrived {case}", room.resp)
+        assert "boat-2" in await ask(room, f"!assign {case} boat-2")
+        assert "boat-2 arrived" in await ask(room, f"!arrived {case}", room.resp)
+        await gw.idle()
+        texts = await victim_outbox(gw)
+        assert not any("Team -" in t for t in texts)
+        assert texts == [
+            f"Lifeline {case}: rescue approved. A team will be assigned to you as soon as one is "
+            "free; we will text you. Stay where you are if safe, keep your phone on.",
+            f"Lifeline {case}: team boat-1 is assigned to you.",
+            f"Lifeline {case}: team boat-2 is assigned to you.",
+            f"Lifeline {case}: team boat-1 is assigned to you.",
+            texts[4],
+            f"Lifeline {case}: team boat-2 is assigned to you.",
+            texts[6],
+        ]
+        assert "team boat-1 has reached your area" in texts[4]
+        assert "team boat-2 has reached your area" in texts[6]
+        teams = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
+        assert teams == {"boat-1": "available", "boat-2": "busy", "med-1": "available"}
+
+
+async def test_notices_to_an_sms_victim_fit_the_budget_use_their_modem_and_close_once(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Coordinator text to an SMS victim is plain GSM-7 within the segment budget and goes out on
+    the modem the victim wrote to; an over-long !say is reported as shortened; case codes are
+    accepted as 6609 / LF6609 / lf-6609; a second !resolve is refused and not re-sent."""
+    room = coordination
+    ollama_standin.push_chat(
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="Char Bhadrasan school roof",
+                priority="critical",
+                people_count=5,
+                needs="boat",
+            )
+        ),
+        text_reply("Your rescue request is recorded. Stay on the roof."),
+    )
+    modems = [
+        {
+            "name": name,
+            "device": str(tmp_path / f"modem-{name}"),
+            "poll_interval_s": 0.1,
+            "send_per_minute": 120,
+        }
+        for name in ("sim1", "sim2")
+    ]
+    settings = matrix_settings(
+        tmp_path, ollama_standin, room, sms={"modems": modems, "segment_budget": 3}
+    )
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school", modem=1)
+        await gw.wait_sent(VICTIM, 2)
+        await room.wait_notice("DISPATCH REQUEST")
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+        digits = case.split("-")[1]
+        assert "team boat-1" in await ask(room, f"!approve {digits}")
+        long_say = (
+            "**Boat leaves** the ghat now — it’s the “blue” one. " * 10
+            + "Stay on the roof and wave a cloth."
+        )
+        relayed = await ask(room, f"!say LF{digits} {long_say}")
+        assert "SHORTENED to fit 3 SMS" in relayed and case in relayed
+        note = "Everyone reached the “school shelter” — thank you for waiting. " * 8
+        assert "resolved" in await ask(room, f"!resolve lf-{digits} {note}")
+        refused = await ask(room, f"!resolve {case} duplicate")
+        assert refused == f"Cannot do that: {case} is already resolved"
+        await gw.idle()
+        texts = await victim_outbox(gw)
+        notices = texts[2:]
+        assert len(notices) == 3 and sum("case is closed" in t for t in texts) == 1
+        for text in notices:
+            assert sms_text.segments(text) <= 3 and sms_text.encoding(text) == "gsm7", text
+            assert "**" not in text and "’" not in text and "—" not in text
+        assert notices[1].startswith(f"Lifeline {case} responder: Boat leaves the ghat now - ")
+        assert notices[2].startswith(f"Lifeline {case}: your case is closed. Everyone")
+        assert notices[2].endswith(" Text again if you need help.")
+        sent = await gw.wait_sent(VICTIM, 5)
+        assert {m["modem"] for m in sent} == {"sim2"}
+        metas = await gw.rows("SELECT meta FROM outbox WHERE peer=? ORDER BY id", VICTIM)
+        assert all(json.loads(m[0]).get("modem") == "sim2" for m in metas[2:])
 
 
 async def test_team_removed_from_the_config_goes_offline(

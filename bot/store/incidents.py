@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -120,8 +121,18 @@ async def get(conn: aiosqlite.Connection, incident_id: int) -> Incident | None:
     return None if row is None else incident_from_row(row)
 
 
+_CASE_RE = re.compile(r"^(?:LF)?[\s\-_]*(\d{4,8})$", re.I)
+
+
+def normalise_case(case: str) -> str:
+    """``LF-6609``, ``lf-6609``, ``LF6609``, ``LF 6609`` and plain ``6609`` → ``LF-6609``."""
+    text = case.strip().strip("#.,;:!?()[]<>\"'").upper()
+    m = _CASE_RE.match(text)
+    return f"LF-{m.group(1)}" if m else text
+
+
 async def by_case(db: Database, case: str) -> Incident | None:
-    row = await db.fetchone("SELECT * FROM incidents WHERE case_code=?", (case.strip().upper(),))
+    row = await db.fetchone("SELECT * FROM incidents WHERE case_code=?", (normalise_case(case),))
     return None if row is None else incident_from_row(row)
 
 
@@ -299,8 +310,12 @@ async def list_teams(db: Database | aiosqlite.Connection) -> list[Team]:
 async def pick_team(
     conn: aiosqlite.Connection, kind: str, team_id: str | None = None
 ) -> Team | None:
-    if team_id:
-        row = await _one(conn, "SELECT * FROM teams WHERE id=?", (team_id,))
+    if team_id:  # as typed by a coordinator: BOAT-1 is boat-1
+        row = await _one(
+            conn,
+            "SELECT * FROM teams WHERE id=? COLLATE NOCASE ORDER BY id=? DESC LIMIT 1",
+            (team_id.strip(), team_id.strip()),
+        )
     else:
         row = await _one(
             conn,
