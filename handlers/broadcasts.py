@@ -496,8 +496,9 @@ class Broadcasts:
             text=text,
             every_min=every_min,
             since=now - TWIN_WINDOW_S,
+            at=at,
         )
-        if twin is not None and (at is None or twin.run_at == at):
+        if twin is not None:
             log.warning(
                 "broadcast #%d: same advisory again from %s; not duplicated", twin.id, actor
             )

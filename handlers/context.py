@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.models import Channel, Incident, Lane, Outbound, Role
 from bot.store.db import Database
@@ -18,8 +19,15 @@ class Notifier:
     coordination_room: str | None = None
 
     def to_victim(
-        self, incident: Incident, text: str, key: str, lane: Lane = Lane.URGENT
+        self,
+        incident: Incident,
+        text: str,
+        key: str,
+        lane: Lane = Lane.URGENT,
+        meta: dict[str, Any] | None = None,
     ) -> Outbound:
+        """``text`` must already be shaped for the victim's channel (handlers.dispatch
+        .tell_victim does that); ``meta`` carries e.g. the SMS modem to prefer."""
         return Outbound(
             channel=incident.channel,
             peer=incident.reporter,
@@ -27,6 +35,7 @@ class Notifier:
             text=text,
             idem_key=key,
             lane=lane,
+            meta=dict(meta or {}),
         )
 
     def to_coordinators(self, text: str, key: str, lane: Lane = Lane.REPLY) -> Outbound | None:

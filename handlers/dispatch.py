@@ -13,7 +13,8 @@ from typing import Any, Literal
 import aiosqlite
 from pydantic import Field
 
-from bot.models import Dispatch, Incident, Lane, Priority, Role
+from bot import sms_text
+from bot.models import Channel, Dispatch, Incident, Lane, Priority, Role
 from bot.store import incidents as store
 from bot.store import outbox
 from bot.tools import Tool, ToolArgs, ToolRefused
@@ -62,7 +63,7 @@ class NoArgs(ToolArgs):
 
 
 class CaseArgs(ToolArgs):
-    case: str = Field(pattern=r"(?i)^LF-\d{4,8}$", description="Case code like LF-4821")
+    case: str = Field(pattern=r"(?i)^(LF)?-?\d{4,8}$", description="Case code like LF-4821")
 
 
 class ListArgs(ToolArgs):
@@ -70,7 +71,7 @@ class ListArgs(ToolArgs):
 
 
 class UpdateArgs(ToolArgs):
-    case: str = Field(pattern=r"(?i)^LF-\d{4,8}$", description="Case code like LF-4821")
+    case: str = Field(pattern=r"(?i)^(LF)?-?\d{4,8}$", description="Case code like LF-4821")
     priority: PriorityLabel | None = Field(None, description="New priority")
     location: str | None = Field(None, max_length=300, description="Corrected location")
     people_count: int | None = Field(None, ge=1, le=5000, description="Corrected head count")
@@ -324,24 +325,40 @@ RESPONDER_TOOLS: list[Tool[Any, TurnContext]] = [
 
 
 # ---- coordinator decisions (deterministic commands, never the model) -------------------------
+#
+# Every decision tells the reporter in the same transaction. A notice's idempotency key names
+# what makes it unique: the dispatch for once-per-dispatch decisions (approve, reject), the
+# incident for the one-time close, and the coordinator's command (its inbox row, ``ref``) for
+# decisions that can recur on the same dispatch (a reassignment back to boat-1, a second team
+# arriving). Replaying a command after a crash reuses its key, so the reporter hears it once.
 
 
 class DecisionError(Exception):
     """A coordinator command that cannot be carried out; the message says why."""
 
 
-async def approve(services: Services, case: str, team_id: str | None, actor: str) -> str:
-    return await _decide(services, case, actor, approve_team=team_id, approve=True)
+def _ref(ref: str | None, now: float) -> str:
+    # Callers without an inbox row (tests, scripts) make a one-off decision per call.
+    return ref if ref is not None else f"t{int(now * 1000)}"
 
 
-async def assign(services: Services, case: str, team_id: str, actor: str) -> str:
-    return await _decide(services, case, actor, approve_team=team_id, approve=True, force=True)
+async def approve(
+    services: Services, case: str, team_id: str | None, actor: str, *, ref: str | None = None
+) -> str:
+    return await _decide(services, case, actor, approve_team=team_id, force=False, ref=ref)
+
+
+async def assign(
+    services: Services, case: str, team_id: str, actor: str, *, ref: str | None = None
+) -> str:
+    return await _decide(services, case, actor, approve_team=team_id, force=True, ref=ref)
 
 
 async def reject(services: Services, case: str, reason: str, actor: str) -> str:
     incident = await _incident(services, case)
     now = services.clock()
     async with services.db.transaction() as conn:
+        incident = await _open_incident(conn, incident)
         dispatch = await store.active_dispatch(conn, incident.id)
         if dispatch is None or dispatch.status != "pending_approval":
             raise DecisionError(f"{incident.case} has no dispatch waiting for approval")
@@ -357,18 +374,28 @@ async def reject(services: Services, case: str, reason: str, actor: str) -> str:
             now=now,
             detail={"reason": reason},
         )
-        text = say("dispatch_rejected", incident.lang, case=incident.case, note=reason)
-        await tell_victim(conn, services, incident, text, f"victim:rejected:{dispatch.id}", now)
+        await tell_victim(
+            conn,
+            services,
+            incident,
+            "dispatch_rejected",
+            f"victim:rejected:{dispatch.id}",
+            now,
+            note=reason,
+        )
     return f"{incident.case}: dispatch rejected ({reason}); the reporter was told."
 
 
-async def arrived(services: Services, case: str, actor: str) -> str:
+async def arrived(services: Services, case: str, actor: str, *, ref: str | None = None) -> str:
     incident = await _incident(services, case)
     now = services.clock()
     async with services.db.transaction() as conn:
+        incident = await _open_incident(conn, incident)
         dispatch = await store.active_dispatch(conn, incident.id)
         if dispatch is None or not dispatch.team_id:
             raise DecisionError(f"{incident.case} has no team assigned")
+        if dispatch.status == "arrived":
+            raise DecisionError(f"team {dispatch.team_id} is already marked arrived")
         await store.set_dispatch(conn, dispatch.id, now, status="arrived")
         await store.audit(
             conn,
@@ -378,8 +405,15 @@ async def arrived(services: Services, case: str, actor: str) -> str:
             now=now,
             detail={"team": dispatch.team_id},
         )
-        text = say("team_arrived", incident.lang, case=incident.case, team=dispatch.team_id)
-        await tell_victim(conn, services, incident, text, f"victim:arrived:{dispatch.id}", now)
+        await tell_victim(
+            conn,
+            services,
+            incident,
+            "team_arrived",
+            f"victim:arrived:{_ref(ref, now)}",
+            now,
+            team=dispatch.team_id,
+        )
     return f"{incident.case}: team {dispatch.team_id} arrived; the reporter was told."
 
 
@@ -387,11 +421,14 @@ async def resolve(services: Services, case: str, note: str, actor: str) -> str:
     incident = await _incident(services, case)
     now = services.clock()
     async with services.db.transaction() as conn:
+        # Checked inside the transaction: two people closing the same case at once (or a
+        # resend) must not tell the reporter twice.
+        incident = await _open_incident(conn, incident)
         for d in await store.dispatches_for(conn, incident.id):
             if d.status in store.ACTIVE_DISPATCH:
                 await store.set_dispatch(conn, d.id, now, status="completed", decided_by=actor)
                 if d.team_id:
-                    await store.set_team_status(conn, d.team_id, "available", now)
+                    await store.release_team(conn, d.team_id, now)
         await store.update(conn, incident.id, now, status="resolved")
         await store.audit(
             conn,
@@ -401,32 +438,84 @@ async def resolve(services: Services, case: str, note: str, actor: str) -> str:
             now=now,
             detail={"note": note},
         )
-        text = say("resolved", incident.lang, case=incident.case, note=note).strip()
-        key = f"victim:resolved:{incident.id}:{int(now)}"
-        await tell_victim(conn, services, incident, text, key, now, Lane.REPLY)
+        # A resolved case stays resolved (new messages open a new case): one close per incident.
+        key = f"victim:resolved:{incident.id}"
+        await tell_victim(conn, services, incident, "resolved", key, now, Lane.REPLY, note=note)
     return f"{incident.case} resolved; the reporter was told."
+
+
+def victim_text(
+    services: Services, incident: Incident, template: str, **values: object
+) -> tuple[str, bool]:
+    """A notice in the reporter's language, shaped for their channel; True when it was cut.
+
+    On SMS it is plain text, GSM-7 where possible (curly quotes and dashes folded), within
+    ``sms.segment_budget``; a coordinator's ``note`` (the free text inside the template) is what
+    gets cut, so the case code before it and the template's closing words after it survive."""
+    note = str(values.pop("note", ""))
+    if incident.channel is not Channel.SMS:
+        text = say(template, incident.lang, case=incident.case, note=note, **values)
+        return re.sub(r" {2,}", " ", text).strip(), False  # an empty note leaves two spaces
+    marker = "\x00"
+    rendered = say(template, incident.lang, case=incident.case, note=marker, **values)
+    head, _, tail = rendered.partition(marker)
+    tail = sms_text.gsm_fold(sms_text.to_plain(tail))
+    if tail and tail[0] not in ".,;:!?)।۔":
+        tail = " " + tail
+    fitted = sms_text.fit(head + note, services.settings.sms.segment_budget, suffix=tail)
+    return fitted, fitted != sms_text.gsm_fold(sms_text.to_plain(head + note)) + tail
 
 
 async def tell_victim(
     conn: aiosqlite.Connection,
     services: Services,
     incident: Incident,
-    text: str,
+    template: str,
     key: str,
     now: float,
     lane: Lane = Lane.URGENT,
-) -> None:
+    **values: object,
+) -> bool:
     """Close the loop: the reporter hears every decision on their own channel, in the same
-    transaction as the decision."""
-    out = services.notifier.to_victim(incident, text, key, lane)
+    transaction as the decision. SMS goes out on the modem they last wrote to, when known
+    (their operator reached it; a reply from the same number reads as the same conversation).
+    Returns True when the text had to be shortened to fit the reporter's SMS budget."""
+    text, shortened = victim_text(services, incident, template, **values)
+    meta: dict[str, Any] = {}
+    if incident.channel is Channel.SMS:
+        modem = await _last_modem(conn, incident.reporter)
+        if modem:
+            meta["modem"] = modem
+    out = services.notifier.to_victim(incident, text, key, lane, meta=meta)
     await outbox.enqueue(conn, out, now=now, incident_id=incident.id)
+    return shortened
+
+
+async def _last_modem(conn: aiosqlite.Connection, number: str) -> str | None:
+    cur = await conn.execute(
+        """SELECT json_extract(meta, '$.modem') FROM inbox
+           WHERE channel=? AND peer=? AND json_extract(meta, '$.modem') IS NOT NULL
+           ORDER BY received_at DESC, id DESC LIMIT 1""",
+        (Channel.SMS.value, number),
+    )
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
 
 
 async def _incident(services: Services, case: str) -> Incident:
     incident = await store.by_case(services.db, case)
     if incident is None:
-        raise DecisionError(f"no case {case.upper()}")
+        raise DecisionError(f"no case {case.strip().upper()}")
     return incident
+
+
+async def _open_incident(conn: aiosqlite.Connection, incident: Incident) -> Incident:
+    """The incident as it is now (inside the decision's transaction); refuses a closed case."""
+    fresh = await store.get(conn, incident.id)
+    assert fresh is not None
+    if fresh.status == "resolved":
+        raise DecisionError(f"{fresh.case} is already resolved")
+    return fresh
 
 
 async def _decide(
@@ -435,20 +524,20 @@ async def _decide(
     actor: str,
     *,
     approve_team: str | None,
-    approve: bool,
-    force: bool = False,
+    force: bool,
+    ref: str | None,
 ) -> str:
     incident = await _incident(services, case)
-    if incident.status == "resolved":
-        raise DecisionError(f"{incident.case} is already resolved")
     now = services.clock()
     async with services.db.transaction() as conn:
+        incident = await _open_incident(conn, incident)
         if approve_team is not None:
             team = await store.pick_team(conn, "boat", approve_team)
             if team is None:
                 raise DecisionError(f"no team {approve_team} (see !teams)")
             if team.status != "available":
-                raise DecisionError(f"team {team.id} is {team.status}")
+                raise DecisionError(f"team {team.id} is {team.status} (see !teams)")
+            approve_team = team.id
         dispatch = await store.active_dispatch(conn, incident.id)
         if dispatch is None:
             if not force:
@@ -466,10 +555,15 @@ async def _decide(
                 requested_by=actor,
                 now=now,
             )
+        elif dispatch.status == "approved" and not dispatch.team_id and not force:
+            raise DecisionError(
+                f"{incident.case} is already approved and waiting for a free team; "
+                f"assign one with !assign {incident.case} <team> (see !teams)"
+            )
         elif dispatch.status != "pending_approval" and not force:
             raise DecisionError(f"{incident.case} dispatch is already {dispatch.status}")
         if dispatch.team_id and force:
-            await store.set_team_status(conn, dispatch.team_id, "available", now)
+            await store.release_team(conn, dispatch.team_id, now)
         dispatch = await _assign(conn, services, dispatch, approve_team, actor, now)
         await store.update(
             conn,
@@ -478,14 +572,18 @@ async def _decide(
             status="assigned" if dispatch.team_id else "dispatch_requested",
             owner=actor,
         )
-        key = "approved" if not force else f"assigned:{dispatch.team_id}"
-        text = (
-            say(
-                "dispatch_approved", incident.lang, case=incident.case, team=dispatch.team_id or "-"
-            )
-            if not force
-            else say("team_assigned", incident.lang, case=incident.case, team=dispatch.team_id)
+        if force:
+            template, key = "team_assigned", f"victim:assigned:{_ref(ref, now)}"
+        elif dispatch.team_id:
+            template, key = "dispatch_approved", f"victim:approved:{dispatch.id}"
+        else:
+            template, key = "dispatch_approved_waiting", f"victim:approved:{dispatch.id}"
+        await tell_victim(
+            conn, services, incident, template, key, now, team=dispatch.team_id or "-"
         )
-        await tell_victim(conn, services, incident, text, f"victim:{key}:{dispatch.id}", now)
-    team_txt = dispatch.team_id or "no team available yet"
-    return f"{incident.case}: approved, team {team_txt}; the reporter was told."
+    if dispatch.team_id:
+        return f"{incident.case}: approved, team {dispatch.team_id}; the reporter was told."
+    return (
+        f"{incident.case}: approved, but no team is free; the reporter was told a team will be "
+        f"assigned as soon as one is free. Assign one with !assign {incident.case} <team>."
+    )

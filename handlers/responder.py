@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.addressing import command_text, mention_pattern
 from bot.conversation import Conversation
 from bot.llm import user_message
 from bot.models import Channel, Lane, Outbound, Role
@@ -18,7 +19,6 @@ from handlers import dispatch
 from handlers.context import Services, TurnContext
 from handlers.guard import audit_turn
 from handlers.history import conversation_history
-from handlers.texts import say
 
 if TYPE_CHECKING:
     from handlers.broadcasts import Broadcasts
@@ -41,6 +41,9 @@ Lifeline commands:
 !broadcast list | cancel <id> | every <min> <area> <text> (coordinators)
 Anything else that mentions me goes to the assistant."""
 
+EDIT_NOT_RUN = "Edits are not run as commands; send the command again."
+EDIT_NOT_ANSWERED = "Edits are not answered; send the message again."
+
 COORDINATOR_ONLY = frozenset({"approve", "reject", "assign", "advise", "broadcast"})
 
 SYSTEM_PROMPT = """\
@@ -57,8 +60,10 @@ class Command:
     rest: str  # raw text after the command name
 
 
-def parse_command(text: str) -> Command | None:
-    text = text.strip()
+def parse_command(text: str, bot_user_id: str = "") -> Command | None:
+    """``!name args…``; a Matrix reply's quoted fallback and a leading mention of the bot
+    ("Lifeline: !approve LF-1234") are not part of the command."""
+    text = command_text(text, bot_user_id).strip()
     if not text.startswith("!") or len(text) < 2:
         return None
     head, _, rest = text[1:].partition(" ")
@@ -93,7 +98,10 @@ class ResponderFlow:
         )
 
     async def handle_command(self, row: InboxRow) -> list[Outbound]:
-        cmd = parse_command(row.text)
+        me = self.s.settings.matrix.user_id
+        cmd = parse_command(row.text, me)
+        if row.meta.get("edit_of"):
+            return self._edit(row, cmd, me)
         if cmd is None:
             return []  # staff chatter in a group room that did not address the bot
         if cmd.name in COORDINATOR_ONLY and row.role is not Role.COORDINATOR:
@@ -117,8 +125,20 @@ class ResponderFlow:
             text = f"Cannot do that: {exc}"
         return [self.reply(row, text)]
 
+    def _edit(self, row: InboxRow, cmd: Command | None, me: str) -> list[Outbound]:
+        """A Matrix edit (m.replace) is a new event carrying the whole new text: running it would
+        carry out the command a second time (relay twice, re-broadcast, re-notify)."""
+        if cmd is not None:
+            log.info("edit %s of a !%s command from %s not run", row.dedup_key, cmd.name, row.peer)
+            return [self.reply(row, EDIT_NOT_RUN)]
+        addressed = row.meta.get("addressed") or mention_pattern(me).search(row.text)
+        if row.meta.get("is_direct") or addressed:
+            return [self.reply(row, EDIT_NOT_ANSWERED)]
+        return []  # an edit of staff chatter that never addressed the bot
+
     async def _run(self, cmd: Command, row: InboxRow) -> str:
         a, actor = cmd.args, row.peer
+        ref = f"cmd:{row.id}"  # the command's own row: a replay after a crash reuses it
         match cmd.name:
             case "help" | "h":
                 return HELP
@@ -127,13 +147,14 @@ class ResponderFlow:
             case "case" if a:
                 return await self._case(a[0])
             case "approve" if a:
-                return await dispatch.approve(self.s, a[0], a[1] if len(a) > 1 else None, actor)
+                team = a[1] if len(a) > 1 else None
+                return await dispatch.approve(self.s, a[0], team, actor, ref=ref)
             case "reject" if len(a) >= 2:
                 return await dispatch.reject(self.s, a[0], cmd.rest.split(None, 1)[1], actor)
             case "assign" if len(a) >= 2:
-                return await dispatch.assign(self.s, a[0], a[1], actor)
+                return await dispatch.assign(self.s, a[0], a[1], actor, ref=ref)
             case "arrived" if a:
-                return await dispatch.arrived(self.s, a[0], actor)
+                return await dispatch.arrived(self.s, a[0], actor, ref=ref)
             case "resolve" if a:
                 note = cmd.rest.split(None, 1)[1] if len(a) > 1 else ""
                 return await dispatch.resolve(self.s, a[0], note, actor)
@@ -185,8 +206,11 @@ class ResponderFlow:
         teams = await store.list_teams(self.s.db)
         if not teams:
             return "No teams configured ([[teams]] in the config)."
+        # Teams only go offline by leaving the config (bot.store.incidents.sync_teams).
         return "\n".join(
-            f"{t.id} {t.kind} @{t.base or '?'} cap {t.capacity}: {t.status}" for t in teams
+            f"{t.id} {t.kind} @{t.base or '?'} cap {t.capacity}: {t.status}"
+            + (" (not in the config)" if t.status == "offline" else "")
+            for t in teams
         )
 
     async def _relay(self, code: str, text: str, row: InboxRow) -> str:
@@ -195,17 +219,25 @@ class ResponderFlow:
             return f"No case {code.upper()}."
         now = self.s.clock()
         async with self.s.db.transaction() as conn:
-            relay = say("relay", incident.lang, case=incident.case, note=text)
-            await dispatch.tell_victim(conn, self.s, incident, relay, f"relay:{row.id}", now)
+            shortened = await dispatch.tell_victim(
+                conn, self.s, incident, "relay", f"relay:{row.id}", now, note=text
+            )
             await store.audit(
                 conn,
                 actor=row.peer,
                 action="relay",
                 incident_id=incident.id,
                 now=now,
-                detail={"chars": len(text)},
+                detail={"chars": len(text), "shortened": shortened},
             )
-        return f"Relayed to the reporter of {incident.case} ({incident.channel.value})."
+        done = f"Relayed to the reporter of {incident.case} ({incident.channel.value})"
+        if shortened:
+            budget = self.s.settings.sms.segment_budget
+            return (
+                f"{done}, SHORTENED to fit {budget} SMS: the end of your text was cut. "
+                f"Send the rest with another !say {incident.case} …"
+            )
+        return done + "."
 
     async def handle_text(self, row: InboxRow) -> list[Outbound]:
         history = await conversation_history(

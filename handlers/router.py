@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
+from bot.addressing import command_text, mention_pattern
 from bot.intake import Route, RouteFn
 from bot.models import Channel, Inbound, Role
 from bot.triage import Triage
 
 
 def make_route(bot_user_id: str) -> RouteFn:
-    localpart = bot_user_id.lstrip("@").split(":", 1)[0].lower()
-    mention = re.compile(rf"\b({re.escape(localpart)}|lifeline)\b", re.I)
+    mention = mention_pattern(bot_user_id)
 
     def route(msg: Inbound, role: Role, verdict: Triage) -> Route:
         if role is Role.PUBLIC:
+            # A member of the public editing a message (Matrix m.replace) goes through like any
+            # new message: the edit has its own event id, and "we are 6, not 4" is exactly the
+            # kind of correction a case needs. Nothing a victim sends can run a command.
             if msg.meta.get("binary") or msg.meta.get("empty") or msg.meta.get("undecryptable"):
                 return "fast"
             if verdict.keyword is not None:
@@ -22,10 +23,16 @@ def make_route(bot_user_id: str) -> RouteFn:
             if msg.channel is Channel.MATRIX and not msg.meta.get("is_direct", True):
                 return "fast"  # a stranger in a group room: recorded, not a case
             return "model"
-        if msg.text.lstrip().startswith("!"):
+        if msg.meta.get("edit_of"):
+            # Staff edits are never run again (an edited !say would relay twice, an edited
+            # !advise would broadcast twice); the fast path answers with a notice instead.
+            return "fast"
+        text = command_text(msg.text, bot_user_id)
+        if text.lstrip().startswith("!"):
             return "fast"
         if msg.channel is Channel.MATRIX and not msg.meta.get("is_direct", False):
-            return "model" if mention.search(msg.text) else "fast"
+            addressed = msg.meta.get("addressed") or mention.search(text)
+            return "model" if addressed else "fast"
         return "model"
 
     return route

@@ -79,6 +79,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "hi": "Lifeline {case}: बचाव मंज़ूर। टीम {team} आ रही है। सुरक्षित हों तो वहीं रहें, दिखाई दें, फ़ोन चालू रखें।",
         "ur": "Lifeline {case}: ریسکیو منظور۔ ٹیم {team} آ رہی ہے۔ محفوظ ہوں تو وہیں رہیں، نظر آئیں، فون آن رکھیں۔",
     },
+    "dispatch_approved_waiting": {
+        "en": "Lifeline {case}: rescue approved. A team will be assigned to you as soon as one is "
+        "free; we will text you. Stay where you are if safe, keep your phone on.",
+        "bn": "Lifeline {case}: উদ্ধার অনুমোদিত। কোনো দল খালি হলেই আপনার জন্য পাঠানো হবে, আমরা জানাব। "
+        "নিরাপদ হলে এখানেই থাকুন, ফোন চালু রাখুন।",
+        "hi": "Lifeline {case}: बचाव मंज़ूर। टीम खाली होते ही आपके लिए भेजी जाएगी, हम बताएँगे। "
+        "सुरक्षित हों तो वहीं रहें, फ़ोन चालू रखें।",
+        "ur": "Lifeline {case}: ریسکیو منظور۔ ٹیم فارغ ہوتے ہی آپ کے لیے بھیجی جائے گی، ہم بتائیں گے۔ "
+        "محفوظ ہوں تو وہیں رہیں، فون آن رکھیں۔",
+    },
     "dispatch_rejected": {
         "en": "Lifeline {case}: a team cannot come right now ({note}). We keep your case open. "
         "Reply with any change.",

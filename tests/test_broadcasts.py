@@ -151,6 +151,31 @@ async def test_repeated_advise_command_is_not_a_second_advisory(tmp_path: Path) 
     assert n == 60
 
 
+async def test_send_now_after_the_same_advisory_was_scheduled_is_a_new_advisory(
+    tmp_path: Path,
+) -> None:
+    """ "!advise ward-5 Boil water at HH:MM" then "!advise ward-5 Boil water": the second sends
+    now and the scheduled one stays scheduled (it used to fire early and say "already sent");
+    a scheduled one after a send-now is scheduled too. Only send-now twins are duplicates."""
+    async with rig(tmp_path) as r:
+        await r.subscribe(30)
+        at = time.localtime(time.time() + 3 * 3600)
+        hhmm = f"{at.tm_hour:02d}:{at.tm_min:02d}"
+        later = await r.broadcasts.command("advise", [], f"ward-5 Boil water at {hhmm}", COORD)
+        now = await r.broadcasts.command("advise", [], "ward-5 Boil water", COORD)
+        again = await r.broadcasts.command("advise", [], "ward-5 Boil water", COORD)
+        twice = await r.broadcasts.command("advise", [], f"ward-5 Boil water at {hhmm}", COORD)
+        n = await r.count("SELECT COUNT(*) FROM outbox")
+        rows = await r.db.fetchall("SELECT id, status FROM broadcasts WHERE kind='advisory'")
+        r.broadcasts.scheduler.shutdown()
+    assert f"scheduled for {hhmm}" in later
+    assert "queued 30" in now and "already sent" not in now
+    assert "already sent" in again and "no second copy" in again
+    assert f"already scheduled for {hhmm}" in twice
+    assert n == 30  # the send-now only; the scheduled copy waits for its time
+    assert [tuple(x) for x in rows] == [(1, "active"), (2, "done")]
+
+
 async def test_restart_mid_fire_resumes_without_duplicates(tmp_path: Path) -> None:
     async with rig(tmp_path, chunk_size=50) as r:
         peers = await r.subscribe(400)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import time
 import wave
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,10 +21,14 @@ from nio import (
     ErrorResponse,
     RoomCreateResponse,
     RoomMessageNotice,
+    RoomMessagesResponse,
     RoomSendResponse,
     UploadResponse,
 )
 
+from bot import sms_text
+from bot.models import Channel, Priority
+from bot.store import incidents
 from bot.synapse_local import Account, LocalSynapse
 from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
 from tests.media_samples import ogg_opus_voice
@@ -662,3 +668,273 @@ async def test_homeserver_down_at_start_sms_works_and_alerts_wait(
     finally:
         if proxy is not None:
             proxy.close()
+
+
+# ---- coordinator decisions: edits, replies, mentions, repeated decisions, SMS shaping ---------
+
+
+async def ask(room: Room, text: str, client: AsyncClient | None = None, **content: Any) -> str:
+    """Send a message to the coordination room and return the bot's next notice there."""
+    before = len(await room.notices())
+    resp = await (client or room.coord).room_send(
+        room.room_id, "m.room.message", {"msgtype": "m.text", "body": text, **content}
+    )
+    assert isinstance(resp, RoomSendResponse), resp
+
+    async def check() -> str | None:
+        notices = await room.notices()
+        return notices[before] if len(notices) > before else None
+
+    found: str = await wait_for(check, 20, every=0.3)
+    return found
+
+
+async def event_id_of(room: Room, body: str) -> str:
+    """The id of the latest message in the room with exactly this body."""
+    msgs = await room.coord.room_messages(room.room_id, start="", limit=100)
+    assert isinstance(msgs, RoomMessagesResponse), msgs
+    return next(e.event_id for e in msgs.chunk if getattr(e, "body", None) == body)
+
+
+async def sms_case(gw: Gateway, *, pending_dispatch: bool = False) -> tuple[str, int]:
+    """An SMS victim's open case made directly in the store (no model turn): (code, id)."""
+    now = time.time()
+    async with gw.db.transaction() as conn:
+        inc = await incidents.create(
+            conn,
+            channel=Channel.SMS,
+            reporter=VICTIM,
+            conversation=VICTIM,
+            priority=Priority.HIGH,
+            lang="en",
+            summary="4 people on a roof",
+            now=now,
+        )
+        if pending_dispatch:
+            await incidents.create_dispatch(
+                conn,
+                incident_id=inc.id,
+                kind="boat",
+                status="pending_approval",
+                priority=Priority.HIGH,
+                location="school roof",
+                people_count=4,
+                needs="rescue",
+                idem_key=f"dispatch:test:{inc.id}",
+                requested_by=VICTIM,
+                now=now,
+            )
+            await incidents.update(conn, inc.id, now, status="dispatch_requested")
+    return inc.case, inc.id
+
+
+async def victim_outbox(gw: Gateway) -> list[str]:
+    rows = await gw.rows("SELECT text FROM outbox WHERE peer=? ORDER BY id", VICTIM)
+    return [r[0] for r in rows]
+
+
+async def test_edited_commands_are_not_run_again(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Editing a sent command (m.replace) sends the whole new text as a new event; running it
+    would relay a !say twice or re-notify on !resolve. The coordinator is told to resend."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        case, _ = await sms_case(gw)
+        sent = await room.coord.room_send(
+            room.room_id, "m.room.message", {"msgtype": "m.text", "body": f"!say {case} boat"}
+        )
+        assert isinstance(sent, RoomSendResponse), sent
+        await room.wait_notice("Relayed to the reporter")
+        for original, new in [
+            (sent.event_id, f"!say {case} boat coming in 10 min"),
+            (None, f"!resolve {case} all safe, 4 people"),
+        ]:
+            if original is None:
+                before = await ask(room, f"!resolve {case} all safe")
+                assert "resolved" in before
+                original = await event_id_of(room, f"!resolve {case} all safe")
+            notice = await ask(
+                room,
+                f"* {new}",
+                **{
+                    "m.new_content": {"msgtype": "m.text", "body": new},
+                    "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+                },
+            )
+            assert notice == "Edits are not run as commands; send the command again."
+        await gw.idle()
+        texts = await victim_outbox(gw)
+        assert texts == [f"Lifeline {case} responder: boat", texts[1]]
+        assert "your case is closed. all safe" in texts[1]
+        edits = await gw.rows(
+            "SELECT status FROM inbox WHERE json_extract(meta, '$.edit_of') IS NOT NULL"
+        )
+        assert [r[0] for r in edits] == ["done", "done"]
+        assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+
+
+async def test_commands_in_replies_and_after_a_mention_are_commands(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """A command sent as a reply to the bot's alert (body starts with the quoted fallback) or
+    after a mention ("Lifeline: !case …") is run as a command, not sent to the model."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        case, _ = await sms_case(gw, pending_dispatch=True)
+        teams = await ask(room, "!teams")
+        alert_id = await event_id_of(room, teams)
+        quoted = "\n".join(f"> {line}" for line in teams.splitlines())
+        reply = f"> <{room.bot.user_id}> {quoted[2:]}\n\n!approve {case} boat-2"
+        approved = await ask(
+            room, reply, **{"m.relates_to": {"m.in_reply_to": {"event_id": alert_id}}}
+        )
+        assert approved.startswith(f"{case}: approved, team boat-2")
+        shown = await ask(room, f"Lifeline: !case {case}")
+        assert shown.startswith("[HIGH]") and case in shown and "boat-2 assigned" in shown
+        assert (await ask(room, "lifeline !teams")).startswith("boat-1 boat")
+        localpart = room.bot.user_id.split(":")[0]
+        assert "Lifeline commands" in await ask(room, f"{room.bot.user_id}: !help")
+        assert "Lifeline commands" in await ask(room, f"{localpart[1:]}, !help")
+        assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
+        texts = await victim_outbox(gw)
+        assert len(texts) == 1 and "boat-2" in texts[0]
+
+
+async def test_every_decision_reaches_the_victim_once_and_no_team_free_is_said_plainly(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Approval with every team busy tells the victim a team will come when one is free (not
+    "Team -"), a second !approve points to !assign; a reassignment back to boat-1 and a second
+    team arriving are each told (notices keyed by the command, not the dispatch); team ids are
+    case-insensitive; a repeated !arrived is refused."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        case, _ = await sms_case(gw, pending_dispatch=True)
+        async with gw.db.transaction() as conn:
+            await conn.execute("UPDATE teams SET status='busy'")  # all out on other jobs
+        first = await ask(room, f"!approve {case}")
+        assert "no team is free" in first and f"!assign {case} <team>" in first
+        again = await ask(room, f"!approve {case}")
+        assert again.startswith("Cannot do that:") and f"!assign {case} <team>" in again
+        async with gw.db.transaction() as conn:
+            await conn.execute("UPDATE teams SET status='available'")
+        for team in ("BOAT-1", "boat-2", "Boat-1"):
+            done = await ask(room, f"!assign {case} {team}")
+            assert done.startswith(f"{case}: approved, team {team.lower()}"), done
+        assert "arrived" in await ask(room, f"!arrived {case}", room.resp)
+        assert "already marked arrived" in await ask(room, f"!arrived {case}", room.resp)
+        assert "boat-2" in await ask(room, f"!assign {case} boat-2")
+        assert "boat-2 arrived" in await ask(room, f"!arrived {case}", room.resp)
+        await gw.idle()
+        texts = await victim_outbox(gw)
+        assert not any("Team -" in t for t in texts)
+        assert texts == [
+            f"Lifeline {case}: rescue approved. A team will be assigned to you as soon as one is "
+            "free; we will text you. Stay where you are if safe, keep your phone on.",
+            f"Lifeline {case}: team boat-1 is assigned to you.",
+            f"Lifeline {case}: team boat-2 is assigned to you.",
+            f"Lifeline {case}: team boat-1 is assigned to you.",
+            texts[4],
+            f"Lifeline {case}: team boat-2 is assigned to you.",
+            texts[6],
+        ]
+        assert "team boat-1 has reached your area" in texts[4]
+        assert "team boat-2 has reached your area" in texts[6]
+        teams = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
+        assert teams == {"boat-1": "available", "boat-2": "busy", "med-1": "available"}
+
+
+async def test_notices_to_an_sms_victim_fit_the_budget_use_their_modem_and_close_once(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Coordinator text to an SMS victim is plain GSM-7 within the segment budget and goes out on
+    the modem the victim wrote to; an over-long !say is reported as shortened; case codes are
+    accepted as 6609 / LF6609 / lf-6609; a second !resolve is refused and not re-sent."""
+    room = coordination
+    ollama_standin.push_chat(
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="Char Bhadrasan school roof",
+                priority="critical",
+                people_count=5,
+                needs="boat",
+            )
+        ),
+        text_reply("Your rescue request is recorded. Stay on the roof."),
+    )
+    modems = [
+        {
+            "name": name,
+            "device": str(tmp_path / f"modem-{name}"),
+            "poll_interval_s": 0.1,
+            "send_per_minute": 120,
+        }
+        for name in ("sim1", "sim2")
+    ]
+    settings = matrix_settings(
+        tmp_path, ollama_standin, room, sms={"modems": modems, "segment_budget": 3}
+    )
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school", modem=1)
+        await gw.wait_sent(VICTIM, 2)
+        await room.wait_notice("DISPATCH REQUEST")
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+        digits = case.split("-")[1]
+        assert "team boat-1" in await ask(room, f"!approve {digits}")
+        long_say = (
+            "**Boat leaves** the ghat now — it’s the “blue” one. " * 10
+            + "Stay on the roof and wave a cloth."
+        )
+        relayed = await ask(room, f"!say LF{digits} {long_say}")
+        assert "SHORTENED to fit 3 SMS" in relayed and case in relayed
+        note = "Everyone reached the “school shelter” — thank you for waiting. " * 8
+        assert "resolved" in await ask(room, f"!resolve lf-{digits} {note}")
+        refused = await ask(room, f"!resolve {case} duplicate")
+        assert refused == f"Cannot do that: {case} is already resolved"
+        await gw.idle()
+        texts = await victim_outbox(gw)
+        notices = texts[2:]
+        assert len(notices) == 3 and sum("case is closed" in t for t in texts) == 1
+        for text in notices:
+            assert sms_text.segments(text) <= 3 and sms_text.encoding(text) == "gsm7", text
+            assert "**" not in text and "’" not in text and "—" not in text
+        assert notices[1].startswith(f"Lifeline {case} responder: Boat leaves the ghat now - ")
+        assert notices[2].startswith(f"Lifeline {case}: your case is closed. Everyone")
+        assert notices[2].endswith(" Text again if you need help.")
+        sent = await gw.wait_sent(VICTIM, 5)
+        assert {m["modem"] for m in sent} == {"sim2"}
+        metas = await gw.rows("SELECT meta FROM outbox WHERE peer=? ORDER BY id", VICTIM)
+        assert all(json.loads(m[0]).get("modem") == "sim2" for m in metas[2:])
+
+
+async def test_team_removed_from_the_config_goes_offline(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """A team taken out of [[teams]] (boat broke down) is offline after the restart: shown so in
+    !teams, never picked or assignable, and closing its last case does not bring it back."""
+    room = coordination
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        first, _ = await sms_case(gw)
+        assert "team boat-1" in await ask(room, f"!assign {first} boat-1")
+    fewer = settings.model_copy(update={"teams": [t for t in settings.teams if t.id != "boat-1"]})
+    async with running_gateway(fewer) as gw:
+        await joined(gw, room.room_id)
+        teams = await ask(room, "!teams")
+        assert "boat-1 boat @ghat cap 8: offline" in teams and "boat-2 boat" in teams
+        second, _ = await sms_case(gw, pending_dispatch=True)
+        assert "boat-1 is offline" in await ask(room, f"!assign {second} boat-1")
+        assert "team boat-2" in await ask(room, f"!approve {second}")
+        assert "resolved" in await ask(room, f"!resolve {first} done")
+        states = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
+        assert states == {"boat-1": "offline", "boat-2": "busy", "med-1": "available"}
+    async with running_gateway(settings) as gw:  # back in the config: free again
+        states = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
+        assert states == {"boat-1": "available", "boat-2": "busy", "med-1": "available"}

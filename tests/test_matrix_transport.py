@@ -23,6 +23,7 @@ from nio import (
 )
 from pydantic import SecretStr
 
+from bot.addressing import command_text, strip_reply_fallback
 from bot.models import Channel, Inbound, Outbound, Role
 from bot.synapse_local import Account, LocalSynapse, ensure_drill
 from bot.transports.matrix import (
@@ -31,7 +32,10 @@ from bot.transports.matrix import (
     classify_send_error,
     parse_geo_uri,
 )
+from bot.triage import triage
 from config.settings import MatrixSettings, MediaSettings
+from handlers.responder import Command, parse_command
+from handlers.router import make_route
 from tests import synapse_server
 from tests.synapse_server import register, sync_once
 
@@ -233,6 +237,95 @@ async def test_message_reaches_on_batch_with_fields(
         assert json.loads(session.read_text())["user_id"] == b.acct.user_id
     finally:
         await b.stop()
+
+
+async def test_replies_edits_and_mentions_are_marked(
+    synapse: LocalSynapse, new_user: Callable[[str], Account], user_client: Any, tmp_path: Path
+) -> None:
+    """A reply arrives without its quoted fallback (the command or STOP after it is the text)
+    and, replying to the bot, as addressed to it; an edit (m.replace) carries its new text and
+    edit_of; a pill mention (m.mentions) addresses the bot whatever its text."""
+    coord = new_user("coord")
+    b = await bot(synapse, tmp_path, coordinators={coord.user_id})
+    try:
+        c = await user_client(coord)
+        rid = await room_with_bot(c, b)
+        me = b.acct.user_id
+        first = await say(c, rid, "!approve LF-1234")
+        reply = await say(
+            c,
+            rid,
+            f"> <{me}> [CRITICAL] LF-1234 DISPATCH REQUEST\n> where: school\n\n!approve LF-1234",
+            **{"m.relates_to": {"m.in_reply_to": {"event_id": first}}},
+        )
+        other = await say(
+            c,
+            rid,
+            f"> <{coord.user_id}> my own note\n\nSTOP",
+            **{"m.relates_to": {"m.in_reply_to": {"event_id": first}}},
+        )
+        edit = await say(
+            c,
+            rid,
+            "* !approve LF-1234 boat-2",
+            **{
+                "m.new_content": {"msgtype": "m.text", "body": "!approve LF-1234 boat-2"},
+                "m.relates_to": {"rel_type": "m.replace", "event_id": first},
+            },
+        )
+        pill = await say(c, rid, "Ops bot: how many cases?", **{"m.mentions": {"user_ids": [me]}})
+        wanted = {first, reply, other, edit, pill}
+        await b.inbox.wait(lambda rows: wanted <= {r.dedup_key for r in rows})
+        rows = {r.dedup_key: r for r in b.inbox.rows}
+        assert rows[reply].text == "!approve LF-1234"
+        assert rows[reply].meta["in_reply_to"] == first and rows[reply].meta["addressed"]
+        assert rows[other].text == "STOP" and "addressed" not in rows[other].meta
+        assert rows[edit].text == "!approve LF-1234 boat-2"
+        assert rows[edit].meta["edit_of"] == first
+        assert rows[pill].meta["addressed"] and "addressed" not in rows[first].meta
+    finally:
+        await b.stop()
+
+
+def test_command_addressing() -> None:
+    """Commands after a reply fallback or a leading mention are commands; the router sends
+    them to the fast path, and staff edits never go to the model."""
+    bot_id = "@lifeline:hs"
+    fallback = "> <@lifeline:hs> [CRITICAL] LF-1234 DISPATCH REQUEST\n> more\n\n!approve LF-1234"
+    for text in (
+        fallback,
+        "Lifeline: !approve LF-1234",
+        "lifeline !approve LF-1234",
+        "@lifeline:hs: !approve LF-1234",
+        "LIFELINE, !approve LF-1234",
+    ):
+        assert command_text(text, bot_id) == "!approve LF-1234", text
+        assert parse_command(text, bot_id) == Command("approve", ["LF-1234"], "LF-1234")
+    assert parse_command("ops: !teams", "@ops:hs") == Command("teams", [], "")
+    assert parse_command("lifeline, which cases are overdue?", bot_id) is None
+    assert command_text("lifeline, which cases?", bot_id) == "lifeline, which cases?"
+    assert strip_reply_fallback("> not a fallback\n\n!teams") == "> not a fallback\n\n!teams"
+
+    route = make_route(bot_id)
+
+    def staff(text: str, **meta: Any) -> str:
+        msg = Inbound(
+            channel=Channel.MATRIX,
+            peer="@coord:hs",
+            conversation="!room:hs",
+            text=text,
+            dedup_key="$e",
+            received_at=0.0,
+            meta={"is_direct": False, **meta},
+        )
+        return route(msg, Role.COORDINATOR, triage(text))
+
+    assert staff("Lifeline: !approve LF-1234") == "fast"
+    assert staff(fallback) == "fast"
+    assert staff("lifeline, which cases are overdue?") == "model"
+    assert staff("how many cases?", addressed=True) == "model"
+    assert staff("chatting among ourselves") == "fast"
+    assert staff("lifeline, which cases are overdue?", edit_of="$orig") == "fast"
 
 
 async def test_send_notice_idempotent_and_image(

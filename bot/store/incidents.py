@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -120,8 +121,18 @@ async def get(conn: aiosqlite.Connection, incident_id: int) -> Incident | None:
     return None if row is None else incident_from_row(row)
 
 
+_CASE_RE = re.compile(r"^(?:LF)?[\s\-_]*(\d{4,8})$", re.I)
+
+
+def normalise_case(case: str) -> str:
+    """``LF-6609``, ``lf-6609``, ``LF6609``, ``LF 6609`` and plain ``6609`` → ``LF-6609``."""
+    text = case.strip().strip("#.,;:!?()[]<>\"'").upper()
+    m = _CASE_RE.match(text)
+    return f"LF-{m.group(1)}" if m else text
+
+
 async def by_case(db: Database, case: str) -> Incident | None:
-    row = await db.fetchone("SELECT * FROM incidents WHERE case_code=?", (case.strip().upper(),))
+    row = await db.fetchone("SELECT * FROM incidents WHERE case_code=?", (normalise_case(case),))
     return None if row is None else incident_from_row(row)
 
 
@@ -254,7 +265,12 @@ async def set_dispatch(
 
 
 async def sync_teams(db: Database, teams: Iterable[Team], now: float) -> None:
-    """Config is the inventory: add/update teams, keep their live status."""
+    """Config is the inventory: add/update teams, keep their live status.
+
+    A team no longer in the config goes 'offline' (not deleted: dispatches and the audit log
+    name it): it is never picked or assignable again, and !teams shows it offline. Put back in
+    the config, it comes back busy if it still has an active dispatch, else available."""
+    teams = list(teams)
     async with db.transaction() as conn:
         for t in teams:
             await conn.execute(
@@ -264,6 +280,21 @@ async def sync_teams(db: Database, teams: Iterable[Team], now: float) -> None:
                    capacity=excluded.capacity""",
                 (t.id, t.kind, t.base, t.capacity, now),
             )
+        configured = [t.id for t in teams]
+        marks = ",".join("?" * len(configured))
+        active = ",".join("?" * len(ACTIVE_DISPATCH))
+        await conn.execute(
+            f"""UPDATE teams SET status='offline', updated_at=?
+                WHERE status != 'offline' AND id NOT IN ({marks})""",  # noqa: S608
+            (now, *configured),
+        )
+        await conn.execute(
+            f"""UPDATE teams SET updated_at=?, status=CASE WHEN EXISTS (
+                    SELECT 1 FROM dispatches AS d WHERE d.team_id=teams.id
+                    AND d.status IN ({active})) THEN 'busy' ELSE 'available' END
+                WHERE status='offline' AND id IN ({marks})""",  # noqa: S608
+            (now, *ACTIVE_DISPATCH, *configured),
+        )
 
 
 async def list_teams(db: Database | aiosqlite.Connection) -> list[Team]:
@@ -279,8 +310,12 @@ async def list_teams(db: Database | aiosqlite.Connection) -> list[Team]:
 async def pick_team(
     conn: aiosqlite.Connection, kind: str, team_id: str | None = None
 ) -> Team | None:
-    if team_id:
-        row = await _one(conn, "SELECT * FROM teams WHERE id=?", (team_id,))
+    if team_id:  # as typed by a coordinator: BOAT-1 is boat-1
+        row = await _one(
+            conn,
+            "SELECT * FROM teams WHERE id=? COLLATE NOCASE ORDER BY id=? DESC LIMIT 1",
+            (team_id.strip(), team_id.strip()),
+        )
     else:
         row = await _one(
             conn,
@@ -298,6 +333,15 @@ async def set_team_status(
     conn: aiosqlite.Connection, team_id: str, status: str, now: float
 ) -> None:
     await conn.execute("UPDATE teams SET status=?, updated_at=? WHERE id=?", (status, now, team_id))
+
+
+async def release_team(conn: aiosqlite.Connection, team_id: str, now: float) -> None:
+    """A team's job ended: busy → available. An offline team (removed from the config) stays
+    offline."""
+    await conn.execute(
+        "UPDATE teams SET status='available', updated_at=? WHERE id=? AND status='busy'",
+        (now, team_id),
+    )
 
 
 async def audit(

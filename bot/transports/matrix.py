@@ -56,6 +56,7 @@ from nio.api import MATRIX_MEDIA_API_PATH
 from nio.crypto.attachments import decrypt_attachment
 
 from bot import redact
+from bot.addressing import reply_fallback_sender, strip_reply_fallback
 from bot.aio import raise_if_cancelling
 from bot.models import Attachment, Channel, Inbound, Outbound, Role
 from config.settings import MatrixSettings, MediaSettings
@@ -569,11 +570,20 @@ class MatrixTransport:
         meta["msgtype"] = msgtype
         body = content.get("body")
         body = body if isinstance(body, str) else ""
+        mentions = content.get("m.mentions")
+        if isinstance(mentions, dict) and client.user_id in (mentions.get("user_ids") or ()):
+            meta["addressed"] = True  # an intentional mention (a pill), whatever its text says
         relates = content.get("m.relates_to")
         if isinstance(relates, dict):
             reply = relates.get("m.in_reply_to")
             if isinstance(reply, dict) and reply.get("event_id"):
                 meta["in_reply_to"] = reply["event_id"]
+                # The quoted original is for clients that cannot show replies; left in, it hides
+                # the command ("> <@lifeline> …\n\n!approve LF-1234") or keyword (STOP) after it.
+                # A reply to one of the bot's own messages addresses the bot.
+                if reply_fallback_sender(body) == client.user_id:
+                    meta["addressed"] = True
+                body = strip_reply_fallback(body)
             if relates.get("rel_type") == "m.replace":
                 meta["edit_of"] = relates.get("event_id")
                 new = content.get("m.new_content")
