@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.conversation import Conversation
+from bot.instance_lock import AlreadyRunning, single_instance
 from bot.intake import Accepted, Intake
 from bot.llm import LLM, ModelHealth
 from bot.models import Channel, Inbound, Role, Team
@@ -85,19 +87,20 @@ class App:
 
     async def run(self) -> None:
         s = self.settings
-        db = Database(s.storage.path)
-        await db.open()
-        llm = LLM(s.model)
-        services = Services(db=db, settings=s, clock=self.clock, notifier=Notifier())
-        try:
-            await self._run(db, llm, services)
-        finally:
-            await llm.aclose()
-            await db.close()
-            if self.runtime is not None and self.runtime.drill is not None:
-                # The drill homeserver lives and dies with the gateway: no orphan processes.
-                await asyncio.to_thread(self.runtime.drill.server.stop)
-            log.info("lifeline stopped")
+        with single_instance(s.storage.path):  # before crash recovery touches any row
+            db = Database(s.storage.path)
+            await db.open()
+            llm = LLM(s.model)
+            services = Services(db=db, settings=s, clock=self.clock, notifier=Notifier())
+            try:
+                await self._run(db, llm, services)
+            finally:
+                await llm.aclose()
+                await db.close()
+                if self.runtime is not None and self.runtime.drill is not None:
+                    # The drill homeserver lives and dies with the gateway: no orphan processes.
+                    await asyncio.to_thread(self.runtime.drill.server.stop)
+                log.info("lifeline stopped")
 
     async def _run(self, db: Database, llm: LLM, services: Services) -> None:
         s = self.settings
@@ -569,4 +572,9 @@ async def run_until_stopped(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
-        await app.run()
+        try:
+            await app.run()
+        except AlreadyRunning as exc:
+            log.error("%s", exc)
+            print(f"lifeline: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None

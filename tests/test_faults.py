@@ -355,3 +355,23 @@ def test_cancelled_transaction_does_not_poison_the_connection(tmp_path: Path) ->
             await db.close()
 
     assert asyncio.run(go()) == 1
+
+
+async def test_second_gateway_on_the_same_database_refuses_to_start(
+    tmp_path: Path, ollama_standin: Any
+) -> None:
+    """A second `lifeline run` would treat the first one's in-flight rows as crashed and send
+    them again; it must refuse before touching anything, and say who holds the lock."""
+    from bot.app import App
+    from bot.instance_lock import AlreadyRunning
+
+    settings = make_settings(tmp_path, ollama_standin.url)
+    async with running_gateway(settings) as gw:
+        gw.sms_in("+8801712345678", "water entering house at Ulipur")
+        await gw.wait_sent("+8801712345678", 2)
+        with pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}"):
+            await asyncio.wait_for(App(settings).run(), 10)
+        before = await gw.rows("SELECT id, status FROM inbox")
+    # ... and once the first has stopped, the next start is fine (the lock is not stale).
+    async with running_gateway(settings) as gw:
+        assert await gw.rows("SELECT id, status FROM inbox") == before
