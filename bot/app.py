@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MATRIX_CURSOR = "matrix.next_batch"
+# Where alerts go in drill mode before the local homeserver is up and its room id known; not a
+# valid Matrix alias (no server part), so it can never name a real room.
+DRILL_COORDINATION = "#lifeline-drill-coordination"
 MODEL_PROBE_EVERY_S = 30.0
 
 
@@ -239,7 +242,9 @@ class App:
             if s.matrix.enabled:
                 # Alerts are queued for the coordination room from the first message on, even
                 # while the homeserver is unreachable; they go out when it is back.
-                services.notifier.coordination_room = s.matrix.coordination_room or None
+                services.notifier.coordination_room = s.matrix.coordination_room or (
+                    None if s.matrix.homeserver else DRILL_COORDINATION
+                )
                 tg.create_task(self._run_matrix(rt, retry), name="matrix")
             tg.create_task(broadcasts.run(), name="broadcasts")
             tg.create_task(model_worker.run(), name="worker-model")
@@ -381,6 +386,8 @@ class App:
             raise
         rt.matrix = transport
         rt.services.notifier.coordination_room = matrix_settings.coordination_room or None
+        if rt.drill is not None:  # alerts queued while the drill homeserver was starting
+            transport.remember_alias(DRILL_COORDINATION, rt.drill.room_id)
         if matrix_settings.coordination_room.startswith("#"):
             with contextlib.suppress(MatrixSendError):  # resolved again at send time
                 await transport.resolve_room(matrix_settings.coordination_room)

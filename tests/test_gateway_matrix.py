@@ -938,3 +938,48 @@ async def test_team_removed_from_the_config_goes_offline(
     async with running_gateway(settings) as gw:  # back in the config: free again
         states = dict(tuple(r) for r in await gw.rows("SELECT id, status FROM teams"))
         assert states == {"boat-1": "available", "boat-2": "busy", "med-1": "available"}
+
+
+async def test_drill_alert_queued_before_the_local_homeserver_is_up_reaches_the_room(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """Drill mode starts its own Synapse in the background; a life-threat SMS that arrives
+    before it is up still gets its coordinator alert (queued, then posted to the drill room)."""
+    settings = make_settings(
+        tmp_path,
+        ollama_standin.url,
+        matrix={
+            "enabled": True,
+            "homeserver": "",
+            "drill_dir": str(tmp_path / "drill"),
+            "store_path": str(tmp_path / "matrix-store"),
+            "encryption": False,
+            "sync_timeout_s": 2,
+        },
+        broadcasts={"sitrep_every_min": 0},
+    )
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "house collapsed, 6 people trapped at Kazipur bazar")
+        await gw.wait_sent(VICTIM, 1)  # acked while the homeserver may still be starting
+
+        async def drill_ready() -> bool:
+            return gw.runtime.drill is not None and gw.runtime.matrix is not None
+
+        await wait_for(drill_ready, timeout=120, every=0.5)
+        drill = gw.runtime.drill
+        assert drill is not None
+        coord = AsyncClient(drill.homeserver, drill.coordinator_user_id)
+        try:
+            login = await coord.login(drill.coordinator_password)
+            assert not isinstance(login, ErrorResponse), login
+
+            async def alerted() -> bool:
+                resp = await coord.room_messages(drill.room_id, start="", limit=50)
+                return any(
+                    isinstance(e, RoomMessageNotice) and "Kazipur" in e.body
+                    for e in getattr(resp, "chunk", [])
+                )
+
+            await wait_for(alerted, timeout=60, every=0.5)
+        finally:
+            await coord.close()

@@ -971,6 +971,10 @@ class MatrixTransport:
         await self._wait_room_known(rid, REQUEST_TIMEOUT_S)
         return rid
 
+    def remember_alias(self, alias: str, room_id: str) -> None:
+        """A local name for a room (e.g. the drill's coordination room before it was known)."""
+        self._aliases[alias] = room_id
+
     async def resolve_room(self, room: str) -> str:
         """Room id for a room id or a #alias (e.g. settings.matrix.coordination_room); cached.
         Raises MatrixSendError (transient while the homeserver is unreachable)."""
