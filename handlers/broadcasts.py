@@ -33,6 +33,7 @@ from bot.scheduler import Scheduler
 from bot.store import broadcasts as store
 from bot.store import incidents, outbox, subscriptions
 from bot.store.broadcasts import Broadcast
+from bot.triage import MAX_AREA_WORDS
 from handlers import dispatch
 from handlers.context import Services
 
@@ -455,14 +456,25 @@ class Broadcasts:
             if not minutes.isdigit() or not 1 <= int(minutes) <= MAX_EVERY_MIN:
                 return f"Minutes must be a whole number from 1 to {MAX_EVERY_MIN}."
             after = rest.split(None, 2)[2] if len(rest.split(None, 2)) == 3 else ""
-            area, text = split_area(after)
+            area, text = await self._split_area(after)
             if not area or not text:
                 return USAGE_BROADCAST
             return await self.create(area, text, actor, every_min=int(minutes))
         return USAGE_BROADCAST
 
+    async def _split_area(self, rest: str) -> tuple[str, str]:
+        """Like split_area, but an unquoted multi-word area people have joined ("!advise Char
+        Bhadrasan Water rising") is recognised: the longest known area the text starts with."""
+        if rest.strip()[:1] not in ("'", '"'):
+            known = await subscriptions.area_counts(self.s.db)
+            words = rest.split()
+            for n in range(min(len(words) - 1, MAX_AREA_WORDS), 1, -1):
+                if subscriptions.normalise_area(" ".join(words[:n])) in known:
+                    return " ".join(words[:n]), " ".join(words[n:])
+        return split_area(rest)
+
     async def _advise(self, rest: str, actor: str) -> str:
-        area, text = split_area(rest)
+        area, text = await self._split_area(rest)
         if not area or not text:
             return USAGE_ADVISE
         m = _AT_RE.match(text)
@@ -489,6 +501,14 @@ class Broadcasts:
             if fitted != sms_text.gsm_fold(sms_text.to_plain(text))
             else ""
         )
+        if key_area != "*":
+            counts = await subscriptions.area_counts(self.s.db)
+            if key_area not in counts:
+                known = ", ".join(f"{a} ({n})" for a, n in list(counts.items())[:8]) or "none"
+                note += (
+                    f" — WARNING: nobody has joined '{key_area}'; known areas: {known}. "
+                    'Quote an area of several words: !advise "char bhadrasan" …'
+                )
         twin = await store.recent_twin(
             self.s.db,
             created_by=actor,

@@ -513,3 +513,19 @@ async def test_sitrep_slot_just_passed_is_caught_up_once_at_start(tmp_path: Path
         await b.start()
         b.scheduler.shutdown()
         assert len(await sitrep_rows()) == 2
+
+
+async def test_multi_word_area_without_quotes_and_unknown_area_warning(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        async with r.db.transaction() as conn:
+            for i in range(3):
+                await subscriptions.join(conn, Channel.SMS, peer(i), "Char Bhadrasan", "en", 1.0)
+        reply = await r.broadcasts.command(
+            "advise", [], "Char Bhadrasan Water expected to rise 1 m tonight.", COORD
+        )
+        assert "to char bhadrasan: queued 3" in reply and "WARNING" not in reply
+        texts = await r.db.fetchall("SELECT DISTINCT text FROM outbox WHERE channel='sms'")
+        assert [t[0] for t in texts] == ["Water expected to rise 1 m tonight."]
+        typo = await r.broadcasts.command("advise", [], "Chor Boats at 6.", COORD)
+        assert "queued 0" in typo
+        assert "nobody has joined 'chor'; known areas: char bhadrasan (3)" in typo

@@ -81,6 +81,14 @@ async def subscribers(db: Database, area: str) -> list[Subscriber]:
     return [Subscriber(Channel(r[0]), r[1], r[2], r[3] or r[1]) for r in rows]
 
 
+async def area_counts(db: Database) -> dict[str, int]:
+    """Subscribers per area, most subscribed first."""
+    rows = await db.fetchall(
+        "SELECT area, COUNT(*) FROM subscriptions GROUP BY area ORDER BY COUNT(*) DESC, area"
+    )
+    return {r[0]: int(r[1]) for r in rows}
+
+
 async def langs_of(db: Database, channel: Channel, peer: str) -> list[str]:
     rows = await db.fetchall(
         "SELECT lang FROM subscriptions WHERE channel=? AND peer=? ORDER BY created_at DESC",
