@@ -151,6 +151,7 @@ class Broadcasts:
                 last_slot = b.slot_at(now)
                 if (
                     last_slot is not None
+                    and last_slot <= now  # a slot seconds ahead is the scheduler's to fire
                     and last_slot >= b.created_at - 60
                     and now - last_slot <= grace
                     and await store.fire_status(db, b.id, store.fire_key(last_slot)) is None

@@ -513,6 +513,11 @@ async def test_sitrep_slot_just_passed_is_caught_up_once_at_start(tmp_path: Path
         await b.start()
         b.scheduler.shutdown()
         assert len(await sitrep_rows()) == 2
+        fake[0] = hour + 2 * 3600 - 10  # 10 s before a slot: not "passed while stopped"
+        b = Broadcasts(services)
+        await b.start()
+        b.scheduler.shutdown()
+        assert len(await sitrep_rows()) == 2
 
 
 async def test_multi_word_area_without_quotes_and_unknown_area_warning(tmp_path: Path) -> None:
