@@ -89,7 +89,7 @@ async def incident_summary(conn: aiosqlite.Connection, incident: Incident) -> di
         "status": incident.status,
         "priority": incident.priority.label,
         "location": incident.location,
-        "people_count": incident.people_count,
+        "people_count": incident.people_count or None,  # None: not known yet
         "needs": incident.needs,
         "dispatches": [describe_dispatch(d) for d in ds],
     }
@@ -99,7 +99,7 @@ def alert_text(incident: Incident, headline: str, now: float) -> str:
     age_min = max(0, int((now - incident.created_at) // 60))
     return (
         f"[{incident.priority.label.upper()}] {incident.case} {headline}\n"
-        f"where: {incident.location or '?'} | people: {incident.people_count} | "
+        f"where: {incident.location or '?'} | people: {incident.people_count or '?'} | "
         f"needs: {incident.needs or '?'}\n"
         f"{incident.summary[:160]}\nvia {incident.channel.value}, {age_min} min ago"
     )

@@ -182,7 +182,7 @@ class ResponderFlow:
             teams = ",".join(f"{d.team_id or '-'}:{d.status}" for d in v.dispatches) or "none"
             lines.append(
                 f"{i.case} {i.priority.label.upper()} {i.status} | {i.location or '?'} | "
-                f"{i.people_count}p | {int((now - i.created_at) // 60)}m | {teams}"
+                f"{i.people_count or '?'}p | {int((now - i.created_at) // 60)}m | {teams}"
             )
         if len(views) > 25:
             lines.append(f"… and {len(views) - 25} more (lifeline incidents)")

@@ -14,6 +14,7 @@ import aiosqlite
 
 from bot import sms_text
 from bot.conversation import Conversation
+from bot.headcount import people_count
 from bot.intake import Accepted
 from bot.llm import LLM, user_message
 from bot.media import MediaError, PreparedAudio, PreparedImage, prepare_attachment
@@ -102,9 +103,12 @@ class VictimFlow:
                 lang=verdict.lang,
                 summary=msg.text or "(media)",
                 now=now,
+                people_count=people_count(msg.text),
             )
         else:
             await store.escalate(conn, incident.id, verdict.priority, now)
+            if not incident.people_count and (count := people_count(msg.text)):
+                await store.update(conn, incident.id, now, people_count=count)
         await inbox.set_incident(conn, item.inbox_id, incident.id)
         if "lat" in msg.meta and "lon" in msg.meta:
             await store.update(conn, incident.id, now, lat=msg.meta["lat"], lon=msg.meta["lon"])
@@ -172,7 +176,7 @@ class VictimFlow:
             priority=incident.priority.label,
             status=incident.status,
             location=incident.location or "unknown",
-            people=incident.people_count,
+            people=incident.people_count or "unknown",
             needs=incident.needs or "unknown",
             dispatches=", ".join(f"{d.team_id or '-'} {d.status}" for d in dispatches) or "none",
             protocols=protocols_text,

@@ -512,3 +512,27 @@ async def test_victim_is_told_when_part_of_a_long_sms_never_came(
         await gw.idle()
     assert case in notice
     assert sum("did not arrive" in m["text"] for m in gw.sent_to(VICTIM)) == 1
+
+
+async def test_head_count_from_the_text_before_the_model_reads_it(tmp_path: Path) -> None:
+    """With the model down, coordinators still see how many people a message speaks of; a case
+    whose first message gave no number shows '?' (not 1) until a later message says."""
+    standin = OllamaStandIn()
+    standin.start()
+    url = standin.url
+    standin.stop()
+    other = "+8801712000009"
+    async with running_gateway(make_settings(tmp_path, url)) as gw:
+        gw.sms_in(VICTIM, "আমরা ৫ জন ছাদে, পানি বাড়ছে")
+        gw.sms_in(other, "water entering our house at Ulipur")
+        await gw.wait_sent(VICTIM, 1)
+        await gw.wait_sent(other, 1)
+        gw.sms_in(other, "we are 4 people, 2 are children")
+
+        async def counts() -> dict[str, int] | None:
+            rows = await gw.rows("SELECT reporter, people_count FROM incidents")
+            found = {r[0]: r[1] for r in rows}
+            return found if found.get(other) else None
+
+        found = await wait_for(counts)
+    assert found == {VICTIM: 5, other: 4}

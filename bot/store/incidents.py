@@ -94,12 +94,25 @@ async def create(
     lang: str,
     summary: str,
     now: float,
+    people_count: int = 0,
 ) -> Incident:
+    """A new case; ``people_count`` 0 means not known yet (shown as "?")."""
     code = await _new_case_code(conn)
     cur = await conn.execute(
         """INSERT INTO incidents (case_code, priority, reporter, channel, conversation, lang,
-               summary, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)""",
-        (code, int(priority), reporter, channel.value, conversation, lang, summary[:300], now, now),
+               summary, people_count, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+        (
+            code,
+            int(priority),
+            reporter,
+            channel.value,
+            conversation,
+            lang,
+            summary[:300],
+            people_count,
+            now,
+            now,
+        ),
     )
     incident_id = cur.lastrowid
     assert incident_id is not None
