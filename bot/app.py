@@ -527,7 +527,8 @@ def print_banner(settings: Settings, health: ModelHealth) -> None:
         m = next(m for m in settings.sms.modems if m.is_dummy)
         cmd = cli_hint()
         console.print(
-            f"Simulated modem '{m.name}' at {m.device}. From another terminal:\n"
+            f"SIMULATED modem '{m.name}' (gammu dummy driver, no real SMS is sent) at "
+            f"{m.device}. From another terminal:\n"
             f'  {cmd} sim sms --from +8801712345678 "Water rising fast, 4 people on the roof '
             f'near Char Bhadrasan school"\n'
             f"  {cmd} sim outbox      # what the gateway sent\n"

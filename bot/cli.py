@@ -307,7 +307,9 @@ def sim_sms(
 
     modems = _dummy_modems(settings())
     if not modems:
-        err.print('no simulated modem configured (sms.modems with model = "dummy")')
+        err.print(
+            'no simulated modem configured (sms.modems with connection = "none", model = "dummy")'
+        )
         raise typer.Exit(2)
     name = modem or next(iter(modems))
     if name not in modems:

@@ -88,7 +88,7 @@ def _modem(m: ModemSettings, r: Report) -> None:
         except OSError as exc:
             r.bad(what, f"simulated modem directory {path}: {exc}", "fix sms.modems.device")
             return
-        r.good(what, f"simulated (gammu dummy driver) at {path}")
+        r.good(what, f"SIMULATED (gammu dummy driver, no real SMS is sent) at {path}")
         return
     dev = Path(m.device)
     if not dev.exists():

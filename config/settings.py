@@ -9,7 +9,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
 ENV_PREFIX = "LIFELINE_"
@@ -38,8 +47,10 @@ class ModelSettings(_Section):
 
 class ModemSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    connection: str = "none"  # gammu connection ("at" for a USB modem)
-    model: str = "dummy"  # gammu model ("" = autodetect)
+    connection: str = "none"  # gammu connection ("at" for a USB modem; "none" = simulated)
+    # gammu model. Default: "dummy" (simulated) when connection = "none", else "" (autodetect):
+    # a real modem configured without a model must never fall back to the simulated driver.
+    model: str = ""
     device: str = Field(min_length=1)  # dummy: a directory; hardware: /dev/serial/by-id/…
     send_per_minute: int = Field(20, ge=1, le=120)
     poll_interval_s: float = Field(2.0, gt=0)
@@ -49,6 +60,33 @@ class ModemSettings(_Section):
     read_timeout_s: float = Field(120.0, gt=0)  # one full read pass of the SIM
     init_timeout_s: float = Field(60.0, gt=0)
     smsc: str = ""  # empty = the SIM's own SMSC
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" not in data:
+            connection = data.get("connection", "none")
+            return {**data, "model": "dummy" if connection == "none" else ""}
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _model_matches_connection(cls, model: str, info: ValidationInfo) -> str:
+        connection = info.data.get("connection")
+        if connection is None:  # connection itself was invalid; that error is reported
+            return model
+        if model == "dummy" and connection != "none":
+            raise ValueError(
+                f'model = "dummy" is the simulated driver and sends no real SMS, but '
+                f'connection = "{connection}" is a real modem: remove model (autodetect) '
+                f'or set the gammu model name; for a simulated modem set connection = "none"'
+            )
+        if connection == "none" and model != "dummy":
+            raise ValueError(
+                f'connection = "none" means a simulated modem, which needs model = "dummy" '
+                f'(got model = "{model}"); for a real modem set connection, e.g. "at"'
+            )
+        return model
 
     @property
     def is_dummy(self) -> bool:
@@ -193,6 +231,8 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
+        if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            msg = str(err["ctx"]["error"])  # our own message, without "Value error, "
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check spelling; see config/lifeline.example.toml)"
         lines.append(f"  - {key}: {msg}")

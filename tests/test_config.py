@@ -162,3 +162,36 @@ def test_cli_reports_config_error_and_exit_code(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "sms.segment_budget" in proc.stderr
+
+
+# ---- modems: simulated only when asked for -------------------------------------------------------
+
+
+def test_real_modem_without_model_autodetects_not_dummy(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[sms.modems]]\nname = "usb1"\nconnection = "at"\ndevice = "/dev/ttyUSB0"\n'
+        '[[sms.modems]]\nname = "sim1"\ndevice = "var/modem-sim1"\n',
+    )
+    real, simulated = load_settings(path, environ={}).sms.modems
+    assert real.model == "" and not real.is_dummy  # gammu autodetect, real SMS
+    assert simulated.connection == "none" and simulated.model == "dummy" and simulated.is_dummy
+
+
+def test_dummy_model_with_real_connection_is_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[sms.modems]]\nname = "usb1"\nconnection = "at"\nmodel = "dummy"\ndevice = "/dev/x"\n',
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    text = str(exc.value)
+    assert "sms.modems.0.model" in text and 'connection = "at"' in text
+    assert "Value error" not in text
+
+
+def test_no_connection_with_real_model_is_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[sms.modems]]\nname = "usb1"\nmodel = "E3372"\ndevice = "/dev/x"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    assert "sms.modems.0.model" in str(exc.value) and 'connection = "none"' in str(exc.value)
