@@ -195,3 +195,95 @@ def test_no_connection_with_real_model_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(path, environ={})
     assert "sms.modems.0.model" in str(exc.value) and 'connection = "none"' in str(exc.value)
+
+
+# ---- environment overrides ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["12345678", "true", "2024-05-01", '"se cret"', "[1]", "1.5"])
+def test_env_string_settings_take_the_value_verbatim(tmp_path: Path, value: str) -> None:
+    s = load_settings(
+        write(tmp_path, ""),
+        environ={
+            "LIFELINE_MATRIX__PASSWORD": value,
+            "LIFELINE_MATRIX__DEVICE_ID": value,
+            "LIFELINE_MODEL__KEEP_ALIVE": value,
+            "LIFELINE_MEDIA__DIR": value,
+        },
+    )
+    assert s.matrix.password.get_secret_value() == value
+    assert s.matrix.device_id == value and s.model.keep_alive == value
+    assert s.media.dir == Path(value)
+
+
+def test_env_non_string_settings_are_toml_values(tmp_path: Path) -> None:
+    s = load_settings(
+        write(tmp_path, ""),
+        environ={
+            "LIFELINE_MODEL__TEMPERATURE": "0.5",
+            "LIFELINE_MATRIX__ENCRYPTION": "false",
+            "LIFELINE_MATRIX__RESPONDERS": '["@r:localhost", "@s:localhost"]',
+            "LIFELINE_SMS__MODEMS": '[{name = "a", device = "var/a"}]',
+            "LIFELINE_LOGGING__LEVEL": "WARNING",
+        },
+    )
+    assert s.model.temperature == 0.5 and s.matrix.encryption is False
+    assert s.matrix.responders == ["@r:localhost", "@s:localhost"]
+    assert [(m.name, m.model) for m in s.sms.modems] == [("a", "dummy")]
+    assert s.logging.level == "WARNING"
+
+
+def test_env_error_names_the_variable_not_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(ROOT / "config" / "drill.toml", environ={"LIFELINE_SMS__ENABLED": "maybe"})
+    text = str(exc.value)
+    assert "from environment variable LIFELINE_SMS__ENABLED" in text
+    assert "sms.enabled" in text and "drill.toml" not in text
+
+
+def test_file_and_env_errors_each_name_their_source(tmp_path: Path) -> None:
+    path = write(tmp_path, "[sms]\nsegment_budget = 0\n")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={"LIFELINE_MODEL__NUM_CTX": "lots"})
+    text = str(exc.value)
+    assert f"{path} and the environment" in text
+    assert "  - sms.segment_budget: " in text
+    assert "model.num_ctx (from environment variable LIFELINE_MODEL__NUM_CTX)" in text
+
+
+@pytest.mark.parametrize(
+    ("var", "suggestion"),
+    [
+        ("LIFELINE_MODEL_HOST", "LIFELINE_MODEL__HOST"),
+        ("LIFELINE_MODEL__HOTS", "LIFELINE_MODEL__HOST"),
+        ("LIFELINE_MATRIX__PASS", "LIFELINE_MATRIX__PASSWORD"),
+        ("LIFELINE_CONFIGG", "LIFELINE_CONFIG"),
+    ],
+)
+def test_unknown_env_variable_fails_with_the_closest_name(
+    tmp_path: Path, var: str, suggestion: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, ""), environ={var: "http://127.0.0.1:2"})
+    assert f"environment variable {var} matches no setting" in str(exc.value)
+    assert f"did you mean {suggestion}?" in str(exc.value)
+
+
+def test_unknown_env_variable_reported_with_other_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(
+            write(tmp_path, ""),
+            environ={"LIFELINE_MODEL__HOTS": "x", "LIFELINE_SMS__ENABLED": "maybe"},
+        )
+    assert "LIFELINE_MODEL__HOTS" in str(exc.value) and "LIFELINE_SMS__ENABLED" in str(exc.value)
+
+
+def test_teams_cannot_be_set_from_the_environment(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"LIFELINE_TEAMS__ID: \[teams\] is a list of tables"):
+        load_settings(write(tmp_path, ""), environ={"LIFELINE_TEAMS__ID": "boat-9"})
+
+
+def test_config_variable_and_other_environment_are_not_settings(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    env = {"LIFELINE_CONFIG": str(path), "LIFELINE": "x", "LIFELINEX": "y", "HOME": "/root"}
+    assert load_settings(None, environ=env) == Settings()
