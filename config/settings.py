@@ -9,12 +9,14 @@ from __future__ import annotations
 import difflib
 import functools
 import os
+import re
 import tomllib
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -40,6 +42,19 @@ class StorageSettings(_Section):
     path: Path = Path("var/lifeline.db")
 
 
+def _http_url(value: str, example: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"must be a URL starting with http:// or https://, e.g. {example!r} (got {value!r})"
+        )
+    return value
+
+
+# Matrix user IDs: @localpart:server (server may carry a port or be an IPv6 literal).
+MATRIX_ID = re.compile(r"@[^\s:]+:\S+")
+
+
 class ModelSettings(_Section):
     host: str = "http://127.0.0.1:11434"
     name: str = "gemma4:e4b"
@@ -50,6 +65,11 @@ class ModelSettings(_Section):
     keep_alive: str = "30m"
     max_tool_rounds: int = Field(4, ge=1, le=10)
     history_messages: int = Field(6, ge=0, le=50)
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_url(cls, host: str) -> str:
+        return _http_url(host, "http://127.0.0.1:11434")
 
 
 class ModemSettings(_Section):
@@ -147,6 +167,22 @@ class MatrixSettings(_Section):
     max_media_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     drill_dir: Path = Path("var/synapse")
 
+    @field_validator("homeserver")
+    @classmethod
+    def _homeserver_is_url(cls, homeserver: str) -> str:
+        return _http_url(homeserver, "https://matrix.example.org") if homeserver else homeserver
+
+    @field_validator("coordinators", "responders")
+    @classmethod
+    def _full_matrix_ids(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not MATRIX_ID.fullmatch(i)]
+        if bad:
+            raise ValueError(
+                f"expected full Matrix IDs of the form @local:server, e.g. "
+                f"'@alice:example.org'; got {', '.join(repr(b) for b in bad)}"
+            )
+        return ids
+
 
 class QueueSettings(_Section):
     order: Literal["priority", "fifo"] = "priority"
@@ -183,8 +219,13 @@ class BroadcastSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # any case: "info" works
     log_bodies: bool = False  # message bodies only at debug level when true
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper_level(cls, level: Any) -> Any:
+        return level.strip().upper() if isinstance(level, str) else level
 
 
 class Settings(_Section):

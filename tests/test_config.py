@@ -287,3 +287,52 @@ def test_config_variable_and_other_environment_are_not_settings(tmp_path: Path) 
     path = write(tmp_path, "")
     env = {"LIFELINE_CONFIG": str(path), "LIFELINE": "x", "LIFELINEX": "y", "HOME": "/root"}
     assert load_settings(None, environ=env) == Settings()
+
+
+# ---- values that look plausible but cannot work ------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["coordinators", "responders"])
+def test_matrix_people_need_full_matrix_ids(tmp_path: Path, key: str) -> None:
+    path = write(tmp_path, f'[matrix]\n{key} = ["@ok:example.org", "alice"]\n')
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, environ={})
+    text = str(exc.value)
+    assert f"matrix.{key}" in text and "@local:server" in text and "'alice'" in text
+    assert "@ok:example.org" not in text.split("got", 1)[1]
+
+
+def test_full_matrix_ids_are_accepted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[matrix]\ncoordinators = ["@alice:example.org", "@bob:10.0.0.2:8448"]\n'
+        'responders = ["@r.1_x=y/z:[::1]:8448"]\n',
+    )
+    s = load_settings(path, environ={})
+    assert s.matrix.coordinators == ["@alice:example.org", "@bob:10.0.0.2:8448"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:11434", "localhost", "ollama.lan:8080", "ftp://x"])
+def test_model_host_needs_http_scheme(tmp_path: Path, host: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, f'[model]\nhost = "{host}"\n'), environ={})
+    assert "model.host" in str(exc.value) and "http://" in str(exc.value)
+    assert host in str(exc.value)
+
+
+def test_matrix_homeserver_needs_http_scheme_when_set(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"matrix.homeserver: must be a URL"):
+        load_settings(write(tmp_path, '[matrix]\nhomeserver = "matrix.org"\n'), environ={})
+    s = load_settings(write(tmp_path, '[matrix]\nhomeserver = ""\n'), environ={})
+    assert s.matrix.homeserver == ""  # empty: local drill homeserver
+
+
+@pytest.mark.parametrize("level", ["info", "Info", "debug", "WARNING", " error "])
+def test_logging_level_any_case(tmp_path: Path, level: str) -> None:
+    s = load_settings(write(tmp_path, f'[logging]\nlevel = "{level}"\n'), environ={})
+    assert s.logging.level == level.strip().upper()
+
+
+def test_unknown_logging_level_still_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="logging.level"):
+        load_settings(write(tmp_path, '[logging]\nlevel = "verbose"\n'), environ={})
