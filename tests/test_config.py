@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -336,3 +337,22 @@ def test_logging_level_any_case(tmp_path: Path, level: str) -> None:
 def test_unknown_logging_level_still_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="logging.level"):
         load_settings(write(tmp_path, '[logging]\nlevel = "verbose"\n'), environ={})
+
+
+def test_cli_names_unknown_env_variable_and_prints_config_words(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFELINE_")}
+    env |= {"LIFELINE_MODEL_HOST": "http://127.0.0.1:2", "LIFELINE_TEAMS__ID": "boat-9"}
+    env["COLUMNS"] = "200"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(write(tmp_path, "")), "incidents"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 2
+    assert "LIFELINE_MODEL_HOST matches no setting; did you mean LIFELINE_MODEL__HOST?" in (
+        proc.stderr
+    )
+    assert "LIFELINE_TEAMS__ID: [teams] is a list of tables" in proc.stderr  # not rich markup
