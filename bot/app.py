@@ -499,35 +499,40 @@ def _pct(value: int | None) -> str:
 
 def print_banner(settings: Settings, health: ModelHealth) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.panel import Panel
 
     console = Console(stderr=True)
+    # Configured and reported text is shown as is, never read as rich markup.
+    name, host, detail = (
+        escape(v) for v in (settings.model.name, settings.model.host, health.detail)
+    )
     if health.usable and health.missing_capabilities:
         console.print(
             Panel.fit(
-                f"[bold yellow]LIFELINE running with limits[/] — model {settings.model.name} "
-                f"lacks {', '.join(sorted(health.missing_capabilities))}: voice notes/photos are "
-                "kept for coordinators and senders are asked to write instead.\nFix: use the "
-                "GGUF build of gemma4:e4b (MLX variants report no audio/vision).",
+                f"[bold yellow]LIFELINE running with limits[/] — model {name} "
+                f"lacks {escape(', '.join(sorted(health.missing_capabilities)))}: voice "
+                "notes/photos are kept for coordinators and senders are asked to write instead."
+                "\nFix: use the GGUF build of gemma4:e4b (MLX variants report no audio/vision).",
                 border_style="yellow",
             )
         )
     elif health.ok:
         console.print(
             Panel.fit(
-                f"[bold green]LIFELINE running[/] — model {settings.model.name} at "
-                f"{settings.model.host} ({', '.join(sorted(health.capabilities))})",
+                f"[bold green]LIFELINE running[/] — model {name} at "
+                f"{host} ({escape(', '.join(sorted(health.capabilities)))})",
                 border_style="green",
             )
         )
     else:
         console.print(
             Panel.fit(
-                f"[bold red]DEGRADED MODE[/] — model {settings.model.name} "
-                f"at {settings.model.host}:\n{health.detail}\n"
+                f"[bold red]DEGRADED MODE[/] — model {name} "
+                f"at {host}:\n{detail}\n"
                 "Victims still get an instant acknowledgement and safety advice "
                 "from the protocol library.\nMessages wait in the queue and are answered when the "
-                f"model is back.\nFix: start Ollama and run `ollama pull {settings.model.name}`; "
+                f"model is back.\nFix: start Ollama and run `ollama pull {name}`; "
                 "`lifeline doctor` checks everything.",
                 border_style="red",
                 title="LIFELINE",
@@ -537,11 +542,14 @@ def print_banner(settings: Settings, health: ModelHealth) -> None:
         m = next(m for m in settings.sms.modems if m.is_dummy)
         cmd = cli_hint()
         console.print(
-            f"Simulated modem '{m.name}' at {m.device}. From another terminal:\n"
-            f'  {cmd} sim sms --from +8801712345678 "Water rising fast, 4 people on the roof '
-            f'near Char Bhadrasan school"\n'
-            f"  {cmd} sim outbox      # what the gateway sent\n"
-            f"  {cmd} incidents       # cases"
+            escape(
+                f"SIMULATED modem '{m.name}' (gammu dummy driver, no real SMS is sent) at "
+                f"{m.device}. From another terminal:\n"
+                f'  {cmd} sim sms --from +8801712345678 "Water rising fast, 4 people on the '
+                f'roof near Char Bhadrasan school"\n'
+                f"  {cmd} sim outbox      # what the gateway sent\n"
+                f"  {cmd} incidents       # cases"
+            )
         )
 
 

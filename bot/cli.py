@@ -13,11 +13,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import redact
 from bot.store import incidents as incident_store
-from bot.store.db import Database, StorageError
+from bot.store.db import Database, DatabaseMissing, StorageError
 from config.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -62,7 +63,7 @@ def settings() -> Settings:
     try:
         return load_settings(state.config)
     except ConfigError as exc:
-        err.print(f"[red]config error[/]: {exc}")
+        err.print(f"[red]config error[/]: {escape(str(exc))}")
         raise typer.Exit(2) from exc
 
 
@@ -80,14 +81,18 @@ def setup_logging(s: Settings) -> None:
 def run_async(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(fn())  # type: ignore[arg-type]
+    except DatabaseMissing as exc:
+        err.print(escape(f"{exc} — run from the Lifeline directory or set [storage].path"))
+        raise typer.Exit(2) from exc
     except StorageError as exc:
-        err.print(f"[red]storage error[/]: {exc}")
+        err.print(f"[red]storage error[/]: {escape(str(exc))}")
         raise typer.Exit(3) from exc
 
 
 async def with_db(s: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
+    """For inspecting commands: a missing database is an error (exit 2), never created."""
     db = Database(s.storage.path)
-    await db.open()
+    await db.open(create=False)
     try:
         return await fn(db)
     finally:
@@ -102,11 +107,12 @@ def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: s
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
         return
-    table = Table(title=title, show_lines=False)
+    table = Table(title=escape(title), show_lines=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(escape(col), overflow="fold")
     for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
+        # Cells hold what people typed ("[help] …"): shown as text, never as rich markup.
+        table.add_row(*[escape(_cell(row.get(c))) for c in columns])
     console.print(table)
     if not rows:
         console.print("(none)")
@@ -283,8 +289,13 @@ def doctor() -> None:
     try:
         s = load_settings(state.config)
     except ConfigError as exc:
-        console.print(f"[red]✗ config[/]: {exc}")
+        console.print(f"[red]✗ config[/]: {escape(str(exc))}")
         raise typer.Exit(1) from exc
+    # Doctor reports each check itself: a component's own log line ("model health: …") would
+    # repeat it out of place among the ✓/✗ lines. Errors still reach stderr.
+    logging.basicConfig(
+        level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     ok = run_async(lambda: run_doctor(s, console))
     raise typer.Exit(0 if ok else 1)
 
@@ -307,14 +318,16 @@ def sim_sms(
 
     modems = _dummy_modems(settings())
     if not modems:
-        err.print('no simulated modem configured (sms.modems with model = "dummy")')
+        err.print(
+            'no simulated modem configured (sms.modems with connection = "none", model = "dummy")'
+        )
         raise typer.Exit(2)
     name = modem or next(iter(modems))
     if name not in modems:
-        err.print(f"unknown simulated modem {name!r}; have: {', '.join(modems)}")
+        err.print(escape(f"unknown simulated modem {name!r}; have: {', '.join(modems)}"))
         raise typer.Exit(2)
     files = inject_sms(modems[name], sender, text)
-    console.print(f"injected {len(files)} part(s) into modem {name} from {sender}")
+    console.print(escape(f"injected {len(files)} part(s) into modem {name} from {sender}"))
 
 
 @sim_app.command("outbox")
@@ -324,7 +337,17 @@ def sim_outbox(
     """What the gateway sent through simulated modems, decoded."""
     from bot.sim import read_outbox
 
-    rows = read_outbox(_dummy_modems(settings()))
+    modems = _dummy_modems(settings())
+    if modems and not any(path.is_dir() for path in modems.values()):
+        where = ", ".join(str(path.absolute()) for path in modems.values())
+        err.print(
+            escape(
+                f"no simulated modem directory at {where} — run from the Lifeline directory "
+                "or set sms.modems.device (`lifeline run` creates it)"
+            )
+        )
+        raise typer.Exit(2)
+    rows = read_outbox(modems)
     for r in rows:
         if isinstance(r.get("time"), (int, float)):
             r["time"] = iso(r["time"])

@@ -9,26 +9,29 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 
 from bot.llm import LLM
-from bot.store.db import Database, StorageError
+from bot.store.db import Database, DatabaseMissing, StorageError
 from config.settings import ModemSettings, Settings
 
 
 class Report:
+    """Checks print plain text: "[model].host" or "lifeline[drill]" is never rich markup."""
+
     def __init__(self, console: Console) -> None:
         self.console = console
         self.ok = True
 
     def good(self, what: str, detail: str) -> None:
-        self.console.print(f"[green]✓[/] {what}: {detail}")
+        self.console.print(f"[green]✓[/] {escape(what)}: {escape(detail)}")
 
     def warn(self, what: str, detail: str, fix: str) -> None:
-        self.console.print(f"[yellow]![/] {what}: {detail}\n    → {fix}")
+        self.console.print(f"[yellow]![/] {escape(what)}: {escape(detail)}\n    → {escape(fix)}")
 
     def bad(self, what: str, detail: str, fix: str) -> None:
         self.ok = False
-        self.console.print(f"[red]✗[/] {what}: {detail}\n    → {fix}")
+        self.console.print(f"[red]✗[/] {escape(what)}: {escape(detail)}\n    → {escape(fix)}")
 
 
 async def run_doctor(s: Settings, console: Console) -> bool:
@@ -55,19 +58,27 @@ async def run_doctor(s: Settings, console: Console) -> bool:
 
 async def _database(s: Settings, r: Report) -> None:
     db = Database(s.storage.path)
+    path = s.storage.path.absolute()
     try:
-        await db.open()
+        await db.open(create=False)  # doctor only looks: it must not create an empty database
         row = await db.fetchone("PRAGMA quick_check")
         async with db.transaction() as conn:
             await conn.execute("CREATE TEMP TABLE IF NOT EXISTS doctor_probe(x)")
         if row is None or row[0] != "ok":
             r.bad(
                 "database",
-                f"{s.storage.path} integrity: {row[0] if row else '?'}",
+                f"{path} integrity: {row[0] if row else '?'}",
                 "stop the gateway, copy the file away, restore from backup",
             )
         else:
-            r.good("database", f"{s.storage.path} (writable, integrity ok)")
+            r.good("database", f"{path} (writable, integrity ok)")
+    except DatabaseMissing as exc:
+        r.bad(
+            "database",
+            str(exc),
+            "run from the Lifeline directory or set [storage].path; "
+            "on a new install `lifeline run` creates it",
+        )
     except StorageError as exc:
         r.bad(
             "database",
@@ -82,13 +93,25 @@ async def _database(s: Settings, r: Report) -> None:
 def _modem(m: ModemSettings, r: Report) -> None:
     what = f"modem {m.name}"
     if m.is_dummy:
-        path = Path(m.device)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            r.bad(what, f"simulated modem directory {path}: {exc}", "fix sms.modems.device")
-            return
-        r.good(what, f"simulated (gammu dummy driver) at {path}")
+        # Doctor only looks: creating the directory here would make a run from the wrong
+        # directory look healthy to `sim outbox` afterwards. `lifeline run` creates it.
+        path = Path(m.device).absolute()
+        simulated = "SIMULATED (gammu dummy driver, no real SMS is sent)"
+        if not path.exists():
+            r.warn(
+                what,
+                f"{simulated}; directory {path} does not exist yet",
+                "`lifeline run` creates it; if it should exist, run from the Lifeline "
+                "directory or set sms.modems.device",
+            )
+        elif not path.is_dir() or not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            r.bad(
+                what,
+                f"simulated modem directory {path} is not a writable directory",
+                "fix sms.modems.device",
+            )
+        else:
+            r.good(what, f"{simulated} at {path}")
         return
     dev = Path(m.device)
     if not dev.exists():

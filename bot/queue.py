@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[InboxRow], Awaitable[Sequence[Outbound]]]
 DegradedHandler = Callable[[InboxRow, BaseException], Awaitable[Sequence[Outbound]]]
 DeadHandler = Callable[[InboxRow, str], Awaitable[Sequence[Outbound]]]
+
+
+def clock_time(ts: float) -> str:
+    """A unix time as local HH:MM:SS, for messages an operator reads (`lifeline messages`)."""
+    return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -132,7 +138,8 @@ class InboxWorker:
     async def process(self, row: InboxRow) -> None:
         if self._clock() < self._circuit_until:
             await self._failed(
-                row, CircuitOpen(f"model unavailable; next try at {self._circuit_until:.0f}")
+                row,
+                CircuitOpen(f"model unavailable; next try at {clock_time(self._circuit_until)}"),
             )
             return
         try:

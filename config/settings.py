@@ -1,15 +1,33 @@
 """Settings schema: TOML file + LIFELINE_<SECTION>__<KEY> env overrides, validated strictly.
 
-Unknown or mistyped keys fail at start with a message naming the key (extra="forbid")."""
+Unknown or mistyped keys fail at start with a message naming the key (extra="forbid"); so does a
+LIFELINE_ variable that matches no setting. Text settings take an env value verbatim, the others
+read it as a TOML value. Errors name the variable when the value came from the environment."""
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
+import re
 import tomllib
-from pathlib import Path
-from typing import Any, Literal
+import types
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
 ENV_PREFIX = "LIFELINE_"
@@ -24,6 +42,19 @@ class StorageSettings(_Section):
     path: Path = Path("var/lifeline.db")
 
 
+def _http_url(value: str, example: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"must be a URL starting with http:// or https://, e.g. {example!r} (got {value!r})"
+        )
+    return value
+
+
+# Matrix user IDs: @localpart:server (server may carry a port or be an IPv6 literal).
+MATRIX_ID = re.compile(r"@[^\s:]+:\S+")
+
+
 class ModelSettings(_Section):
     host: str = "http://127.0.0.1:11434"
     name: str = "gemma4:e4b"
@@ -35,11 +66,18 @@ class ModelSettings(_Section):
     max_tool_rounds: int = Field(4, ge=1, le=10)
     history_messages: int = Field(6, ge=0, le=50)
 
+    @field_validator("host")
+    @classmethod
+    def _host_is_url(cls, host: str) -> str:
+        return _http_url(host, "http://127.0.0.1:11434")
+
 
 class ModemSettings(_Section):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
-    connection: str = "none"  # gammu connection ("at" for a USB modem)
-    model: str = "dummy"  # gammu model ("" = autodetect)
+    connection: str = "none"  # gammu connection ("at" for a USB modem; "none" = simulated)
+    # gammu model. Default: "dummy" (simulated) when connection = "none", else "" (autodetect):
+    # a real modem configured without a model must never fall back to the simulated driver.
+    model: str = ""
     device: str = Field(min_length=1)  # dummy: a directory; hardware: /dev/serial/by-id/…
     send_per_minute: int = Field(20, ge=1, le=120)
     poll_interval_s: float = Field(2.0, gt=0)
@@ -49,6 +87,33 @@ class ModemSettings(_Section):
     read_timeout_s: float = Field(120.0, gt=0)  # one full read pass of the SIM
     init_timeout_s: float = Field(60.0, gt=0)
     smsc: str = ""  # empty = the SIM's own SMSC
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" not in data:
+            connection = data.get("connection", "none")
+            return {**data, "model": "dummy" if connection == "none" else ""}
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _model_matches_connection(cls, model: str, info: ValidationInfo) -> str:
+        connection = info.data.get("connection")
+        if connection is None:  # connection itself was invalid; that error is reported
+            return model
+        if model == "dummy" and connection != "none":
+            raise ValueError(
+                f'model = "dummy" is the simulated driver and sends no real SMS, but '
+                f'connection = "{connection}" is a real modem: remove model (autodetect) '
+                f'or set the gammu model name; for a simulated modem set connection = "none"'
+            )
+        if connection == "none" and model != "dummy":
+            raise ValueError(
+                f'connection = "none" means a simulated modem, which needs model = "dummy" '
+                f'(got model = "{model}"); for a real modem set connection, e.g. "at"'
+            )
+        return model
 
     @property
     def is_dummy(self) -> bool:
@@ -102,6 +167,22 @@ class MatrixSettings(_Section):
     max_media_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     drill_dir: Path = Path("var/synapse")
 
+    @field_validator("homeserver")
+    @classmethod
+    def _homeserver_is_url(cls, homeserver: str) -> str:
+        return _http_url(homeserver, "https://matrix.example.org") if homeserver else homeserver
+
+    @field_validator("coordinators", "responders")
+    @classmethod
+    def _full_matrix_ids(cls, ids: list[str]) -> list[str]:
+        bad = [i for i in ids if not MATRIX_ID.fullmatch(i)]
+        if bad:
+            raise ValueError(
+                f"expected full Matrix IDs of the form @local:server, e.g. "
+                f"'@alice:example.org'; got {', '.join(repr(b) for b in bad)}"
+            )
+        return ids
+
 
 class QueueSettings(_Section):
     order: Literal["priority", "fifo"] = "priority"
@@ -138,8 +219,13 @@ class BroadcastSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # any case: "info" works
     log_bodies: bool = False  # message bodies only at debug level when true
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper_level(cls, level: Any) -> Any:
+        return level.strip().upper() if isinstance(level, str) else level
 
 
 class Settings(_Section):
@@ -160,51 +246,150 @@ class ConfigError(Exception):
     """Config could not be loaded; the message names the file and every bad key."""
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
-            continue
-        section, _, name = key[len(ENV_PREFIX) :].lower().partition("__")
-        out.setdefault(section, {})[name] = value
+CONFIG_ENV = "LIFELINE_CONFIG"
+
+
+@functools.cache
+def _env_settings() -> dict[str, tuple[str, str, Any]]:
+    """Every valid LIFELINE_<SECTION>__<KEY> → (section, key, the field's type)."""
+    out: dict[str, tuple[str, str, Any]] = {}
+    for section, field in Settings.model_fields.items():
+        table = field.annotation
+        if isinstance(table, type) and issubclass(table, BaseModel):
+            for key, sub in table.model_fields.items():
+                var = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
+                out[var] = (section, key, sub.annotation)
     return out
 
 
-def _merge_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    merged = dict(data)
-    for section, values in _env_overrides(environ).items():
-        current = merged.get(section, {})
-        if not isinstance(current, dict):
-            raise ConfigError(f"env override LIFELINE_{section.upper()}__… targets a non-table")
-        merged[section] = {**current, **{k: _coerce_env(v) for k, v in values.items()}}
-    return merged
+def _is_text(annotation: Any) -> bool:
+    """str, SecretStr, Path, string Literals and Optional/unions of those: values taken as is."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_text(get_args(annotation)[0])
+    if origin is Literal:
+        return all(isinstance(a, str) for a in get_args(annotation))
+    if origin is Union or origin is types.UnionType:
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return bool(args) and all(_is_text(a) for a in args)
+    return isinstance(annotation, type) and issubclass(annotation, (str, SecretStr, PurePath))
 
 
-def _coerce_env(value: str) -> Any:
-    """Env values are strings; TOML syntax lets lists and booleans through ("[...]", "true")."""
+def _coerce_env(value: str, annotation: Any) -> Any:
+    """Env values are strings. A text setting takes the value verbatim (a password "12345678",
+    "true" or with quotes stays exactly that); other settings read it as a TOML value, so lists,
+    tables, booleans and numbers work ("[...]", "true", "4096")."""
+    if _is_text(annotation):
+        return value
     try:
         return tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
-        return value
+        return value  # validation then names the variable and the expected type
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+@dataclass(frozen=True, slots=True)
+class _Env:
+    overrides: dict[str, dict[str, Any]]  # section → key → value
+    sources: dict[tuple[str, str], str]  # (section, key) → the variable that set it
+    unknown: list[str]  # messages for LIFELINE_ variables that match no setting
+
+
+def _read_env(environ: Mapping[str, str]) -> _Env:
+    known = _env_settings()
+    env = _Env({}, {}, [])
+    for var, value in sorted(environ.items()):
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        match = known.get(var.upper())
+        if match is None:
+            env.unknown.append(_unknown_env(var, [*known, CONFIG_ENV]))
+            continue
+        section, key, annotation = match
+        env.overrides.setdefault(section, {})[key] = _coerce_env(value, annotation)
+        env.sources[(section, key)] = var
+    return env
+
+
+def _unknown_env(var: str, valid: list[str]) -> str:
+    section, sep, key = var[len(ENV_PREFIX) :].lower().partition("__")
+    what = f" ({section}.{key})" if sep and section and key else ""
+    if (
+        sep
+        and section in Settings.model_fields
+        and not any(v.startswith(f"{ENV_PREFIX}{section.upper()}__") for v in valid)
+    ):
+        return (
+            f"environment variable {var}: [{section}] is a list of tables and can only be "
+            "set in the config file"
+        )
+    same_section = [v for v in valid if sep and v.startswith(f"{ENV_PREFIX}{section.upper()}__")]
+    close = difflib.get_close_matches(var.upper(), same_section, n=1, cutoff=0.5)
+    close = close or difflib.get_close_matches(var.upper(), valid, n=1, cutoff=0.6)
+    hint = (
+        f"; did you mean {close[0]}?"
+        if close
+        else f"; settings are {ENV_PREFIX}<SECTION>__<KEY> (two underscores), "
+        "see config/lifeline.example.toml"
+    )
+    return f"environment variable {var} matches no setting{what}{hint}"
+
+
+def _merge_env(data: dict[str, Any], env: _Env) -> dict[str, Any]:
+    merged = dict(data)
+    for section, values in env.overrides.items():
+        current = merged.get(section, {})
+        if not isinstance(current, dict):
+            raise ConfigError(
+                f"environment variable {ENV_PREFIX}{section.upper()}__… overrides "
+                f"[{section}], which is not a table in the config file"
+            )
+        merged[section] = {**current, **values}
+    return merged
+
+
+def format_validation_error(
+    exc: ValidationError,
+    source: str,
+    env_sources: Mapping[tuple[str, str], str] | None = None,
+    unknown_env: Sequence[str] = (),
+) -> str:
+    """One line per problem, naming the key and where its value came from (file or variable)."""
+    env_sources = env_sources or {}
+    lines: list[str] = []
+    from_file = from_env = False
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        loc = tuple(str(p) for p in err["loc"][:2])
+        var = env_sources.get((loc[0], loc[1]), "") if len(loc) == 2 else ""
+        if var:
+            key += f" (from environment variable {var})"
+            from_env = True
+        else:
+            from_file = True
         msg = err["msg"]
+        if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+            msg = str(err["ctx"]["error"])  # our own message, without "Value error, "
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check spelling; see config/lifeline.example.toml)"
         lines.append(f"  - {key}: {msg}")
-    return "\n".join(lines)
+    lines += [f"  - {u}" for u in unknown_env]
+    from_env = from_env or bool(unknown_env)
+    where = (
+        f"{source} and the environment"
+        if from_file and from_env
+        else "the environment"
+        if from_env
+        else source
+    )
+    return "\n".join([f"invalid configuration in {where}:", *lines])
 
 
 def resolve_config_path(cli_path: Path | None, environ: dict[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     if cli_path is not None:
         return cli_path
-    if env.get("LIFELINE_CONFIG"):
-        return Path(env["LIFELINE_CONFIG"])
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
     return DEFAULT_CONFIG_PATH
 
 
@@ -224,10 +409,17 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             ) from exc
         except OSError as exc:
             raise ConfigError(f"{cfg_path}: cannot read: {exc.strerror or exc}") from exc
-    elif path is not None or env.get("LIFELINE_CONFIG"):
+    elif path is not None or env.get(CONFIG_ENV):
         raise ConfigError(f"config file not found: {cfg_path}")
-    data = _merge_env(data, env)
+    overrides = _read_env(env)
+    data = _merge_env(data, overrides)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, str(cfg_path))) from exc
+        raise ConfigError(
+            format_validation_error(exc, str(cfg_path), overrides.sources, overrides.unknown)
+        ) from exc
+    if overrides.unknown:
+        lines = [f"  - {u}" for u in overrides.unknown]
+        raise ConfigError("\n".join(["invalid configuration in the environment:", *lines]))
+    return settings

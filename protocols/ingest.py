@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -169,7 +170,7 @@ async def ingest(
     try:
         for row, chunks in parsed:
             if bar is not None and task is not None:
-                bar.update(task, description=Path(row.file).name)
+                bar.update(task, description=escape(Path(row.file).name))
             missing = await index.missing([c.id for c in chunks])
             need = missing.either
             row.chunks_new = len(need)
@@ -224,13 +225,13 @@ def render_report(report: IngestReport) -> Table:
     table.add_column("removed", justify="right")
     table.add_column("error", style="red")
     for r in report.rows:
-        table.add_row(
-            Path(r.file).name if r.file else "",
-            r.lang,
+        table.add_row(  # file names and errors are text, never rich markup
+            escape(Path(r.file).name if r.file else ""),
+            escape(r.lang),
             str(r.chunks_new),
             str(r.chunks_skipped),
             str(r.chunks_removed),
-            r.error,
+            escape(r.error),
         )
     table.add_section()
     table.add_row(
@@ -243,6 +244,6 @@ def render_report(report: IngestReport) -> Table:
     )
     if report.documents_deleted:
         table.add_row(
-            f"deleted documents: {', '.join(report.documents_deleted)}", "", "", "", "", ""
+            escape(f"deleted documents: {', '.join(report.documents_deleted)}"), "", "", "", "", ""
         )
     return table

@@ -359,22 +359,112 @@ def test_run_sms_to_incident_through_the_cli(tmp_path: Path, standin: OllamaStan
     assert ack_seconds < 5.0
 
 
+def make_db(path: Path) -> None:
+    """The database as `lifeline run` leaves it: created, migrated."""
+    import asyncio
+
+    from bot.store.db import Database
+
+    async def go() -> None:
+        db = Database(path)
+        await db.open()
+        await db.close()
+
+    asyncio.run(go())
+
+
+def dead_url() -> str:
+    dead = OllamaStandIn().start()
+    url = dead.url
+    dead.stop()  # nothing listens there now
+    return url
+
+
 def test_doctor_exit_codes(tmp_path: Path, standin: OllamaStandIn) -> None:
     gw = GatewayProcess(write_config(tmp_path, standin.url))
+    make_db(gw.db_path)  # doctor checks the database the gateway made; it never creates one
     up = gw.cli("doctor")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "ready at" in up.stdout
 
-    dead = OllamaStandIn().start()
-    dead_url = dead.url
-    dead.stop()  # nothing listens there now
     down_dir = tmp_path / "down"
     down_dir.mkdir()
-    gw_down = GatewayProcess(write_config(down_dir, dead_url))
+    gw_down = GatewayProcess(write_config(down_dir, dead_url()))
     down = gw_down.cli("doctor")
     assert down.returncode == 1, down.stdout + down.stderr
     assert "not reachable" in down.stdout
     assert "ollama serve" in down.stdout  # the fix, not just the symptom
+    assert "set [model].host" in down.stdout  # config words are text, not rich markup
+    assert "model health" not in down.stdout + down.stderr  # no stray log line among checks
+
+
+def test_doctor_prints_config_words_literally(tmp_path: Path) -> None:
+    data = config_data(tmp_path, dead_url())
+    data["teams"] = []
+    path = tmp_path / "lifeline.toml"
+    path.write_text(to_toml(data), encoding="utf-8")
+    gw = GatewayProcess(path)
+    make_db(gw.db_path)
+    done = gw.cli("doctor")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no [[teams]] in the config" in done.stdout
+    assert "set [model].host" in done.stdout
+
+
+def test_tables_show_message_text_literally(tmp_path: Path) -> None:
+    gw = GatewayProcess(write_config(tmp_path, dead_url()))
+    make_db(gw.db_path)
+    conn = sqlite3.connect(gw.db_path)
+    with conn:
+        conn.execute(
+            "INSERT INTO inbox (channel, dedup_key, peer, conversation, order_key, text, error,"
+            " received_at, created_at, updated_at) VALUES ('sms', 'k1', ?, 'c', 'o',"
+            " '[help] [bold]roof[/bold]', '[model].host down', 1, 1, 1)",
+            (VICTIM,),
+        )
+    conn.close()
+    done = gw.cli("messages")
+    assert done.returncode == 0, done.stderr
+    assert "[help] [bold]roof[/bold]" in done.stdout
+    assert "[model].host down" in done.stdout
+
+
+def test_inspecting_commands_refuse_a_missing_database(tmp_path: Path) -> None:
+    """Run from the wrong directory: the relative default var/lifeline.db is not there. Say so,
+    naming the absolute path, instead of creating an empty database and showing "(none)"."""
+    data = config_data(tmp_path, dead_url())
+    del data["storage"]  # default: var/lifeline.db, relative to where the command runs
+    data["sms"] = {"modems": [{"name": "sim1", "device": "var/modem-sim1"}]}
+    config = tmp_path / "lifeline.toml"
+    config.write_text(to_toml(data), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    expected = elsewhere / "var" / "lifeline.db"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PYTHON, "-m", "bot", "--config", str(config), *args],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_env(),
+            check=False,
+        )
+
+    for args in (["incidents"], ["incidents", "--json"], ["messages"], ["teams", "--json"]):
+        done = cli(*args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert f"no Lifeline database at {expected}" in done.stderr, done.stderr
+        assert "[storage].path" in done.stderr
+        assert done.stdout == ""
+    outbox = cli("sim", "outbox")
+    assert outbox.returncode == 2, outbox.stdout + outbox.stderr
+    assert str(elsewhere / "var" / "modem-sim1") in outbox.stderr
+    doctor = cli("doctor")
+    assert doctor.returncode == 1
+    assert f"✗ database: no Lifeline database at {expected}" in doctor.stdout, doctor.stdout
+    assert list(elsewhere.iterdir()) == []  # nothing created where the commands ran
 
 
 def test_degraded_start_acks_and_advises_then_sigterm(tmp_path: Path) -> None:
@@ -403,3 +493,21 @@ def test_degraded_start_acks_and_advises_then_sigterm(tmp_path: Path) -> None:
         assert code == 0 and seconds < 15
     finally:
         gw.stop_quietly()
+
+
+def test_banner_says_simulated_and_prints_text_literally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.app import print_banner
+    from bot.llm import ModelHealth
+    from config.settings import Settings
+
+    monkeypatch.setenv("COLUMNS", "200")
+    s = Settings.model_validate(
+        {"sms": {"modems": [{"name": "sim1", "device": str(tmp_path / "[drill]" / "modem")}]}}
+    )
+    print_banner(s, ModelHealth(False, False, frozenset(), None, "[model] not reachable"))
+    out = capsys.readouterr().err
+    assert "DEGRADED MODE" in out and "[model] not reachable" in out
+    assert "SIMULATED modem 'sim1'" in out and "no real SMS is sent" in out
+    assert str(tmp_path / "[drill]" / "modem") in out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +379,11 @@ async def test_outage_opens_circuit_new_victims_get_advice_at_once(
         assert len(chat_requests(ollama_standin)) == calls  # no model call while paused
         rows = await gw.rows("SELECT status FROM inbox")
         assert {r[0] for r in rows} == {"queued"}
+        # the operator reads when the model is tried next as a clock time, not an epoch number
+        (error,) = (await gw.rows("SELECT error FROM inbox WHERE peer = ?", other))[0]
+        assert re.fullmatch(r"CircuitOpen: model unavailable; next try at \d\d:\d\d:\d\d", error), (
+            error
+        )
         # the model comes back: the probe resets the circuit and the backlog drains
         ollama_standin.set_default(text_reply("Answered after the outage."))
         worker_reset = await gw.app.reset_model_circuit()

@@ -27,17 +27,37 @@ class StorageError(Exception):
     """The database cannot be written (disk full, read-only, corrupt): loud, never silent."""
 
 
+class DatabaseMissing(StorageError):
+    """No database file where one was expected (``open(create=False)``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.absolute()
+        super().__init__(f"no Lifeline database at {self.path}")
+
+
 class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
-    async def open(self) -> None:
-        if str(self.path) != ":memory:":
+    async def open(self, *, create: bool = True) -> None:
+        """Open (creating it and its directory if needed) and migrate.
+
+        ``create=False`` is for commands that only inspect: a missing file raises
+        DatabaseMissing instead of an empty database being made wherever the command ran."""
+        memory = str(self.path) == ":memory:"
+        target: str | Path = self.path
+        if not memory and create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not memory:
+            if not self.path.is_file():
+                raise DatabaseMissing(self.path)
+            target = f"{self.path.absolute().as_uri()}?mode=rw"  # never creates the file
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn = await aiosqlite.connect(
+                target, isolation_level=None, uri=not isinstance(target, Path)
+            )
             conn.row_factory = aiosqlite.Row
             # WAL: readers never block the writer. synchronous=FULL: a power cut (floods!)
             # cannot lose a commit that an upstream ack or DeleteSMS relied on.
