@@ -73,11 +73,13 @@ async def _database(s: Settings, r: Report) -> None:
         else:
             r.good("database", f"{path} (writable, integrity ok)")
     except DatabaseMissing as exc:
-        r.bad(
+        # Expected before the first `lifeline run` (README: doctor, then run); a warning, with
+        # the absolute path, so the wrong working directory is still obvious.
+        r.warn(
             "database",
-            str(exc),
-            "run from the Lifeline directory or set [storage].path; "
-            "on a new install `lifeline run` creates it",
+            f"{exc} (yet)",
+            "a new install: `lifeline run` creates it; otherwise run from the Lifeline "
+            "directory or set [storage].path",
         )
     except StorageError as exc:
         r.bad(

@@ -462,8 +462,7 @@ def test_inspecting_commands_refuse_a_missing_database(tmp_path: Path) -> None:
     assert outbox.returncode == 2, outbox.stdout + outbox.stderr
     assert str(elsewhere / "var" / "modem-sim1") in outbox.stderr
     doctor = cli("doctor")
-    assert doctor.returncode == 1
-    assert f"✗ database: no Lifeline database at {expected}" in doctor.stdout, doctor.stdout
+    assert f"! database: no Lifeline database at {expected}" in doctor.stdout, doctor.stdout
     assert list(elsewhere.iterdir()) == []  # nothing created where the commands ran
 
 
