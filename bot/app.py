@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MATRIX_CURSOR = "matrix.next_batch"
+EXIT_ALREADY_RUNNING = 4  # distinct from a crash (1) and a config error (2): supervisors stop
 # Where alerts go in drill mode before the local homeserver is up and its room id known; not a
 # valid Matrix alias (no server part), so it can never name a real room.
 DRILL_COORDINATION = "#lifeline-drill-coordination"
@@ -592,4 +593,4 @@ async def run_until_stopped(settings: Settings) -> None:
         except AlreadyRunning as exc:
             log.error("%s", exc)
             print(f"lifeline: {exc}", file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(EXIT_ALREADY_RUNNING) from None

@@ -229,6 +229,43 @@ def messages(
 
 
 @app.command()
+def backup(
+    dest: Annotated[Path, typer.Argument(help="a directory (e.g. a USB stick) or a .db file")],
+) -> None:
+    """Copy the database consistently while the gateway runs (SQLite online backup)."""
+    import sqlite3
+
+    s = settings()
+    src_path = s.storage.path.resolve()
+    if not src_path.exists():
+        err.print(escape(f"no Lifeline database at {src_path}; nothing to back up"))
+        raise typer.Exit(2)
+    target = (
+        dest / f"lifeline-{datetime.now().strftime('%Y%m%d-%H%M%S')}.db" if dest.is_dir() else dest
+    )
+    if target.exists():
+        err.print(escape(f"{target} exists; not overwriting a backup"))
+        raise typer.Exit(2)
+    src = sqlite3.connect(f"file:{src_path}?mode=ro", uri=True)
+    try:
+        out = sqlite3.connect(target)
+        try:
+            src.backup(out)
+            ok = out.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            out.close()
+    except sqlite3.Error as exc:
+        err.print(escape(f"backup to {target} failed: {exc}"))
+        raise typer.Exit(3) from exc
+    finally:
+        src.close()
+    if ok != "ok":
+        err.print(escape(f"backup {target} failed its integrity check: {ok}"))
+        raise typer.Exit(3)
+    console.print(escape(f"backed up {src_path} → {target} ({target.stat().st_size} bytes, ok)"))
+
+
+@app.command()
 def teams(
     as_json: Annotated[bool, typer.Option("--json", help="JSON list")] = False,
 ) -> None:

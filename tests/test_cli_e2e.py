@@ -349,6 +349,17 @@ def test_run_sms_to_incident_through_the_cli(tmp_path: Path, standin: OllamaStan
         table = gw.cli("incidents")
         assert table.returncode == 0 and VICTIM not in table.stdout
 
+        # an online backup while the gateway runs: a consistent copy, never overwritten
+        stick = tmp_path / "usb"
+        stick.mkdir()
+        done = gw.cli("backup", str(stick))
+        assert done.returncode == 0, done.stderr
+        [copy] = list(stick.iterdir())
+        with sqlite3.connect(copy) as bk:
+            assert bk.execute("SELECT case_code FROM incidents").fetchall() == [(inc["case"],)]
+        again = gw.cli("backup", str(copy))
+        assert again.returncode == 2 and "not overwriting" in again.stderr
+
         code, seconds = gw.terminate()
         assert code == 0, gw.log_text()[-2000:]
         assert seconds < 15
