@@ -550,7 +550,8 @@ def print_banner(settings: Settings, health: ModelHealth) -> None:
                 f'roof near Char Bhadrasan school"\n'
                 f"  {cmd} sim outbox      # what the gateway sent\n"
                 f"  {cmd} incidents       # cases"
-            )
+            ),
+            soft_wrap=True,  # commands stay on one line, so they paste as they are
         )
 
 
@@ -572,7 +573,8 @@ def print_drill(drill: DrillInfo) -> None:
     Console(stderr=True).print(
         f"Local drill homeserver: {drill.homeserver}\n"
         f"  coordinator login: {drill.coordinator_user_id} / {drill.coordinator_password}\n"
-        f"  coordination room: {drill.room_alias} ({drill.room_id})"
+        f"  coordination room: {drill.room_alias} ({drill.room_id})",
+        soft_wrap=True,
     )
 
 

@@ -521,3 +521,18 @@ def test_banner_says_simulated_and_prints_text_literally(
     assert "DEGRADED MODE" in out and "[model] not reachable" in out
     assert "SIMULATED modem 'sim1'" in out and "no real SMS is sent" in out
     assert str(tmp_path / "[drill]" / "modem") in out
+
+
+def test_banner_commands_paste_as_one_line_on_a_narrow_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.app import print_banner
+    from bot.llm import ModelHealth
+    from config.settings import Settings
+
+    monkeypatch.setenv("COLUMNS", "80")
+    s = Settings.model_validate({"sms": {"modems": [{"name": "sim1", "device": "var/modem"}]}})
+    print_banner(s, ModelHealth(False, False, frozenset(), None, "not reachable"))
+    lines = capsys.readouterr().err.splitlines()
+    [sms] = [line for line in lines if "sim sms" in line]
+    assert sms.rstrip().endswith('near Char Bhadrasan school"'), sms
