@@ -90,6 +90,22 @@ async def coordination(synapse: LocalSynapse) -> AsyncIterator[Room]:
         await resp.close()
 
 
+def roof_rescue_turn() -> tuple[Any, Any]:
+    """The model asks for a boat for 5 people on the school roof, then tells the victim."""
+    return (
+        tool_reply(
+            tool_call(
+                "dispatch_rescue_team",
+                location="Char Bhadrasan school roof",
+                priority="critical",
+                people_count=5,
+                needs="boat",
+            )
+        ),
+        text_reply("Your rescue request is recorded. Stay on the roof."),
+    )
+
+
 def matrix_settings(tmp_path: Path, standin: OllamaStandIn, room: Room, **extra: Any) -> Any:
     return make_settings(
         tmp_path,
@@ -126,18 +142,7 @@ async def test_alert_list_refuse_approve_closes_loop_to_sms(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
     room = coordination
-    ollama_standin.push_chat(
-        tool_reply(
-            tool_call(
-                "dispatch_rescue_team",
-                location="Char Bhadrasan school roof",
-                priority="critical",
-                people_count=5,
-                needs="boat",
-            )
-        ),
-        text_reply("Your rescue request is recorded. Stay on the roof."),
-    )
+    ollama_standin.push_chat(*roof_rescue_turn())
     async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
         await joined(gw, room.room_id)
         gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
@@ -632,18 +637,7 @@ async def test_homeserver_down_at_start_sms_works_and_alerts_wait(
             )
         }
     )
-    ollama_standin.push_chat(
-        tool_reply(
-            tool_call(
-                "dispatch_rescue_team",
-                location="Char Bhadrasan school roof",
-                priority="critical",
-                people_count=5,
-                needs="boat",
-            )
-        ),
-        text_reply("Your rescue request is recorded. Stay on the roof."),
-    )
+    ollama_standin.push_chat(*roof_rescue_turn())
     proxy: asyncio.Server | None = None
     try:
         async with running_gateway(settings) as gw:
@@ -855,18 +849,7 @@ async def test_notices_to_an_sms_victim_fit_the_budget_use_their_modem_and_close
     the modem the victim wrote to; an over-long !say is reported as shortened; case codes are
     accepted as 6609 / LF6609 / lf-6609; a second !resolve is refused and not re-sent."""
     room = coordination
-    ollama_standin.push_chat(
-        tool_reply(
-            tool_call(
-                "dispatch_rescue_team",
-                location="Char Bhadrasan school roof",
-                priority="critical",
-                people_count=5,
-                needs="boat",
-            )
-        ),
-        text_reply("Your rescue request is recorded. Stay on the roof."),
-    )
+    ollama_standin.push_chat(*roof_rescue_turn())
     modems = [
         {
             "name": name,
