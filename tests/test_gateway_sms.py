@@ -254,7 +254,7 @@ async def test_own_earlier_question_does_not_delay_a_life_threat(
 ) -> None:
     """A sender's messages are answered in order, so their earlier question is raised to the
     priority of their life-threat message instead of holding it at the back of the queue."""
-    ollama_standin.set_default(delayed(0.4, text_reply("ok")))
+    ollama_standin.set_default(delayed(1.0, text_reply("ok")))  # turns outlast intake latency
     parent = "+8801999999999"
     async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
         for i in range(6):
