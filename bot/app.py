@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot import backoff
 from bot.conversation import Conversation
 from bot.instance_lock import AlreadyRunning, single_instance
 from bot.intake import Accepted, Intake
@@ -297,12 +298,14 @@ class App:
         from bot.synapse_local import SynapseError
         from bot.transports.matrix import MatrixSendError, MatrixStartError
 
-        wait_s = 5.0
+        attempt = 0
         while True:
             try:
                 transport = await self._start_matrix(rt)
                 break
             except (MatrixStartError, MatrixSendError, SynapseError, OSError, TimeoutError) as exc:
+                attempt += 1
+                wait_s = backoff.delay(attempt, base=5.0, cap=300.0)
                 rt.matrix_error = str(exc)
                 log.error(
                     "MATRIX UNAVAILABLE: %s; SMS keeps working, alerts wait in the outbox; "
@@ -311,7 +314,6 @@ class App:
                     wait_s,
                 )
                 await asyncio.sleep(wait_s)
-                wait_s = min(wait_s * 2, 300.0)
         if rt.matrix_error is not None:
             log.warning("matrix: channel up after start-up failures")
             rt.matrix_error = None

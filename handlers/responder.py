@@ -13,6 +13,7 @@ from bot.addressing import command_text, mention_pattern
 from bot.conversation import Conversation
 from bot.llm import user_message
 from bot.models import Channel, Lane, Outbound, Role
+from bot.redact import mask_peer
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers import dispatch
@@ -129,7 +130,12 @@ class ResponderFlow:
         """A Matrix edit (m.replace) is a new event carrying the whole new text: running it would
         carry out the command a second time (relay twice, re-broadcast, re-notify)."""
         if cmd is not None:
-            log.info("edit %s of a !%s command from %s not run", row.dedup_key, cmd.name, row.peer)
+            log.info(
+                "edit %s of a !%s command from %s not run",
+                row.dedup_key,
+                cmd.name,
+                mask_peer(row.peer),
+            )
             return [self.reply(row, EDIT_NOT_RUN)]
         addressed = row.meta.get("addressed") or mention_pattern(me).search(row.text)
         if row.meta.get("is_direct") or addressed:
