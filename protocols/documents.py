@@ -18,7 +18,20 @@ from pypdf import PdfReader
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".pdf"})
-KNOWN_KEYS = ("title", "topic", "lang", "source", "version", "sms")
+# Front-matter keys. ``sources`` lists the URLs of the guidance a document follows (comma-
+# separated); ``reviewed`` (ISO date) and ``reviewed_by`` stay empty until a clinician and a
+# native speaker have reviewed it: `lifeline doctor` warns while they are empty.
+KNOWN_KEYS = (
+    "title",
+    "topic",
+    "lang",
+    "source",
+    "sources",
+    "version",
+    "sms",
+    "reviewed",
+    "reviewed_by",
+)
 LANGS = ("en", "bn", "hi", "ur")
 TARGET_CHARS = 500
 MAX_CHARS = 800  # a single sentence longer than this is split at a word boundary

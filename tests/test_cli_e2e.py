@@ -397,6 +397,8 @@ def test_doctor_exit_codes(tmp_path: Path, standin: OllamaStandIn) -> None:
     up = gw.cli("doctor")
     assert up.returncode == 0, up.stdout + up.stderr
     assert "ready at" in up.stdout
+    # The shipped library has no recorded review yet: a warning, and the exit code stays 0.
+    assert "! protocol review: " in up.stdout and "never reviewed" in up.stdout
 
     down_dir = tmp_path / "down"
     down_dir.mkdir()

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from bot import sms_text
+from config.settings import PACKAGED_LIBRARY
+from protocols.documents import load_document
 from tests.gateway import make_settings, running_gateway, tool_call, wait_for
 from tests.ollama_standin import (
     OllamaStandIn,
@@ -171,6 +174,35 @@ async def test_model_failure_gives_fallback_then_real_reply(
         assert [tuple(r) for r in rows] == [("done", 1)]  # the outage spent no attempts
         errors = await gw.rows("SELECT ok FROM model_turns ORDER BY id")
         assert [r[0] for r in errors] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("lang", "question"),
+    [
+        ("bn", "কারেন্টের শক লেগেছে, বিদ্যুৎস্পৃষ্ট, তার ছিঁড়ে পড়েছে, কী করব"),
+        ("hi", "करंट लगा है, बिजली का झटका, तार गिरा है, क्या करें"),
+        ("en", "Electric shock from a fallen wire, what do we do"),
+    ],
+)
+async def test_degraded_reply_keeps_the_whole_library_summary(
+    tmp_path: Path, lang: str, question: str
+) -> None:
+    """Without the model the victim reads the library's SMS summary, whose last lines are the
+    "do not" lines (never metal...). The intro gives way when both do not fit; the advice never."""
+    standin = OllamaStandIn()
+    standin.start()
+    url = standin.url
+    standin.stop()  # nothing listens: degraded from the start
+    settings = make_settings(tmp_path, url)
+    summary = load_document(PACKAGED_LIBRARY / lang / "electric-shock.md").sms
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, question)
+        sent = await gw.wait_sent(VICTIM, 2)
+        text = sent[1]["text"]
+        assert summary in text, text
+        assert sms_text.segments(text) <= settings.sms.segment_budget
+        if lang == "en":  # room for both: the intro stays
+            assert "queued for a responder" in text
 
 
 async def test_model_down_at_start_then_back(tmp_path: Path) -> None:
