@@ -127,25 +127,29 @@ def describe_dispatch(d: Dispatch) -> dict[str, Any]:
     return {"team": d.team_id, "status": d.status, "priority": d.priority.label}
 
 
-def case_for_model(incident: Incident, dispatches: list[Dispatch]) -> dict[str, Any]:
-    """A case as a tool result: the backend's facts, and the public's words under public_text."""
+def case_for_model(
+    incident: Incident, dispatches: list[Dispatch], *, with_summary: bool = True
+) -> dict[str, Any]:
+    """A case as a tool result: the backend's facts, and the public's words under public_text.
+    A victim's own status leaves the summary out (their own words, nothing they need back)."""
+    public = {"location": incident.location, "needs": incident.needs}
+    if with_summary:
+        public["summary"] = incident.summary
     return {
         "case": incident.case,
         "status": incident.status,
         "priority": incident.priority.label,
         "people_count": incident.people_count or None,  # None: not known yet
         "dispatches": [describe_dispatch(d) for d in dispatches],
-        "public_text": {
-            "location": incident.location,
-            "needs": incident.needs,
-            "summary": incident.summary,
-        },
+        "public_text": public,
     }
 
 
-async def incident_summary(conn: aiosqlite.Connection, incident: Incident) -> dict[str, Any]:
+async def incident_summary(
+    conn: aiosqlite.Connection, incident: Incident, *, with_summary: bool = True
+) -> dict[str, Any]:
     ds = await store.dispatches_for(conn, incident.id)
-    return {**case_for_model(incident, ds), "note": UNTRUSTED_NOTE}
+    return {**case_for_model(incident, ds, with_summary=with_summary), "note": UNTRUSTED_NOTE}
 
 
 def alert_text(incident: Incident, headline: str, now: float) -> str:
@@ -285,7 +289,7 @@ async def own_status(ctx: TurnContext, _: NoArgs) -> dict[str, Any]:
     async with ctx.db.transaction() as conn:
         incident = await store.get(conn, ctx.incident_id)
         assert incident is not None
-        return await incident_summary(conn, incident)
+        return await incident_summary(conn, incident, with_summary=False)
 
 
 async def case_status(ctx: TurnContext, args: CaseArgs) -> dict[str, Any]:
