@@ -333,6 +333,12 @@ async def update_case(ctx: TurnContext, args: UpdateArgs) -> dict[str, Any]:
             raise ToolRefused(f"no case {args.case.upper()}")
         if incident.status == "resolved":
             raise ToolRefused(f"{incident.case} is resolved; only a person reopens or changes it")
+        if not requested:
+            raise ToolRefused(
+                "nothing to change: update_incident raises a priority or head count, corrects "
+                "a location or adds a note; closing a case and dispatch decisions are !commands "
+                "for people"
+            )
         plan = authority.plan_update(incident, requested)
         if not plan.changes:
             # Raised, the whole call is refused: the tool-error path audits it with the reason.

@@ -267,7 +267,9 @@ class ResponderFlow:
         async with self.s.db.transaction() as conn:
             pending = await confirmations.get(conn, row.peer, row.conversation)
         if pending is None:
-            return []
+            # In a direct chat every message gets an answer; in a room it is just chatter.
+            direct = bool(row.meta.get("is_direct"))
+            return [self.reply(row, "Nothing is waiting for your confirmation.")] if direct else []
         return [self.reply(row, await authority.answer_yes(self.s, row))]
 
     async def handle_text(self, row: InboxRow) -> list[Outbound]:

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from bot.models import Channel, Priority
+from bot.models import Channel, Priority, Role
 from bot.store import incidents
-from handlers.dispatch import check_location, team_kind
+from bot.tools import ToolRegistry
+from handlers.dispatch import RESPONDER_TOOLS, check_location, team_kind
 from handlers.public_text import UNTRUSTED_NOTE
 from tests import test_gateway_matrix
 from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
@@ -122,6 +123,20 @@ def test_scaffolding_is_not_a_location(location: str) -> None:
 )
 def test_places_are_locations(location: str) -> None:
     assert check_location(location) == location
+
+
+async def test_staff_location_correction_is_checked_too() -> None:
+    """update_incident's location goes through the same check, before the tool runs."""
+    registry: ToolRegistry[Any] = ToolRegistry()
+    for tool in RESPONDER_TOOLS:
+        registry.register(tool)
+    outcome = await registry.call(
+        "update_incident",
+        {"case": "LF-1234", "location": "<<< Message from the public sender >>>"},
+        Role.RESPONDER,
+        None,
+    )
+    assert not outcome.ok and "invalid arguments: location" in outcome.result["error"]
 
 
 async def test_location_echoing_the_prompt_goes_back_to_the_model_as_an_error(
