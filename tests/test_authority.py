@@ -435,3 +435,24 @@ async def test_approve_picks_the_kind_the_case_needs(
             return bool(await gw.rows("SELECT 1 FROM dispatches WHERE team_id='med-1'"))
 
         await wait_for(settled)
+
+
+async def test_a_waiting_confirmation_survives_a_restart(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    room = coordination
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        case = await staff_case(gw)
+        ollama_standin.push_chat(
+            tool_reply(tool_call("update_incident", case=case, people_count=7)),
+            text_reply("I can update that."),
+        )
+        asked = await ask(room, "lifeline, the school roof case has 7 people", room.resp)
+        assert f"Confirm? {case}: people 7." in asked
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        done = await ask(room, "yes", room.resp)
+        assert done.startswith("Done.") and f"{case}: people 7" in done
+        assert (await case_row(gw))["people_count"] == 7
