@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import aiosqlite
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from bot import sms_text
 from bot.models import Channel, Dispatch, Incident, Lane, Priority, Role
+from bot.store import confirmations, outbox
 from bot.store import incidents as store
-from bot.store import outbox
 from bot.tools import Tool, ToolArgs, ToolRefused
+from handlers import authority
 from handlers.context import Services, TurnContext
+from handlers.public_text import UNTRUSTED_NOTE, inline, quoted
 from handlers.texts import say
 
 log = logging.getLogger(__name__)
@@ -26,19 +28,58 @@ log = logging.getLogger(__name__)
 PriorityLabel = Literal["critical", "high", "medium", "low"]
 STAFF = frozenset({Role.RESPONDER, Role.COORDINATOR})
 
+_RESCUE = re.compile(
+    r"rescue|trapped|roof|boat|stranded|stuck|drown|evacuat|marooned|surrounded", re.I
+)
 _MEDICAL = re.compile(
-    r"medic|doctor|injur|bleed|snake|unconscious|pregnan|labou?r|fever|diarrh|sick|wound|ors",
+    r"medic|doctor|injur|bleed|snake|unconscious|pregnan|labou?r|fever|diarrh|sick|wound"
+    r"|\bors\b",
     re.I,
 )
 _SUPPLY = re.compile(r"food|water|ration|supply|supplies|medicine|blanket|tarp", re.I)
+# Kinds that can do a job, best first: a boat can carry supplies, but nothing replaces a boat
+# for a rescue or a medical team for the sick.
+SERVES: dict[str, tuple[str, ...]] = {
+    "boat": ("boat",),
+    "medical": ("medical",),
+    "supply": ("supply", "boat"),
+}
 
 
 def team_kind(needs: str) -> str:
+    """What a case needs first. People who must be taken off a roof need a boat even when one
+    of them is hurt (the medical team cannot reach them without it)."""
+    if _RESCUE.search(needs):
+        return "boat"
     if _MEDICAL.search(needs):
         return "medical"
-    if _SUPPLY.search(needs) and not re.search(r"rescue|trapped|roof|boat|stranded", needs, re.I):
+    if _SUPPLY.search(needs):
         return "supply"
     return "boat"
+
+
+# A location is a place: text that echoes the prompt around the sender's message (the model
+# copying its instructions into an argument) is refused as an argument error, never stored.
+_SCAFFOLDING = re.compile(
+    r"<<<|>>>|message from the public sender|\(untrusted\)|untrusted public|public_text"
+    r"|<\||\|>|<start_of_turn|<end_of_turn|\{[a-z_]*\}|protocols:|\bcase lf-\d+:|\[p\d\]",
+    re.I,
+)
+LOCATION_MAX = 160
+
+
+def check_location(value: str) -> str:
+    if _SCAFFOLDING.search(value):
+        raise ValueError("not a place: it repeats the prompt; ask the sender where they are")
+    if "\n" in value or len(value) > LOCATION_MAX:
+        raise ValueError(
+            f"a location is one line of at most {LOCATION_MAX} characters: a village, landmark "
+            "or roof"
+        )
+    return value
+
+
+Location = Annotated[str, AfterValidator(check_location)]
 
 
 def needs_approval(approval: str, priority: Priority) -> bool:
@@ -50,11 +91,15 @@ def needs_approval(approval: str, priority: Priority) -> bool:
 
 
 class DispatchArgs(ToolArgs):
-    location: str = Field(
-        min_length=2, max_length=300, description="Where the people are: village, landmark, roof"
+    """An omitted argument means "not known": it never overwrites what the case already says."""
+
+    location: Location = Field(
+        min_length=2, description="Where the people are: village, landmark, roof"
     )
-    priority: PriorityLabel = Field(description="critical = life in danger now")
-    people_count: int = Field(1, ge=1, le=5000, description="How many people need help")
+    priority: PriorityLabel | None = Field(None, description="critical = life in danger now")
+    people_count: int | None = Field(
+        None, ge=1, le=5000, description="How many people need help; omit if not known"
+    )
     needs: str = Field("", max_length=300, description="What they need: rescue, medical, food…")
 
 
@@ -73,7 +118,7 @@ class ListArgs(ToolArgs):
 class UpdateArgs(ToolArgs):
     case: str = Field(pattern=r"(?i)^(LF)?-?\d{4,8}$", description="Case code like LF-4821")
     priority: PriorityLabel | None = Field(None, description="New priority")
-    location: str | None = Field(None, max_length=300, description="Corrected location")
+    location: Location | None = Field(None, description="Corrected location")
     people_count: int | None = Field(None, ge=1, le=5000, description="Corrected head count")
     note: str | None = Field(None, max_length=300, description="Situation note for the case")
 
@@ -82,26 +127,40 @@ def describe_dispatch(d: Dispatch) -> dict[str, Any]:
     return {"team": d.team_id, "status": d.status, "priority": d.priority.label}
 
 
-async def incident_summary(conn: aiosqlite.Connection, incident: Incident) -> dict[str, Any]:
-    ds = await store.dispatches_for(conn, incident.id)
+def case_for_model(
+    incident: Incident, dispatches: list[Dispatch], *, with_summary: bool = True
+) -> dict[str, Any]:
+    """A case as a tool result: the backend's facts, and the public's words under public_text.
+    A victim's own status leaves the summary out (their own words, nothing they need back)."""
+    public = {"location": incident.location, "needs": incident.needs}
+    if with_summary:
+        public["summary"] = incident.summary
     return {
         "case": incident.case,
         "status": incident.status,
         "priority": incident.priority.label,
-        "location": incident.location,
         "people_count": incident.people_count or None,  # None: not known yet
-        "needs": incident.needs,
-        "dispatches": [describe_dispatch(d) for d in ds],
+        "dispatches": [describe_dispatch(d) for d in dispatches],
+        "public_text": public,
     }
 
 
+async def incident_summary(
+    conn: aiosqlite.Connection, incident: Incident, *, with_summary: bool = True
+) -> dict[str, Any]:
+    ds = await store.dispatches_for(conn, incident.id)
+    return {**case_for_model(incident, ds, with_summary=with_summary), "note": UNTRUSTED_NOTE}
+
+
 def alert_text(incident: Incident, headline: str, now: float) -> str:
+    """The reporter's words are quoted ("> " on every line) and the one-line fields are kept on
+    one line, so nothing a victim wrote can appear as a line of its own, like a command."""
     age_min = max(0, int((now - incident.created_at) // 60))
     return (
         f"[{incident.priority.label.upper()}] {incident.case} {headline}\n"
-        f"where: {incident.location or '?'} | people: {incident.people_count or '?'} | "
-        f"needs: {incident.needs or '?'}\n"
-        f"{incident.summary[:160]}\nvia {incident.channel.value}, {age_min} min ago"
+        f"where: {inline(incident.location) or '?'} | people: {incident.people_count or '?'} | "
+        f"needs: {inline(incident.needs) or '?'}\n"
+        f"{quoted(incident.summary)}\nvia {incident.channel.value}, {age_min} min ago"
     )
 
 
@@ -110,11 +169,15 @@ async def request_dispatch(ctx: TurnContext, args: DispatchArgs) -> dict[str, An
         raise ToolRefused("no case is open for this sender")
     services = ctx.services
     now = ctx.now()
-    # The message's own triage is a floor: the model may raise urgency, never lower it.
-    priority = min(Priority.from_label(args.priority), ctx.row.priority)
     async with ctx.db.transaction() as conn:
         incident = await store.get(conn, ctx.incident_id)
         assert incident is not None
+        # The message's triage and the case are floors: the model may raise urgency, never
+        # lower it; an omitted priority means "as the case says".
+        priority = min(ctx.row.priority, incident.priority)
+        if args.priority is not None:
+            priority = min(priority, Priority.from_label(args.priority))
+        people = max(args.people_count or 0, incident.people_count)
         dispatch = await store.dispatch_by_key(conn, f"dispatch:{ctx.row.id}")
         if dispatch is None:
             dispatch = await store.active_dispatch(conn, incident.id)
@@ -128,8 +191,8 @@ async def request_dispatch(ctx: TurnContext, args: DispatchArgs) -> dict[str, An
                 status="pending_approval" if pending else "approved",
                 priority=priority,
                 location=args.location,
-                people_count=args.people_count,
-                needs=args.needs,
+                people_count=people,
+                needs=store.merge_needs(incident.needs, args.needs),
                 idem_key=f"dispatch:{ctx.row.id}",
                 requested_by=ctx.row.peer,
                 now=now,
@@ -137,14 +200,16 @@ async def request_dispatch(ctx: TurnContext, args: DispatchArgs) -> dict[str, An
             created = True
             if not pending:
                 dispatch = await _assign(conn, services, dispatch, None, "policy:auto", now)
-        await store.update(
+        await store.add_facts(
             conn,
             incident.id,
             now,
-            location=args.location,
             people_count=args.people_count,
-            needs=args.needs or incident.needs,
-            status="assigned" if dispatch.team_id else "dispatch_requested",
+            needs=args.needs,
+            location=args.location,
+        )
+        await store.update(
+            conn, incident.id, now, status="assigned" if dispatch.team_id else "dispatch_requested"
         )
         await store.escalate(conn, incident.id, priority, now)
         incident = await store.get(conn, incident.id)
@@ -161,7 +226,10 @@ async def request_dispatch(ctx: TurnContext, args: DispatchArgs) -> dict[str, An
             headline = (
                 "DISPATCH REQUEST - approve with !approve " + incident.case
                 if dispatch.status == "pending_approval"
-                else f"dispatched automatically: team {dispatch.team_id or 'none available'}"
+                else f"dispatched automatically: team {dispatch.team_id}"
+                if dispatch.team_id
+                else f"approved automatically, but no team of the kind it needs is free: "
+                f"assign one with !assign {incident.case} <team>"
             )
             alert = services.notifier.to_coordinators(
                 alert_text(incident, headline, now), f"alert:dispatch:{dispatch.id}", Lane.URGENT
@@ -188,12 +256,12 @@ async def _assign(
     actor: str,
     now: float,
 ) -> Dispatch:
-    kind = "boat"
-    row = await conn.execute("SELECT kind FROM dispatches WHERE id=?", (dispatch.id,))
-    found = await row.fetchone()
-    if found:
-        kind = found[0]
-    team = await store.pick_team(conn, kind, team_id)
+    kind = await store.dispatch_kind(conn, dispatch.id)
+    team = await store.pick_team(conn, kind, team_id) if team_id else None
+    for serving in () if team_id else SERVES.get(kind, (kind,)):
+        team = await store.pick_team(conn, serving)
+        if team is not None:
+            break
     if team is None:
         await store.set_dispatch(conn, dispatch.id, now, status="approved", decided_by=actor)
         log.warning("dispatch #%d approved but no team of kind %s is available", dispatch.id, kind)
@@ -221,7 +289,7 @@ async def own_status(ctx: TurnContext, _: NoArgs) -> dict[str, Any]:
     async with ctx.db.transaction() as conn:
         incident = await store.get(conn, ctx.incident_id)
         assert incident is not None
-        return await incident_summary(conn, incident)
+        return await incident_summary(conn, incident, with_summary=False)
 
 
 async def case_status(ctx: TurnContext, args: CaseArgs) -> dict[str, Any]:
@@ -234,7 +302,8 @@ async def case_status(ctx: TurnContext, args: CaseArgs) -> dict[str, Any]:
 
 async def list_open(ctx: TurnContext, args: ListArgs) -> dict[str, Any]:
     views = await select_cases(ctx.services, args.filter)
-    return {"cases": [v.to_json() for v in views[:20]], "total": len(views)}
+    cases = [case_for_model(v.incident, v.dispatches) for v in views[:20]]
+    return {"cases": cases, "total": len(views), "note": UNTRUSTED_NOTE}
 
 
 async def select_cases(services: Services, which: str) -> list[store.IncidentView]:
@@ -253,32 +322,58 @@ async def select_cases(services: Services, which: str) -> list[store.IncidentVie
 
 
 async def update_case(ctx: TurnContext, args: UpdateArgs) -> dict[str, Any]:
-    incident = await store.by_case(ctx.db, args.case)
-    if incident is None:
-        raise ToolRefused(f"no case {args.case.upper()}")
-    fields: dict[str, Any] = {}
-    if args.priority:
-        fields["priority"] = Priority.from_label(args.priority)
-    if args.location:
-        fields["location"] = args.location
-    if args.people_count:
-        fields["people_count"] = args.people_count
-    if args.note:
-        fields["summary"] = f"{incident.summary} | {args.note}"[-300:]
+    """A staff member's model turn asks to change a case: only added or raised facts, and only
+    for a case the staff member named; anything else waits for their "yes" (handlers.authority).
+    """
+    requested = args.model_dump(exclude={"case"}, exclude_none=True)
     now = ctx.now()
     async with ctx.db.transaction() as conn:
-        await store.update(conn, incident.id, now, **fields)
-        await store.audit(
-            conn,
-            actor=ctx.row.peer,
-            action="incident.updated",
-            incident_id=incident.id,
-            now=now,
-            detail={k: str(v) for k, v in fields.items()},
+        incident = await store.by_case_in(conn, args.case)
+        if incident is None:
+            raise ToolRefused(f"no case {args.case.upper()}")
+        if incident.status == "resolved":
+            raise ToolRefused(f"{incident.case} is resolved; only a person reopens or changes it")
+        if not requested:
+            raise ToolRefused(
+                "nothing to change: update_incident raises a priority or head count, corrects "
+                "a location or adds a note; closing a case and dispatch decisions are !commands "
+                "for people"
+            )
+        plan = authority.plan_update(incident, requested)
+        if not plan.changes:
+            # Raised, the whole call is refused: the tool-error path audits it with the reason.
+            raise ToolRefused("; ".join(plan.refused) or f"{incident.case} already says that")
+        await authority.audit_limits(conn, ctx.row, incident, "tool.limited", plan.refused, now)
+        if incident.case not in authority.named_cases(ctx.row.text):
+            await confirmations.hold(
+                conn,
+                peer=ctx.row.peer,
+                conversation=ctx.row.conversation,
+                inbox_id=ctx.row.id,
+                change={"case": incident.case, "update": plan.changes},
+                now=now,
+                ttl_s=authority.CONFIRM_TTL_S,
+            )
+            reason = (
+                f"{incident.case} was not named in the staff member's own message, so nothing "
+                f"was changed; the bot asks them to confirm the change"
+            )
+            await authority.audit_limits(
+                conn, ctx.row, incident, "tool.held", [reason], now, change=plan.changes
+            )
+            return {
+                "applied": False,
+                "reason": reason,
+                "awaiting_confirmation": authority.describe(incident.case, plan.changes),
+                "refused": plan.refused,
+            }
+        await authority.apply(
+            conn, incident, plan.changes, actor=ctx.row.peer, via="model, case named", now=now
         )
         fresh = await store.get(conn, incident.id)
         assert fresh is not None
-        return await incident_summary(conn, fresh)
+        summary = await incident_summary(conn, fresh)
+        return {**summary, "applied": plan.changes, "refused": plan.refused}
 
 
 VICTIM_TOOLS: list[Tool[Any, TurnContext]] = [
@@ -309,7 +404,9 @@ RESPONDER_TOOLS: list[Tool[Any, TurnContext]] = [
     ),
     Tool(
         name="update_incident",
-        description="Correct a case's priority, location, head count or add a note.",
+        description="Raise a case's priority or head count, correct its location or add a "
+        "note. It changes only a case the staff member named by its code; otherwise they are "
+        "asked to confirm. Lowering, closing and dispatch changes are !commands for people.",
         args=UpdateArgs,
         roles=STAFF,
         run=update_case,
@@ -444,6 +541,53 @@ async def resolve(services: Services, case: str, note: str, actor: str) -> str:
     return f"{incident.case} resolved; the reporter was told."
 
 
+async def set_priority(services: Services, case: str, label: str, actor: str) -> str:
+    """A person's decision, in either direction (the assistant may only raise a priority)."""
+    try:
+        priority = Priority.from_label(label)
+    except KeyError:
+        raise DecisionError("priority is one of critical, high, medium, low") from None
+    incident = await _incident(services, case)
+    now = services.clock()
+    async with services.db.transaction() as conn:
+        incident = await _open_incident(conn, incident)
+        old = incident.priority
+        if old is priority:
+            return f"{incident.case} is already {priority.label}."
+        await store.update(conn, incident.id, now, priority=priority)
+        await store.audit(
+            conn,
+            actor=actor,
+            action="incident.priority_set",
+            incident_id=incident.id,
+            now=now,
+            detail={"from": old.label, "to": priority.label},
+        )
+    log.info("%s priority %s -> %s by a person", incident.case, old.label, priority.label)
+    return f"{incident.case}: priority {old.label} -> {priority.label}."
+
+
+async def set_people(services: Services, case: str, count: str, actor: str) -> str:
+    """A person's correction of the head count, up or down."""
+    if not count.isdigit() or not 1 <= int(count) <= 5000:
+        raise DecisionError("the head count is a whole number from 1 to 5000")
+    incident = await _incident(services, case)
+    now = services.clock()
+    async with services.db.transaction() as conn:
+        incident = await _open_incident(conn, incident)
+        old = incident.people_count
+        await store.update(conn, incident.id, now, people_count=int(count))
+        await store.audit(
+            conn,
+            actor=actor,
+            action="incident.people_set",
+            incident_id=incident.id,
+            now=now,
+            detail={"from": old, "to": int(count)},
+        )
+    return f"{incident.case}: people {old or '?'} -> {int(count)}."
+
+
 def victim_text(
     services: Services, incident: Incident, template: str, **values: object
 ) -> tuple[str, bool]:
@@ -545,7 +689,7 @@ async def _decide(
             dispatch = await store.create_dispatch(
                 conn,
                 incident_id=incident.id,
-                kind=team_kind(incident.needs),
+                kind=team_kind(f"{incident.needs} {incident.summary}"),
                 status="approved",
                 priority=incident.priority,
                 location=incident.location,
@@ -556,15 +700,19 @@ async def _decide(
                 now=now,
             )
         elif dispatch.status == "approved" and not dispatch.team_id and not force:
-            raise DecisionError(
-                f"{incident.case} is already approved and waiting for a free team; "
-                f"assign one with !assign {incident.case} <team> (see !teams)"
-            )
+            if approve_team is None:  # "!approve CODE TEAM" completes a waiting approval
+                raise DecisionError(
+                    f"{incident.case} is already approved and waiting for a free team; "
+                    f"assign one with !assign {incident.case} <team> (see !teams)"
+                )
         elif dispatch.status != "pending_approval" and not force:
             raise DecisionError(f"{incident.case} dispatch is already {dispatch.status}")
+        completing = dispatch.status == "approved" and not dispatch.team_id
         if dispatch.team_id and force:
             await store.release_team(conn, dispatch.team_id, now)
         dispatch = await _assign(conn, services, dispatch, approve_team, actor, now)
+        kind = await store.dispatch_kind(conn, dispatch.id)
+        remark = await _kind_remark(conn, incident, dispatch, kind)
         await store.update(
             conn,
             incident.id,
@@ -572,7 +720,7 @@ async def _decide(
             status="assigned" if dispatch.team_id else "dispatch_requested",
             owner=actor,
         )
-        if force:
+        if force or (completing and dispatch.team_id):
             template, key = "team_assigned", f"victim:assigned:{_ref(ref, now)}"
         elif dispatch.team_id:
             template, key = "dispatch_approved", f"victim:approved:{dispatch.id}"
@@ -582,8 +730,38 @@ async def _decide(
             conn, services, incident, template, key, now, team=dispatch.team_id or "-"
         )
     if dispatch.team_id:
-        return f"{incident.case}: approved, team {dispatch.team_id}; the reporter was told."
+        return f"{incident.case}: approved, team {dispatch.team_id}; the reporter was told.{remark}"
+    if remark:
+        return remark.strip()
     return (
         f"{incident.case}: approved, but no team is free; the reporter was told a team will be "
         f"assigned as soon as one is free. Assign one with !assign {incident.case} <team>."
+    )
+
+
+async def _kind_remark(
+    conn: aiosqlite.Connection, incident: Incident, dispatch: Dispatch, kind: str
+) -> str:
+    """What the coordinator must know about the team's kind: a warning when the team they
+    named is not the kind the case needs; when no team of that kind is free but others are,
+    the whole answer (nothing of another kind is sent without their explicit choice)."""
+    serving = SERVES.get(kind, (kind,))
+    teams = await store.list_teams(conn)
+    if dispatch.team_id:
+        team = next((t for t in teams if t.id == dispatch.team_id), None)
+        if team is None or team.kind in serving:
+            return ""
+        return (
+            f" WARNING: {team.id} is a {team.kind} team, but this case needs a {kind} team "
+            f"(needs: {inline(incident.needs, 60) or '?'})."
+        )
+    others = [t for t in teams if t.status == "available" and t.kind not in serving]
+    if not others:
+        return ""
+    listed = ", ".join(f"{t.id} ({t.kind})" for t in others)
+    return (
+        f" {incident.case}: approved, but no {kind} team is free, and this case needs a {kind} "
+        f"team. The request waits for one; the reporter was told a team will be assigned as "
+        f"soon as one is free. Free teams of another kind: {listed}. To send one anyway: "
+        f"!approve {incident.case} <team>."
     )

@@ -6,6 +6,7 @@ from bot.addressing import command_text, mention_pattern
 from bot.intake import Route, RouteFn
 from bot.models import Channel, Inbound, Role
 from bot.triage import Triage
+from handlers.authority import is_yes
 
 
 def make_route(bot_user_id: str) -> RouteFn:
@@ -28,8 +29,8 @@ def make_route(bot_user_id: str) -> RouteFn:
             # !advise would broadcast twice); the fast path answers with a notice instead.
             return "fast"
         text = command_text(msg.text, bot_user_id)
-        if text.lstrip().startswith("!"):
-            return "fast"
+        if text.lstrip().startswith("!") or is_yes(text, bot_user_id):
+            return "fast"  # a "yes" answers a confirmation: no model needed (or wanted)
         if msg.channel is Channel.MATRIX and not msg.meta.get("is_direct", False):
             addressed = msg.meta.get("addressed") or mention.search(text)
             return "model" if addressed else "fast"

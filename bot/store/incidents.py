@@ -149,6 +149,12 @@ async def by_case(db: Database, case: str) -> Incident | None:
     return None if row is None else incident_from_row(row)
 
 
+async def by_case_in(conn: aiosqlite.Connection, case: str) -> Incident | None:
+    """``by_case`` inside a transaction."""
+    row = await _one(conn, "SELECT * FROM incidents WHERE case_code=?", (normalise_case(case),))
+    return None if row is None else incident_from_row(row)
+
+
 async def update(conn: aiosqlite.Connection, incident_id: int, now: float, **fields: Any) -> None:
     allowed = {
         "priority",
@@ -173,6 +179,52 @@ async def update(conn: aiosqlite.Connection, incident_id: int, now: float, **fie
         f"UPDATE incidents SET {cols}, updated_at=? WHERE id=?",  # noqa: S608 - keys allow-listed
         (*values, now, incident_id),
     )
+
+
+async def add_facts(
+    conn: aiosqlite.Connection,
+    incident_id: int,
+    now: float,
+    *,
+    people_count: int | None = None,
+    needs: str | None = None,
+    location: str | None = None,
+) -> None:
+    """Facts a model call may add to a case: never lower or erase what a person stated.
+
+    The head count only rises (0 = not known yet); needs are merged, not replaced; a location
+    replaces the old one unless it only repeats part of it ("roof" after "school roof")."""
+    row = await _one(
+        conn, "SELECT people_count, needs, location FROM incidents WHERE id=?", (incident_id,)
+    )
+    if row is None:
+        return
+    fields: dict[str, Any] = {}
+    if people_count is not None and people_count > int(row["people_count"] or 0):
+        fields["people_count"] = people_count
+    merged = merge_needs(str(row["needs"] or ""), needs or "")
+    if merged != row["needs"]:
+        fields["needs"] = merged
+    old_location = str(row["location"] or "")
+    if location and location.casefold() not in old_location.casefold():
+        fields["location"] = location
+    await update(conn, incident_id, now, **fields)
+
+
+NEEDS_MAX = 300
+
+
+def merge_needs(old: str, new: str) -> str:
+    """``old`` plus what ``new`` adds; ``old`` is never cut (a full list stays as it is)."""
+    new = new.strip()
+    if not new or new.casefold() in old.casefold():
+        return old
+    if not old:
+        return new[:NEEDS_MAX]
+    if old.casefold() in new.casefold() and len(new) <= NEEDS_MAX:
+        return new  # a superset of what was known
+    room = NEEDS_MAX - len(old) - 2
+    return old if room < 3 else f"{old}; {new[:room]}"
 
 
 async def escalate(
@@ -323,6 +375,8 @@ async def list_teams(db: Database | aiosqlite.Connection) -> list[Team]:
 async def pick_team(
     conn: aiosqlite.Connection, kind: str, team_id: str | None = None
 ) -> Team | None:
+    """The team a coordinator named, or the largest free team of ``kind``. Never a free team of
+    another kind: sending the medical team to a rooftop rescue is a person's explicit choice."""
     if team_id:  # as typed by a coordinator: BOAT-1 is boat-1
         row = await _one(
             conn,
@@ -335,11 +389,12 @@ async def pick_team(
             "SELECT * FROM teams WHERE kind=? AND status='available' ORDER BY capacity DESC, id",
             (kind,),
         )
-        if row is None:  # any available team beats none: a boat can carry medicine
-            row = await _one(
-                conn, "SELECT * FROM teams WHERE status='available' ORDER BY id LIMIT 1", ()
-            )
     return None if row is None else team_from_row(row)
+
+
+async def dispatch_kind(conn: aiosqlite.Connection, dispatch_id: int) -> str:
+    row = await _one(conn, "SELECT kind FROM dispatches WHERE id=?", (dispatch_id,))
+    return "boat" if row is None else str(row[0])
 
 
 async def set_team_status(
