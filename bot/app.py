@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import backoff
 from bot.conversation import Conversation
-from bot.instance_lock import AlreadyRunning, single_instance
+from bot.instance_lock import AlreadyRunning, own_devices, single_instance
 from bot.intake import Accepted, Intake
 from bot.llm import LLM, ModelHealth
 from bot.models import Channel, Inbound, Role, Team
@@ -92,7 +92,8 @@ class App:
 
     async def run(self) -> None:
         s = self.settings
-        with single_instance(s.storage.path):  # before crash recovery touches any row
+        # Before crash recovery touches any row, and before any modem or homeserver is opened.
+        with single_instance(s.storage.path), own_devices(s):
             db = Database(s.storage.path)
             await db.open()
             llm = LLM(s.model)
