@@ -151,3 +151,29 @@ def test_banner_says_when_the_protocol_index_is_building(
     print_banner(Settings(), health, protocols="protocol index ready (prebuilt at install)")
     err = capsys.readouterr().err
     assert "ready" in err and "building" not in err
+
+
+async def test_a_document_that_fails_at_build_is_retried_at_start(
+    tmp_path: Path, library: Path
+) -> None:
+    """`make install` must not fail on one bad document, nor hide it: the prebuilt index is
+    published without a library hash, so the start ingests again and says it is building."""
+    bad = library / "en" / "broken.md"
+    bad.write_bytes(b"\xff\xfe not utf-8 \xff")
+    dest = tmp_path / "prebuilt"
+    report = await prebuilt.build(library, dest, progress=False)
+    assert report.errors == 1
+    assert prebuilt.recorded_hash(dest) is None
+
+    settings = ProtocolsSettings(library_path=library, index_path=tmp_path / "index")
+    plan = prebuilt.plan(settings, dest)
+    assert plan.seed and plan.banner == "protocol index building"
+    bad.unlink()  # the reviewer fixes the library
+    assert prebuilt.seed_index(settings, dest)
+    search = await open_protocols(settings, HOST)
+    try:
+        stats = await search.index.stats()
+        assert stats.documents == 2 and stats.vectors == stats.chunks
+    finally:
+        await search.aclose()
+    assert prebuilt.plan(settings, dest).up_to_date
