@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot import backoff
 from bot.conversation import Conversation
-from bot.instance_lock import AlreadyRunning, single_instance
+from bot.instance_lock import AlreadyRunning, own_devices, single_instance
 from bot.intake import Accepted, Intake
 from bot.llm import LLM, ModelHealth
 from bot.models import Channel, Inbound, Role, Team
@@ -92,7 +92,8 @@ class App:
 
     async def run(self) -> None:
         s = self.settings
-        with single_instance(s.storage.path):  # before crash recovery touches any row
+        # Before crash recovery touches any row, and before any modem or homeserver is opened.
+        with single_instance(s.storage.path), own_devices(s):
             db = Database(s.storage.path)
             await db.open()
             llm = LLM(s.model)
@@ -166,7 +167,8 @@ class App:
         self.runtime = rt
 
         health = await llm.probe()
-        print_banner(self.settings, health)
+        index_plan = await asyncio.to_thread(_protocol_index_plan, s)
+        print_banner(self.settings, health, protocols=index_plan)
 
         retry = RetryPolicy(s.queue.max_attempts, s.queue.retry_base_s, s.queue.retry_max_s)
 
@@ -500,7 +502,18 @@ def _pct(value: int | None) -> str:
     return "?" if value is None else f"{value}%"
 
 
-def print_banner(settings: Settings, health: ModelHealth) -> None:
+def _protocol_index_plan(s: Settings) -> str | None:
+    """What the background protocol task will do, for the banner (a hash and one row read)."""
+    from protocols.prebuilt import plan
+
+    try:
+        return plan(s.protocols).banner
+    except OSError as exc:
+        log.warning("protocol index: cannot check %s: %s", s.protocols.library_path, exc)
+        return None
+
+
+def print_banner(settings: Settings, health: ModelHealth, *, protocols: str | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.panel import Panel
@@ -541,6 +554,15 @@ def print_banner(settings: Settings, health: ModelHealth) -> None:
                 title="LIFELINE",
             )
         )
+    if protocols is not None and "building" in protocols:
+        console.print(
+            f"[bold yellow]{escape(protocols)}[/] in the background (first start, or the library "
+            "changed since install): replies use the built-in safety advice until the log says "
+            "'protocol library ready'",
+            soft_wrap=True,
+        )
+    elif protocols is not None:
+        console.print(escape(protocols))
     if settings.sms.enabled and any(m.is_dummy for m in settings.sms.modems):
         m = next(m for m in settings.sms.modems if m.is_dummy)
         cmd = cli_hint()

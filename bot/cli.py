@@ -14,9 +14,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from bot import redact
+from bot.cli_table import Col, render, short_coding, short_time
 from bot.store import incidents as incident_store
 from bot.store.db import Database, DatabaseMissing, StorageError
 from config.settings import ConfigError, Settings, load_settings
@@ -103,19 +103,25 @@ def iso(ts: float | None) -> str:
     return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+def emit(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    columns: list[Col],
+    title: str,
+    *,
+    wide: bool = False,
+) -> None:
     if as_json:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
         return
-    table = Table(title=escape(title), show_lines=False)
-    for col in columns:
-        table.add_column(escape(col), overflow="fold")
-    for row in rows:
-        # Cells hold what people typed ("[help] …"): shown as text, never as rich markup.
-        table.add_row(*[escape(_cell(row.get(c))) for c in columns])
-    console.print(table)
+    render(console, rows, columns, title, wide=wide, cell=_cell)
     if not rows:
         console.print("(none)")
+
+
+WIDE = Annotated[
+    bool, typer.Option("--wide", help="every column and the whole text (wraps long lines)")
+]
 
 
 def _cell(value: Any) -> str:
@@ -144,6 +150,7 @@ def run() -> None:
 def incidents(
     as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
     status: Annotated[str | None, typer.Option(help="open | resolved | …")] = None,
+    wide: WIDE = False,
 ) -> None:
     """List cases, most urgent first."""
     s = settings()
@@ -166,18 +173,19 @@ def incidents(
         rows,
         as_json,
         [
-            "case",
-            "priority",
-            "status",
-            "location",
-            "people_count",
-            "needs",
-            "reporter",
-            "channel",
-            "created_at",
-            "dispatches",
+            Col("case"),
+            Col("priority"),
+            Col("status"),
+            Col("location", flex=2),
+            Col("people_count", header="people"),
+            Col("needs", flex=2),
+            Col("reporter", narrow=False),
+            Col("channel", narrow=False),
+            Col("created_at", header="created (UTC)", short=short_time),
+            Col("dispatches", flex=1),
         ],
         "Incidents",
+        wide=wide,
     )
 
 
@@ -185,6 +193,7 @@ def incidents(
 def messages(
     as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
     limit: Annotated[int, typer.Option(help="most recent N")] = 200,
+    wide: WIDE = False,
 ) -> None:
     """Messages in and out, newest last, with their status."""
     s = settings()
@@ -223,8 +232,18 @@ def messages(
     emit(
         rows,
         as_json,
-        ["created_at", "direction", "channel", "peer", "status", "case", "text", "error"],
+        [
+            Col("created_at", header="time (UTC)", short=short_time),
+            Col("direction", header="dir"),
+            Col("channel", narrow=False),
+            Col("peer"),
+            Col("status"),
+            Col("case"),
+            Col("text", flex=3),
+            Col("error", flex=1),
+        ],
         "Messages",
+        wide=wide,
     )
 
 
@@ -285,7 +304,12 @@ def teams(
         ]
 
     rows = run_async(lambda: with_db(s, go))
-    emit(rows, as_json, ["id", "kind", "base", "capacity", "status"], "Teams")
+    emit(
+        rows,
+        as_json,
+        [Col("id"), Col("kind"), Col("base", flex=1), Col("capacity"), Col("status")],
+        "Teams",
+    )
 
 
 @app.command()
@@ -299,6 +323,7 @@ def ingest(
     from protocols.index import ProtocolIndex
     from protocols.ingest import ingest as do_ingest
     from protocols.ingest import render_report
+    from protocols.prebuilt import ingest_library
 
     s = settings()
     setup_logging(s)
@@ -307,7 +332,10 @@ def ingest(
         index = ProtocolIndex(s.protocols.index_path, make_embedder(s.protocols, s.model.host))
         await index.open()
         try:
-            report = await do_ingest(paths or [s.protocols.library_path], index, progress=True)
+            if paths:
+                report = await do_ingest(paths, index, progress=True)
+            else:  # the library: also records its hash, so the next start has nothing to do
+                report = await ingest_library(index, s.protocols, progress=True)
         finally:
             await index.close()
         console.print(render_report(report))
@@ -351,6 +379,7 @@ def sim_sms(
     modem: Annotated[str | None, typer.Option(help="dummy modem name (default: first)")] = None,
 ) -> None:
     """Inject an incoming SMS into a simulated (dummy-driver) modem."""
+    from bot.instance_lock import holder_pid, modem_lock_path
     from bot.sim import inject_sms
 
     modems = _dummy_modems(settings())
@@ -363,13 +392,29 @@ def sim_sms(
     if name not in modems:
         err.print(escape(f"unknown simulated modem {name!r}; have: {', '.join(modems)}"))
         raise typer.Exit(2)
-    files = inject_sms(modems[name], sender, text)
+    device = modems[name].absolute()
+    if not device.is_dir():
+        # Run from another directory, a relative device is a new empty var/ nobody reads.
+        err.print(
+            escape(
+                f"no simulated modem directory at {device} — run from the Lifeline directory "
+                "or set sms.modems.device (`lifeline run` creates it); nothing injected"
+            )
+        )
+        raise typer.Exit(2)
+    files = inject_sms(device, sender, text)
     console.print(escape(f"injected {len(files)} part(s) into modem {name} from {sender}"))
+    reader = holder_pid(modem_lock_path(device, simulated=True))
+    if reader is None:
+        console.print(
+            escape(f"no gateway is reading {device} now; it is read when `lifeline run` starts")
+        )
 
 
 @sim_app.command("outbox")
 def sim_outbox(
     as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
+    wide: WIDE = False,
 ) -> None:
     """What the gateway sent through simulated modems, decoded."""
     from bot.sim import read_outbox
@@ -388,7 +433,20 @@ def sim_outbox(
     for r in rows:
         if isinstance(r.get("time"), (int, float)):
             r["time"] = iso(r["time"])
-    emit(rows, as_json, ["time", "modem", "to", "parts", "coding", "text"], "Sent SMS")
+    emit(
+        rows,
+        as_json,
+        [
+            Col("time", header="time (UTC)", short=short_time),
+            Col("modem"),
+            Col("to"),
+            Col("parts"),
+            Col("coding", short=short_coding),
+            Col("text", flex=3),
+        ],
+        "Sent SMS",
+        wide=wide,
+    )
 
 
 def main() -> None:

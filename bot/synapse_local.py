@@ -283,8 +283,10 @@ class LocalSynapse:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             cmdline = b""
-        if cmdline and b"synapse.app.homeserver" not in cmdline:
-            return False
+        if cmdline and (
+            b"synapse.app.homeserver" not in cmdline or str(self.cfg_path).encode() not in cmdline
+        ):
+            return False  # a reused pid, or another directory's homeserver
         self.port = port
         if not self.is_up():
             return False
@@ -329,6 +331,7 @@ class LocalSynapse:
         )
 
     def stop(self, timeout: float = 15.0) -> None:
+        """Stop the homeserver this object started; one it adopted is left running."""
         if self._proc is not None:
             proc, self._proc = self._proc, None
             if proc.poll() is None:
@@ -341,19 +344,18 @@ class LocalSynapse:
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
             log.info("synapse: stopped (pid %d)", proc.pid)
+            with contextlib.suppress(FileNotFoundError):
+                self.pid_path.unlink()
         elif self._adopted_pid is not None:
+            # Only ever stop a process we started: a reused homeserver may serve someone else.
             pid, self._adopted_pid = self._adopted_pid, None
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            log.info("synapse: stopped adopted pid %d", pid)
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_path.unlink()
+            log.warning(
+                "synapse: pid %d was started by an earlier process, not by this one; left "
+                "running (stop it with `kill %d` if nothing uses %s)",
+                pid,
+                pid,
+                self.workdir,
+            )
 
     def restart(self, timeout: float = 60.0) -> None:
         port = self.port

@@ -347,6 +347,41 @@ def _merge_env(data: dict[str, Any], env: _Env) -> dict[str, Any]:
     return merged
 
 
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The settings table that holds the last part of ``loc`` ("dispatch" for
+    dispatch.approvl, ModemSettings for sms.modems.0.devic), or None."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an item of a list of tables: same model as the list's
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        inner = field.annotation
+        while get_origin(inner) in (list, Annotated, Union, types.UnionType):
+            inner = next(a for a in get_args(inner) if a is not type(None))
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return None
+        model = inner
+    return model
+
+
+def _close_key(loc: Sequence[int | str]) -> str | None:
+    """Config-file typo → the key it most likely meant, written as in the file."""
+    if not loc or not isinstance(loc[-1], str):
+        return None
+    model = _model_at(loc)
+    if model is None:
+        return None
+    close = difflib.get_close_matches(loc[-1].lower(), list(model.model_fields), n=1, cutoff=0.6)
+    if not close:
+        return None
+    if len(loc) > 1:
+        return close[0]
+    is_list = get_origin(Settings.model_fields[close[0]].annotation) is list
+    return f"[[{close[0]}]]" if is_list else f"[{close[0]}]"
+
+
 def format_validation_error(
     exc: ValidationError,
     source: str,
@@ -370,7 +405,12 @@ def format_validation_error(
         if err["type"] == "value_error" and "error" in err.get("ctx", {}):
             msg = str(err["ctx"]["error"])  # our own message, without "Value error, "
         if err["type"] == "extra_forbidden":
-            msg = "unknown key (check spelling; see config/lifeline.example.toml)"
+            close = _close_key(err["loc"])
+            msg = (
+                f"unknown key; did you mean {close}?"
+                if close
+                else "unknown key (check spelling; see config/lifeline.example.toml)"
+            )
         lines.append(f"  - {key}: {msg}")
     lines += [f"  - {u}" for u in unknown_env]
     from_env = from_env or bool(unknown_env)

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_key);
 CREATE INDEX IF NOT EXISTS chunks_lang_topic ON chunks(lang, topic);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     title, text, tokenize = "{FTS_TOKENIZER}"
 );
@@ -364,6 +365,25 @@ class ProtocolIndex:
             return removed
 
         return await self._run(work)
+
+    async def get_meta(self, key: str) -> str | None:
+        def work() -> str | None:
+            row = self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(work)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        def work() -> None:
+            db = self._conn()
+            with db:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+        await self._run(work)
 
     async def doc_chunk_ids(self, doc_key: str) -> set[str]:
         def work() -> set[str]:

@@ -21,11 +21,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from protocols.documents import Chunk, DocumentError, chunk_document, iter_files, load_document
 from protocols.embedders import EmbedderError
@@ -73,6 +77,28 @@ class IngestReport:
     @property
     def chunks_removed(self) -> int:
         return sum(r.chunks_removed for r in self.rows)
+
+
+class ChunkRateColumn(ProgressColumn):
+    """Chunks per second over rich's recent window (embedding is the slow part)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("? chunks/s" if speed is None else f"{speed:.1f} chunks/s")
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]ingest[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        ChunkRateColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def _embed_text(chunk: Chunk) -> str:
@@ -157,14 +183,7 @@ async def ingest(
     bar: Progress | None = None
     task: TaskID | None = None
     if progress:
-        bar = Progress(
-            TextColumn("[bold]ingest[/bold] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console or Console(stderr=True),
-            transient=True,
-        )
+        bar = progress_bar(console or Console(stderr=True))
         bar.start()
         task = bar.add_task("chunks", total=total)
     try:

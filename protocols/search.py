@@ -8,6 +8,7 @@ summary in the sender's language, or a built-in safety line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import sqlite3
@@ -20,7 +21,6 @@ from chromadb.errors import ChromaError
 from config.settings import ProtocolsSettings
 from protocols.embedders import Embedder, EmbedderError, make_embedder
 from protocols.index import ProtocolIndex, ProtocolIndexError, StoredChunk
-from protocols.ingest import ingest
 
 log = logging.getLogger(__name__)
 
@@ -294,13 +294,16 @@ def _truncate_to_tokens(text: str, tokens: int) -> str:
 async def open_protocols(
     settings: ProtocolsSettings, model_host: str, *, sync_library: bool = True
 ) -> ProtocolSearch:
-    """Open the index for the configured embedder; with ``sync_library``, run an incremental
-    ingest of ``settings.library_path`` first (cheap when nothing changed)."""
+    """Open the index for the configured embedder; with ``sync_library``, start from the
+    prebuilt index when there is none yet, then ingest what changed in
+    ``settings.library_path`` (nothing when the index's recorded library hash matches)."""
+    from protocols import prebuilt
+
     embedder = make_embedder(settings, model_host)
+    if sync_library:
+        await asyncio.to_thread(prebuilt.seed_index, settings)
     index = ProtocolIndex(settings.index_path, embedder)
     await index.open()
     if sync_library and settings.library_path.exists():
-        report = await ingest([settings.library_path], index, progress=False)
-        if report.errors:
-            log.warning("protocol library: %d file(s) could not be ingested", report.errors)
+        await prebuilt.sync_library(index, settings)
     return ProtocolSearch(index, embedder, top_k=settings.top_k)

