@@ -60,6 +60,19 @@ TOPICS = (
     "debris-injuries",
     "shelter-hygiene",
     "children-elderly",
+    "lightning",
+    "animal-bites",
+    "childbirth",
+    "chest-pain-stroke",
+    "seizures",
+    "choking",
+    "cpr",
+    "burns",
+    "carbon-monoxide",
+    "fever-dengue",
+    "lost-medicines",
+    "psychological-first-aid",
+    "skin-feet-eyes",
 )
 
 # -- a small library written for the tests ----------------------------------------------------
