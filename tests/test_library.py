@@ -435,7 +435,8 @@ def test_doctor_warns_about_unreviewed_documents(library_copy: Path) -> None:
     total = len(list(library_copy.glob("*/*.md")))
     assert ok, text  # a warning: drills still pass the doctor
     assert f"! protocol review: {total} of {total} documents never reviewed" in text, text
-    assert "bn/bleeding, bn/children-elderly" in text and f"and {total - 5} more" in text, text
+    first = sorted(f"{p.parent.name}/{p.stem}" for p in library_copy.glob("*/*.md"))[:2]
+    assert ", ".join(first) in text and f"and {total - 5} more" in text, text
     assert "reviewed_by:" in text
     assert "✓ protocol library" in text
 
