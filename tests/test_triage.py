@@ -151,6 +151,72 @@ def test_case_never_under_triaged(text: str, expected: Priority) -> None:
     assert result.life_threat is (result.priority is C)
 
 
+# --- symbols: emoji and Morse distress signals (issue 10 item 6) --------------------------------
+
+# (message, expected priority): what people type when they cannot type words.
+SYMBOL_CASES: list[tuple[str, Priority]] = [
+    ("🆘🌊🏠😭🙏", C),
+    ("🆘", C),
+    ("🆘🆘🆘", C),
+    ("SOS", C),
+    ("sos!!!", C),
+    ("S.O.S", C),
+    ("s.o.s.", C),
+    ("S O S", C),
+    ("S-O-S 🌊", C),
+    ("...---...", C),
+    ("... --- ...", C),
+    ("…---…", C),
+    ("···−−−···", C),
+    ("🚨🌊", C),
+    ("🚨🏠", C),
+    ("⚠️🌊🏠", C),
+    ("⚠🏠", C),
+    ("⚠️🏊", C),
+    ("🚨😭", C),
+    ("🌊😭", C),
+    ("🌊🙏", C),
+    ("🌊🏊‍♀️", C),
+    ("🏊😱", C),
+    ("🔥🏠", C),
+    ("🚑🏠", C),
+    ("water 🌊 🏠 🙏🏽", C),
+    ("আমাদের বাড়ি 🌊🌊 😭", C),
+    ("🚨", H),
+    ("⚠️", H),
+    ("🌊🌊", H),
+    ("🌊🏠", H),
+    ("😭", M),
+    ("🏠😱", M),
+    ("🙏", L),
+    ("🙏🏽🙏", L),
+    ("👍", L),
+    ("😀", L),
+    ("❤️", L),
+    ("thanks 🙏", L),
+    ("ok 👍", M),  # an unknown statement, as before: not safe, not critical
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SYMBOL_CASES)
+def test_distress_symbols(text: str, expected: Priority) -> None:
+    result = triage(text)
+    assert result.priority is expected, (result.priority.name, result.reasons)
+    assert result.life_threat is (expected is C)
+
+
+def test_symbols_are_reasons_and_never_commands() -> None:
+    result = triage("🆘🌊🏠😭🙏")
+    assert result.keyword is None
+    assert {"sos", "water_rising", "home_symbol", "distress_symbol", "pray_symbol"} <= set(
+        result.reasons
+    )
+    assert "alarm+scene" in triage("⚠️🏠").reasons
+    # Dashes and dots in ordinary text are not Morse.
+    assert triage("call 01712-345678 ... ok").priority is not C
+    assert triage("--- menu ---").priority is not C
+
+
 # --- specific behaviours ------------------------------------------------------------------------
 
 
