@@ -420,7 +420,7 @@ async def test_advisory_reaches_matrix_dm_subscribers_and_stop_is_honoured(
             advisory = await room.wait_notice("Boil drinking water", client=victim, room_id=dm)
             assert advisory == "Advisory for ward 5: Boil drinking water for 1 minute."
             await gw.wait_sent(VICTIM, 2)
-            assert gw.sent()[-1]["text"] == "Boil drinking water for 1 minute."
+            assert gw.sent()[-1]["text"] == "Lifeline advisory: Boil drinking water for 1 minute."
 
             await victim.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": "STOP"})
             await room.wait_notice("STOP", client=victim, room_id=dm)
@@ -434,6 +434,50 @@ async def test_advisory_reaches_matrix_dm_subscribers_and_stop_is_honoured(
         assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
     finally:
         await victim.close()
+
+
+async def test_wrong_broadcast_arguments_get_a_clear_error_and_nothing_is_sent(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Typed in the coordination room on a real Synapse: a wrong time, interval, area or id is
+    refused with a message that says what is wrong, and nothing is queued or scheduled."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "JOIN ward 5")
+        await gw.wait_sent(VICTIM, 1)
+        cases = [
+            ("!advise * test at 25:99", "'at 25:99' is not a time"),
+            ("!advise ward-5 Boil water at 24:00", "'at 24:00' is not a time"),
+            ("!advise ward-5 Boil water at 7:5", "'at 7:5' is not a time"),
+            ("!broadcast every 30 * Boil water at 9:99", "'at 9:99' is not a time"),
+            ("!broadcast every 0 * Boil water", "Minutes must be a whole number from 1"),
+            ("!broadcast every 99999999999 * Boil water", "Minutes must be a whole number"),
+            ("!broadcast every -5 * Boil water", "Minutes must be a whole number"),
+            ("!broadcast every 1.5 * Boil water", "Minutes must be a whole number"),
+            ('!advise "a b c d e f g" Boil water', "An area is at most 6 words"),
+            ('!advise "!!" Boil water', "is not an area name"),
+            ("!broadcast cancel abc", "'abc' is not a broadcast id"),
+            ("!broadcast cancel 99999999999999999999999", "is not a broadcast id"),
+            ("!broadcast cancel", "Usage: !broadcast cancel <id>"),
+            ("!broadcast cancel 1 2", "Usage: !broadcast cancel <id>"),
+        ]
+        for command, expected in cases:
+            answer = await ask(room, command)
+            assert expected in answer, (command, answer)
+            if "Usage" not in expected:
+                assert answer.endswith("Nothing was sent."), answer
+        await gw.idle()
+        advisories = await gw.rows("SELECT COUNT(*) FROM broadcasts WHERE kind='advisory'")
+        sms = await gw.rows("SELECT COUNT(*) FROM outbox WHERE channel='sms'")
+        # A valid time in the same shape is still a schedule; a text ending in "." is sent now.
+        scheduled = await ask(room, "!advise ward-5 Boil water at 23:59")
+        now = await ask(room, "!advise ward-5 Water level at 5.75.")
+    assert advisories[0][0] == 0
+    assert sms[0][0] == 1  # the JOIN confirmation only
+    assert "scheduled for 23:59" in scheduled
+    assert "queued 1 message(s)" in now
+    assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
 
 
 async def _share_room_key_late(victim: AsyncClient, bot_user: str, key: dict[str, Any]) -> None:
