@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import functools
 import io
 import json
 import time
@@ -200,6 +202,42 @@ async def test_free_text_goes_to_the_model_with_responder_tools(
         tools = {t["function"]["name"] for t in chats[0].body["tools"]}
         assert tools == {"list_open_incidents", "update_incident", "get_incident_status"}
         assert "dispatch_rescue_team" not in tools
+
+
+async def test_two_member_coordination_room_is_not_a_direct_chat(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """The coordinator and the bot alone in the configured coordination room (2 members, like a
+    DM): chatter is recorded, not answered by the model; addressing the bot still works, across
+    a restart too (the room must not turn into a DM once the client forgets its state)."""
+    created = await coordination.coord.room_create(
+        name="coordination-2", invite=[coordination.bot.user_id]
+    )
+    assert isinstance(created, RoomCreateResponse), created
+    room = dataclasses.replace(coordination, room_id=created.room_id)
+    ollama_standin.push_chat(text_reply("There are no open cases right now."))
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    chatter = ["anyone got the boat keys?", "ok thanks, heading to the ghat"]
+    for attempt, text in enumerate(chatter):
+        async with running_gateway(settings) as gw:
+            await joined(gw, room.room_id)
+            members = await room.coord.joined_members(room.room_id)
+            assert len(members.members) == 2
+            await room.say(room.coord, text)
+            if attempt == 0:
+                await room.say(room.coord, "lifeline, how many open cases do we have?")
+                await room.wait_notice("no open cases right now")
+            await wait_for(functools.partial(_inbox_done, gw, text), timeout=20, every=0.2)
+            rows = await gw.rows("SELECT meta FROM inbox WHERE text=?", text)
+            assert json.loads(rows[0][0])["is_direct"] is False
+    chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
+    assert len(chats) == 1  # only the message that addressed the bot
+    assert not any(t in n for n in await room.notices() for t in chatter)
+
+
+async def _inbox_done(gw: Gateway, text: str) -> bool:
+    rows = await gw.rows("SELECT status FROM inbox WHERE text=?", text)
+    return bool(rows) and rows[0][0] == "done"
 
 
 async def test_bot_restart_does_not_reprocess(
