@@ -19,6 +19,7 @@ from rich.table import Table
 from bot import redact
 from bot.store import incidents as incident_store
 from bot.store.db import Database, DatabaseMissing, StorageError
+from bot.textclean import clean_text, escape_unsafe
 from config.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -105,14 +106,17 @@ def iso(ts: float | None) -> str:
 
 def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
+        # Values as stored; controls and bidi marks as \u escapes, never raw on the terminal.
+        out = json.dumps(rows, ensure_ascii=False, indent=2, default=str)
+        sys.stdout.write(escape_unsafe(out) + "\n")
         return
     table = Table(title=escape(title), show_lines=False)
     for col in columns:
         table.add_column(escape(col), overflow="fold")
     for row in rows:
         # Cells hold what people typed ("[help] …"): shown as text, never as rich markup.
-        table.add_row(*[escape(_cell(row.get(c))) for c in columns])
+        # and never as terminal control (ANSI escapes, bidi overrides in an SMS): clean_text.
+        table.add_row(*[escape(clean_text(_cell(row.get(c)))) for c in columns])
     console.print(table)
     if not rows:
         console.print("(none)")

@@ -17,14 +17,14 @@ Levels
   message we cannot classify that is not a question (unknown is not safe).
 * LOW — thanks, "we are safe", status enquiries, general questions, keyword commands.
 
-Matching: text is NFC-normalised, case-folded, stripped of invisible characters, apostrophes,
-Indic nukta / chandrabindu (and Devanagari anusvara), Arabic diacritics, and variant Arabic
-letters are unified (ي→ی, ك→ک, ه→ہ); runs of a repeated letter collapse to one ("helppp" → "help",
-"paani" → "pani"). Vocabulary goes through the same normalisation, so both sides agree. Terms
-match on word boundaries (for every script); a trailing ``*`` makes a term a prefix (stems such
-as "drown*" or "ডুবছ*"); `` ~ `` in a term allows up to three words in between ("pani ~ barh*"
-matches "pani bahut tezi se barh raha"). Negation is not modelled on purpose ("no one is
-injured" stays HIGH).
+Matching: terminal escape sequences are dropped, text is NFC-normalised, case-folded, stripped of
+invisible characters, apostrophes, Indic nukta / chandrabindu (and Devanagari anusvara), Arabic
+diacritics, and variant Arabic letters are unified (ي→ی, ك→ک, ه→ہ); runs of a repeated letter
+collapse to one ("helppp" → "help", "paani" → "pani"). Vocabulary goes through the same
+normalisation, so both sides agree. Terms match on word boundaries (for every script); a trailing
+``*`` makes a term a prefix (stems such as "drown*" or "ডুবছ*"); `` ~ `` in a term allows up to
+three words in between ("pani ~ barh*" matches "pani bahut tezi se barh raha"). Negation is not
+modelled on purpose ("no one is injured" stays HIGH).
 
 Symbols: 🆘 and Morse SOS ("...---...") are CRITICAL; "SOS" spelled out ("S.O.S", "s o s") is the
 word. 🚨 ⚠ 🚑 are an alarm (HIGH) and 🌊 is water rising (HIGH); with a scene — 🏠 🏚 🏊 🛟 🔥,
@@ -62,6 +62,7 @@ from enum import StrEnum
 
 from bot.lang import detect_script_lang
 from bot.models import Priority
+from bot.textclean import drop_sequences
 
 __all__ = ["Command", "Triage", "normalize", "parse_command", "triage"]
 
@@ -113,7 +114,7 @@ _SPACE = re.compile(r"\s+")
 
 def normalize(text: str) -> str:
     """The matching form of a text (see module docstring); stable and idempotent."""
-    text = unicodedata.normalize("NFC", text).casefold()
+    text = unicodedata.normalize("NFC", drop_sequences(text, " ")).casefold()
     text = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
         for ch in text

@@ -240,6 +240,29 @@ async def _inbox_done(gw: Gateway, text: str) -> bool:
     return bool(rows) and rows[0][0] == "done"
 
 
+async def test_room_posts_never_carry_control_or_bidi_characters(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """An SMS with ANSI escapes and a bidi override: the new-case alert and !case in the room show
+    it cleaned (through the real Synapse), while the inbox and the case keep it as received."""
+    room = coordination
+    hostile = "\x1b[2J\x1b[31mdrowning\x1b[0m on the roof\r of the \u202eschool\u2069 \x9b5m"
+    ollama_standin.push_chat(text_reply("Stay on the roof."))
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, hostile)
+        alert = await room.wait_notice("new case")
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+        shown = await ask(room, f"!case {case}")
+        stored = await gw.rows("SELECT text FROM inbox WHERE peer=?", VICTIM)
+        summary = await gw.rows("SELECT summary FROM incidents")
+    assert alert.startswith("[CRITICAL]")  # the escapes do not hide "drowning" from triage
+    for body in (alert, shown):
+        assert "drowning on the roof\n of the school" in body, body
+        assert not [c for c in "\x1b\x9b\r\u202e\u2069" if c in body], repr(body)
+    assert stored[0][0] == hostile and summary[0][0] == hostile
+
+
 async def test_bot_restart_does_not_reprocess(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:

@@ -217,6 +217,12 @@ def test_symbols_are_reasons_and_never_commands() -> None:
     assert triage("--- menu ---").priority is not C
 
 
+def test_terminal_escapes_do_not_hide_a_life_threat() -> None:
+    assert triage("\x1b[2J\x1b[31mdrowning\x1b[0m on the roof").priority is C
+    assert triage("we are \x1b]8;;http://x\x07trapped\x1b]8;;\x07").priority is C
+    assert triage("\x1bP\x9d drowning, unterminated").priority is C  # nothing swallowed
+
+
 # --- specific behaviours ------------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ from bot import redact
 from bot.addressing import reply_fallback_sender, strip_reply_fallback
 from bot.aio import raise_if_cancelling
 from bot.models import Attachment, Channel, Inbound, Outbound, Role
+from bot.textclean import clean_text
 from config.settings import MatrixSettings, MediaSettings
 
 log = logging.getLogger(__name__)
@@ -836,14 +837,16 @@ class MatrixTransport:
 
     # ------------------------------------------------------------------ sending
     async def send(self, out: Outbound) -> str:
+        # Every post may quote what the public typed: no escape sequences or bidi overrides
+        # reach a reader's screen (the outbox keeps the text as it was).
         content: dict[str, Any] = {
             "msgtype": str(out.meta.get("msgtype", "m.notice")),
-            "body": out.text,
+            "body": clean_text(out.text),
         }
         formatted = out.meta.get("formatted_body")
         if isinstance(formatted, str) and formatted:
             content["format"] = "org.matrix.custom.html"
-            content["formatted_body"] = formatted
+            content["formatted_body"] = clean_text(formatted)
         reply_to = out.meta.get("in_reply_to")
         if isinstance(reply_to, str) and reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
