@@ -882,7 +882,9 @@ async def test_commands_in_replies_and_after_a_mention_are_commands(
     room = coordination
     async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
         await joined(gw, room.room_id)
-        case, _ = await sms_case(gw, pending_dispatch=True)
+        case, case_id = await sms_case(gw, pending_dispatch=True)
+        async with gw.db.transaction() as conn:
+            await incidents.update(conn, case_id, time.time(), lat=23.81, lon=90.41)
         teams = await ask(room, "!teams")
         alert_id = await event_id_of(room, teams)
         quoted = "\n".join(f"> {line}" for line in teams.splitlines())
@@ -893,6 +895,7 @@ async def test_commands_in_replies_and_after_a_mention_are_commands(
         assert approved.startswith(f"{case}: approved, team boat-2")
         shown = await ask(room, f"Lifeline: !case {case}")
         assert shown.startswith("[HIGH]") and case in shown and "boat-2 assigned" in shown
+        assert shown.count("where:") == 1 and shown.count("GPS: 23.81000,90.41000") == 1
         assert (await ask(room, "lifeline !teams")).startswith("boat-1 boat")
         localpart = room.bot.user_id.split(":")[0]
         assert "Lifeline commands" in await ask(room, f"{room.bot.user_id}: !help")
