@@ -387,7 +387,7 @@ async def test_photo_with_gps_is_downscaled_stripped_and_located(
             inc = (await gw.rows("SELECT lat, lon, case_code FROM incidents"))[0]
             assert abs(inc[0] - 25.80567) < 1e-4 and abs(inc[1] - 89.63651) < 1e-4
             await room.say(room.coord, f"!case {inc[2]}")
-            assert inc[2] in await room.wait_notice("GPS 25.80567,89.63651")
+            assert inc[2] in await room.wait_notice("GPS: 25.80567,89.63651")
             stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
             assert len(stored) == 1
             assert b"Exif" not in stored[0].read_bytes()[:4096]
