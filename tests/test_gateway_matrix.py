@@ -263,6 +263,24 @@ async def test_room_posts_never_carry_control_or_bidi_characters(
     assert stored[0][0] == hostile and summary[0][0] == hostile
 
 
+async def test_emoji_only_sos_alerts_the_coordinators_at_once(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """ "🆘🌊🏠😭🙏" by SMS is a life threat: a CRITICAL case, the coordinators alerted, and the
+    victim told help is being arranged (it was rated low and raised no alert)."""
+    room = coordination
+    ollama_standin.push_chat(text_reply("Where are you? How many people?"))
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "🆘🌊🏠😭🙏")
+        alert = await room.wait_notice("new case")
+        ack = (await gw.wait_sent(VICTIM, 1))[0]["text"]
+        priority = await gw.rows("SELECT priority FROM incidents")
+    assert alert.startswith("[CRITICAL]")
+    assert priority[0][0] == Priority.CRITICAL
+    assert "Help is being arranged" in ack
+
+
 async def test_bot_restart_does_not_reprocess(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
