@@ -46,7 +46,7 @@ from handlers.context import Services
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 500
-TWIN_WINDOW_S = 600.0  # the same advisory from the same coordinator within 10 min is one advisory
+TWIN_WINDOW_S = 600.0  # the same advisory to the same area within 10 min is one advisory
 MAX_EVERY_MIN = 7 * 24 * 60
 CHART_HOURS = 24
 _AT_RE = re.compile(r"^(?P<text>.*?)\s+at\s+(?P<h>[01]?\d|2[0-3])[:.](?P<m>[0-5]\d)\s*$", re.S)
@@ -507,7 +507,8 @@ class Broadcasts:
             return await self._broadcast(args, rest, actor)
         except ArgumentError as exc:
             log.info("!%s from %s refused: %s", name, actor, exc)
-            return f"{exc} Nothing was sent."
+            cancelling = name == "broadcast" and bool(args) and args[0].lower() == "cancel"
+            return f"{exc} Nothing was {'cancelled' if cancelling else 'sent'}."
 
     async def _broadcast(self, args: Sequence[str], rest: str, actor: str) -> str:
         if not args:
