@@ -19,6 +19,7 @@ from bot import redact
 from bot.cli_table import Col, render, short_coding, short_time
 from bot.store import incidents as incident_store
 from bot.store.db import Database, DatabaseMissing, StorageError
+from bot.textclean import clean_text, escape_unsafe
 from config.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
@@ -112,7 +113,9 @@ def emit(
     wide: bool = False,
 ) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2, default=str) + "\n")
+        # Values as stored; controls and bidi marks as \u escapes, never raw on the terminal.
+        out = json.dumps(rows, ensure_ascii=False, indent=2, default=str)
+        sys.stdout.write(escape_unsafe(out) + "\n")
         return
     render(console, rows, columns, title, wide=wide, cell=_cell)
     if not rows:
@@ -125,12 +128,16 @@ WIDE = Annotated[
 
 
 def _cell(value: Any) -> str:
+    """Display text of a value: what people typed is never terminal control (ANSI escapes,
+    bidi overrides in an SMS); cli_table shows it as plain text, never as rich markup."""
     if isinstance(value, list):
-        return ", ".join(
-            f"{v.get('team') or '-'}:{v.get('status')}" if isinstance(v, dict) else str(v)
-            for v in value
+        return clean_text(
+            ", ".join(
+                f"{v.get('team') or '-'}:{v.get('status')}" if isinstance(v, dict) else str(v)
+                for v in value
+            )
         )
-    return "" if value is None else str(value)
+    return "" if value is None else clean_text(str(value))
 
 
 # ---- commands ----------------------------------------------------------------------------------

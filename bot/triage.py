@@ -17,14 +17,19 @@ Levels
   message we cannot classify that is not a question (unknown is not safe).
 * LOW — thanks, "we are safe", status enquiries, general questions, keyword commands.
 
-Matching: text is NFC-normalised, case-folded, stripped of invisible characters, apostrophes,
-Indic nukta / chandrabindu (and Devanagari anusvara), Arabic diacritics, and variant Arabic
-letters are unified (ي→ی, ك→ک, ه→ہ); runs of a repeated letter collapse to one ("helppp" → "help",
-"paani" → "pani"). Vocabulary goes through the same normalisation, so both sides agree. Terms
-match on word boundaries (for every script); a trailing ``*`` makes a term a prefix (stems such
-as "drown*" or "ডুবছ*"); `` ~ `` in a term allows up to three words in between ("pani ~ barh*"
-matches "pani bahut tezi se barh raha"). Negation is not modelled on purpose ("no one is
-injured" stays HIGH).
+Matching: terminal escape sequences are dropped, text is NFC-normalised, case-folded, stripped of
+invisible characters, apostrophes, Indic nukta / chandrabindu (and Devanagari anusvara), Arabic
+diacritics, and variant Arabic letters are unified (ي→ی, ك→ک, ه→ہ); runs of a repeated letter
+collapse to one ("helppp" → "help", "paani" → "pani"). Vocabulary goes through the same
+normalisation, so both sides agree. Terms match on word boundaries (for every script); a trailing
+``*`` makes a term a prefix (stems such as "drown*" or "ডুবছ*"); `` ~ `` in a term allows up to
+three words in between ("pani ~ barh*" matches "pani bahut tezi se barh raha"). Negation is not
+modelled on purpose ("no one is injured" stays HIGH).
+
+Symbols: 🆘 and Morse SOS ("...---...") are CRITICAL; "SOS" spelled out ("S.O.S", "s o s") is the
+word. 🚨 ⚠ 🚑 are an alarm (HIGH) and 🌊 is water rising (HIGH); with a scene — 🏠 🏚 🏊 🛟 🔥,
+a distress face 😭 😱 😰 … or a plea 🙏 — they make a life threat ("🌊🏠😭🙏", "⚠️🏠", "🚨🌊").
+🙏 or 👍 alone stay LOW; a message of only distress or scene symbols is unclassified (MEDIUM).
 
 SMS keyword commands
 --------------------
@@ -57,6 +62,7 @@ from enum import StrEnum
 
 from bot.lang import detect_script_lang
 from bot.models import Priority
+from bot.textclean import drop_sequences
 
 __all__ = ["Command", "Triage", "normalize", "parse_command", "triage"]
 
@@ -90,6 +96,7 @@ _STRIP_CHARS = dict.fromkeys(
     )
 )
 _STRIP_CHARS.update(dict.fromkeys(range(0x064B, 0x0660)))  # Arabic harakat
+_STRIP_CHARS.update(dict.fromkeys(range(0xFE00, 0xFE10)))  # variation selectors ("❤️" is a symbol)
 _MAP_CHARS = str.maketrans(
     {
         "\u064a": "\u06cc",  # Arabic yeh → Farsi/Urdu yeh
@@ -107,7 +114,7 @@ _SPACE = re.compile(r"\s+")
 
 def normalize(text: str) -> str:
     """The matching form of a text (see module docstring); stable and idempotent."""
-    text = unicodedata.normalize("NFC", text).casefold()
+    text = unicodedata.normalize("NFC", drop_sequences(text, " ")).casefold()
     text = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
         for ch in text
@@ -226,8 +233,9 @@ CRITICAL_SIGNALS: dict[str, tuple[str, ...]] = {
         "مکان گر*", "گھر گر*", "دیوار گر*", "چھت گر*", "ملبے*", "دب گی*", "لینڈ سلائیڈ",
     ),
     "sos": (
-        "sos", "mayday", "save us", "save me", "save my*", "save our*", "rescue us", "rescue me",
-        "rescue my*", "need rescue", "need rescuing", "please rescue", "we will die", "well die",
+        "sos", "s o s", "mayday", "save us", "save me", "save my*", "save our*", "rescue us",
+        "rescue me", "rescue my*", "need rescue", "need rescuing", "please rescue", "we will die",
+        "well die",
         "we are dying", "i am dying", "dying", "going to die", "gonna die", "life in danger",
         "lives in danger", "life threatening", "bachao*", "bachaw", "bachau", "bacha lo",
         "bachalo", "bachaiye", "bachaie", "bachain", "bachaen", "banchao", "bachan", "bacao",
@@ -524,6 +532,41 @@ _LOW = _compile_table(LOW_SIGNALS)
 _MODIFIERS = _compile_table({"bite": _BITE, "child": _CHILD})
 _EXCLUDE_RE = _compile(_EXCLUDE)
 
+# --- symbols ----------------------------------------------------------------------------------
+# Someone clinging to a roof types what they can: an emoji string or a Morse SOS is a message.
+# _match_form() turns symbols into spaces, so they are read from the raw text instead (a
+# codepoint test: "⚠️", "🏊‍♀️" and skin-toned forms contain the base symbol).
+SYMBOL_SIGNALS: dict[str, str] = {
+    "sos": "\U0001f198",  # 🆘: a life threat on its own
+    "alarm": "\U0001f6a8\u26a0\U0001f691",  # 🚨 ⚠ 🚑: HIGH alone, a life threat with a scene
+    "water_rising": "\U0001f30a",  # 🌊
+}
+SYMBOL_MODIFIERS: dict[str, str] = {
+    "home_symbol": "\U0001f3e0\U0001f3e1\U0001f3d8\U0001f3da\U0001f6d6",  # 🏠 🏡 🏘 🏚 🛖
+    "drowning_symbol": "\U0001f3ca\U0001f6df",  # 🏊 🛟
+    "fire_symbol": "\U0001f525",  # 🔥
+    "distress_symbol": (  # 😭 😱 😰 😨 😢 😩 😫 🥺 😖 😣 😧
+        "\U0001f62d\U0001f631\U0001f630\U0001f628\U0001f622\U0001f629\U0001f62b\U0001f97a"
+        "\U0001f616\U0001f623\U0001f627"
+    ),
+    "pray_symbol": "\U0001f64f",  # 🙏: a plea or a thank-you; never urgent on its own
+}
+# Symbols that say something happened: a message of only these is unclassified, not "empty".
+_TELLING_SYMBOLS = frozenset({"home_symbol", "drowning_symbol", "fire_symbol", "distress_symbol"})
+# ... --- ... in dots and dashes of any kind, spaced or not ("…---…" too, via NFKC).
+_MORSE_SOS = re.compile(r"(?:[.·•∙]\s*){3}(?:[-–—−_]\s*){3}(?:[.·•∙]\s*){2}[.·•∙]")
+
+
+def _symbols(text: str) -> tuple[set[str], set[str]]:
+    """(signals, modifiers) carried by emoji and Morse in the raw text."""
+    plain = unicodedata.normalize("NFKC", text)
+    signals = {name for name, chars in SYMBOL_SIGNALS.items() if any(c in plain for c in chars)}
+    if _MORSE_SOS.search(plain):
+        signals.add("sos")
+    mods = {name for name, chars in SYMBOL_MODIFIERS.items() if any(c in plain for c in chars)}
+    return signals, mods
+
+
 # Combinations that make a HIGH picture a life threat: (reason, required, any-of).
 _CRITICAL_COMBOS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     (
@@ -532,9 +575,30 @@ _CRITICAL_COMBOS: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
         frozenset(
             {
                 "roof", "plea", "child", "elderly", "stranded", "pregnant", "injured", "sick",
-                "boat_request", "danger", "pain",
+                "boat_request", "danger", "pain", "alarm", "distress_symbol", "pray_symbol",
+                "drowning_symbol",
             }
         ),
+    ),
+    (
+        "alarm+scene",
+        frozenset({"alarm"}),
+        frozenset(
+            {
+                "home_symbol", "drowning_symbol", "fire_symbol", "distress_symbol", "roof",
+                "stranded", "child", "injured", "danger", "plea",
+            }
+        ),
+    ),
+    (
+        "drowning_symbol+distress",
+        frozenset({"drowning_symbol"}),
+        frozenset({"distress_symbol", "pray_symbol", "plea", "danger"}),
+    ),
+    (
+        "fire_symbol+home",
+        frozenset({"fire_symbol"}),
+        frozenset({"home_symbol", "distress_symbol", "plea", "danger"}),
     ),
     ("snake+bite", frozenset({"snake", "bite"}), frozenset()),
     ("child+danger", frozenset({"child"}), frozenset({"danger", "stranded", "roof"})),
@@ -655,11 +719,12 @@ def triage(text: str) -> Triage:
     keyword, argument = command if command else (None, "")
     norm = _EXCLUDE_RE.sub(" ", _match_form(text))
 
-    critical = _matches(_CRITICAL, norm)
-    high = _matches(_HIGH, norm)
+    symbols, symbol_mods = _symbols(text)
+    critical = _matches(_CRITICAL, norm) | (symbols & CRITICAL_SIGNALS.keys())
+    high = _matches(_HIGH, norm) | (symbols - CRITICAL_SIGNALS.keys())
     medium = _matches(_MEDIUM, norm)
     low = _matches(_LOW, norm)
-    mods = _matches(_MODIFIERS, norm)
+    mods = _matches(_MODIFIERS, norm) | symbol_mods
     present = critical | high | medium | mods
 
     combos: list[str] = []
@@ -681,7 +746,12 @@ def triage(text: str) -> Triage:
         priority = Priority.HIGH
     elif medium:
         priority = Priority.MEDIUM
-    elif low or keyword is not None or "?" in text or not norm.strip():
+    elif (
+        low
+        or keyword is not None
+        or "?" in text
+        or (not norm.strip() and not symbol_mods & _TELLING_SYMBOLS)
+    ):
         priority = Priority.LOW
     else:
         # Nothing recognised and not a question: unknown is not the same as safe.

@@ -8,11 +8,17 @@ Large advisories are enqueued in chunked transactions (``chunk_size`` rows each)
 STOP never wait long for the database; each chunk re-checks opt-outs inside its transaction and
 STOP cancels rows already queued, so STOP always wins.
 
-Coordinator commands (via handlers/responder.py):
+The same advisory again within TWIN_WINDOW_S (a re-sent or re-processed command, or a second
+coordinator sending it too) is the first one topped up: it goes to whoever subscribed since and
+to nobody twice (deduplicated by recipient, through the per-recipient idempotency key).
+
+Coordinator commands (via handlers/responder.py); every argument is checked first, and a wrong
+one gets a clear error with nothing sent or scheduled:
   !advise <area|*> <text>              send now to the area's subscribers ("queued N")
-  !advise <area|*> <text> at HH:MM     once, at the next HH:MM (server local time)
+  !advise <area|*> <text> at HH:MM     once, at the next HH:MM (server local time, 24-hour)
   !broadcast every <min> <area> <text> now and every <min> minutes
   !broadcast list | cancel <id>
+SMS advisories start with ADVISORY_PREFIX, so a subscriber knows who is texting them.
 """
 
 from __future__ import annotations
@@ -40,13 +46,18 @@ from handlers.context import Services
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 500
-TWIN_WINDOW_S = 600.0  # the same advisory from the same coordinator within 10 min is one advisory
+TWIN_WINDOW_S = 600.0  # the same advisory to the same area within 10 min is one advisory
 MAX_EVERY_MIN = 7 * 24 * 60
 CHART_HOURS = 24
 _AT_RE = re.compile(r"^(?P<text>.*?)\s+at\s+(?P<h>[01]?\d|2[0-3])[:.](?P<m>[0-5]\d)\s*$", re.S)
+# Anything that ends like "at <digits>:<digits>" is meant as a time: a wrong one is an error.
+_AT_LIKE_RE = re.compile(r"\s+at\s+(?P<time>\d+\s*[:.]\s*\d+)\s*$", re.I)
+MAX_ID_DIGITS = 9
+MAX_AREA_CHARS = 60  # subscriptions.normalise_area keeps this much
 
 USAGE_ADVISE = "Usage: !advise <area|*> <text> [at HH:MM]"
 USAGE_BROADCAST = "Usage: !broadcast list | cancel <id> | every <minutes> <area|*> <text>"
+ADVISORY_PREFIX = "Lifeline advisory: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +97,49 @@ def _hhmm(t: float) -> str:
 
 def _area_label(area: str) -> str:
     return "everyone" if area in ("*", "all") else area
+
+
+def advisory_sms(text: str, budget: int) -> str:
+    """The SMS a subscriber gets: who it is from, then the text, within ``budget`` segments."""
+    return sms_text.fit(ADVISORY_PREFIX + text, budget)
+
+
+class ArgumentError(ValueError):
+    """A coordinator's command argument is wrong: the message says what and how to fix it."""
+
+
+def check_time_suffix(text: str) -> None:
+    """Refuse a text that ends like a time but is not a valid 24-hour HH:MM ("at 25:99")."""
+    m = _AT_LIKE_RE.search(text)
+    if m is not None and _AT_RE.match(text) is None:
+        raise ArgumentError(
+            f"'at {m['time']}' is not a time: write HH:MM, 24-hour, 00:00 to 23:59 "
+            "(e.g. at 18:30). To send a text that ends in numbers now, end it with a full stop."
+        )
+
+
+def check_area(area: str) -> None:
+    if area in ("*", "all"):
+        return
+    if not any(ch.isalnum() for ch in area):  # JOIN drops punctuation: nobody can join it
+        raise ArgumentError(f"'{area}' is not an area name; use * for everyone.")
+    if len(area.split()) > MAX_AREA_WORDS or len(area) > MAX_AREA_CHARS:
+        raise ArgumentError(
+            f"An area is at most {MAX_AREA_WORDS} words and {MAX_AREA_CHARS} characters "
+            "(what people text after JOIN); use * for everyone."
+        )
+    if any(not ch.isprintable() for ch in area):
+        raise ArgumentError("The area name holds control characters; type it again.")
+
+
+def parse_broadcast_id(arg: str) -> int:
+    digits = arg.removeprefix("#")
+    if not digits.isdecimal() or not digits.isascii() or len(digits) > MAX_ID_DIGITS:
+        raise ArgumentError(
+            f"'{arg}' is not a broadcast id: use the number from !broadcast list, "
+            "e.g. !broadcast cancel 12."
+        )
+    return int(digits)
 
 
 class Broadcasts:
@@ -216,12 +270,16 @@ class Broadcasts:
 
     # ---- firing ---------------------------------------------------------------------------------
 
-    async def fire(self, b: Broadcast, slot: float) -> FireResult:
-        """Enqueue one fire of ``b`` for the scheduled ``slot``; safe to call twice."""
+    async def fire(self, b: Broadcast, slot: float, *, top_up: bool = False) -> FireResult:
+        """Enqueue one fire of ``b`` for the scheduled ``slot``; safe to call twice.
+
+        ``top_up`` re-runs a finished advisory fire for today's subscribers: only those who
+        have no row for it yet (joined since) get one; nobody gets a second copy."""
         key = store.fire_key(slot)
         lock = self._locks.setdefault(b.id, asyncio.Lock())
         async with lock:
-            if await store.fire_status(self.s.db, b.id, key) == "done":
+            done = await store.fire_status(self.s.db, b.id, key) == "done"
+            if done and not (top_up and b.kind == store.KIND_ADVISORY):
                 log.info("broadcast #%d fire %s already done; nothing enqueued", b.id, key)
                 return FireResult(b.id, key, 0, 0, 0, already_done=True)
             if b.kind == store.KIND_SITREP:
@@ -232,7 +290,7 @@ class Broadcasts:
         db = self.s.db
         subs = await subscriptions.subscribers(db, b.area)
         texts = {
-            Channel.SMS: sms_text.fit(b.text, self.s.settings.sms.segment_budget),
+            Channel.SMS: advisory_sms(b.text, self.s.settings.sms.segment_budget),
             Channel.MATRIX: f"Advisory for {_area_label(b.area)}: {b.text}",
         }
         async with db.transaction() as conn:
@@ -443,46 +501,72 @@ class Broadcasts:
 
     async def command(self, name: str, args: Sequence[str], rest: str, actor: str) -> str:
         """``!advise`` / ``!broadcast`` from a coordinator (authority checked by the caller)."""
-        if name == "advise":
-            return await self._advise(rest, actor)
+        try:
+            if name == "advise":
+                return await self._advise(rest, actor)
+            return await self._broadcast(args, rest, actor)
+        except ArgumentError as exc:
+            log.info("!%s from %s refused: %s", name, actor, exc)
+            cancelling = name == "broadcast" and bool(args) and args[0].lower() == "cancel"
+            return f"{exc} Nothing was {'cancelled' if cancelling else 'sent'}."
+
+    async def _broadcast(self, args: Sequence[str], rest: str, actor: str) -> str:
         if not args:
             return USAGE_BROADCAST
         sub = args[0].lower()
         if sub == "list":
             return await self.list_text()
-        if sub == "cancel" and len(args) == 2 and args[1].lstrip("#").isdigit():
-            return await self.cancel(int(args[1].lstrip("#")), actor)
-        if sub == "every" and len(args) >= 4:
+        if sub == "cancel":
+            if len(args) != 2:
+                raise ArgumentError("Usage: !broadcast cancel <id> (one id, from !broadcast list).")
+            return await self.cancel(parse_broadcast_id(args[1]), actor)
+        if sub == "every" and len(args) >= 2:
             minutes = args[1]
-            if not minutes.isdigit() or not 1 <= int(minutes) <= MAX_EVERY_MIN:
-                return f"Minutes must be a whole number from 1 to {MAX_EVERY_MIN}."
+            if not minutes.isdecimal() or not minutes.isascii() or len(minutes) > 6:
+                raise ArgumentError(
+                    f"Minutes must be a whole number from 1 to {MAX_EVERY_MIN}; got '{minutes}'."
+                )
+            if not 1 <= int(minutes) <= MAX_EVERY_MIN:
+                raise ArgumentError(
+                    f"Minutes must be a whole number from 1 to {MAX_EVERY_MIN}; got {minutes}."
+                )
             after = rest.split(None, 2)[2] if len(rest.split(None, 2)) == 3 else ""
-            area, text = await self._split_area(after)
+            area, text, quoted = await self._split_area(after)
             if not area or not text:
                 return USAGE_BROADCAST
-            return await self.create(area, text, actor, every_min=int(minutes))
+            check_area(area)
+            check_time_suffix(text)
+            return await self.create(area, text, actor, every_min=int(minutes), quoted=quoted)
         return USAGE_BROADCAST
 
-    async def _split_area(self, rest: str) -> tuple[str, str]:
+    async def _split_area(self, rest: str) -> tuple[str, str, bool]:
         """Like split_area, but an unquoted multi-word area people have joined ("!advise Char
-        Bhadrasan Water rising") is recognised: the longest known area the text starts with."""
+        Bhadrasan Water rising") is recognised: the longest known area the text starts with.
+        The flag says whether the area was quoted (or recognised as a known multi-word area)."""
         if rest.strip()[:1] not in ("'", '"'):
             known = await subscriptions.area_counts(self.s.db)
             words = rest.split()
             for n in range(min(len(words) - 1, MAX_AREA_WORDS), 1, -1):
                 if subscriptions.normalise_area(" ".join(words[:n])) in known:
-                    return " ".join(words[:n]), " ".join(words[n:])
-        return split_area(rest)
+                    return " ".join(words[:n]), " ".join(words[n:]), True
+            area, text = split_area(rest)
+            return area, text, False
+        area, text = split_area(rest)
+        return area, text, True
 
     async def _advise(self, rest: str, actor: str) -> str:
-        area, text = await self._split_area(rest)
+        area, text, quoted = await self._split_area(rest)
         if not area or not text:
             return USAGE_ADVISE
+        check_area(area)
+        check_time_suffix(text)
         m = _AT_RE.match(text)
         if m is not None:
+            if not m["text"].strip():
+                return USAGE_ADVISE
             at = next_local_time(self.s.clock(), int(m["h"]), int(m["m"]))
-            return await self.create(area, m["text"].strip(), actor, at=at)
-        return await self.create(area, text, actor)
+            return await self.create(area, m["text"].strip(), actor, at=at, quoted=quoted)
+        return await self.create(area, text, actor, quoted=quoted)
 
     async def create(
         self,
@@ -492,27 +576,30 @@ class Broadcasts:
         *,
         every_min: int | None = None,
         at: float | None = None,
+        quoted: bool = True,
     ) -> str:
-        """Create an advisory: now (and every ``every_min``), or once at ``at``."""
+        """Create an advisory: now (and every ``every_min``), or once at ``at``.
+
+        ``quoted`` False: the area was the first word of an unquoted command, so an unknown
+        area may be the first word of a longer name; the warning then says how to quote it."""
         now = self.s.clock()
         key_area = "*" if area.strip() in ("*", "all") else subscriptions.normalise_area(area)
-        fitted = sms_text.fit(text, self.s.settings.sms.segment_budget)
+        budget = self.s.settings.sms.segment_budget
+        fitted = advisory_sms(text, budget)
         note = (
-            f" (text shortened to {self.s.settings.sms.segment_budget} SMS)"
-            if fitted != sms_text.gsm_fold(sms_text.to_plain(text))
+            f" (text shortened to {budget} SMS)"
+            if fitted != sms_text.gsm_fold(sms_text.to_plain(ADVISORY_PREFIX + text))
             else ""
         )
         if key_area != "*":
             counts = await subscriptions.area_counts(self.s.db)
             if key_area not in counts:
                 known = ", ".join(f"{a} ({n})" for a, n in list(counts.items())[:8]) or "none"
-                note += (
-                    f" — WARNING: nobody has joined '{key_area}'; known areas: {known}. "
-                    'Quote an area of several words: !advise "char bhadrasan" …'
-                )
+                note += f" — WARNING: nobody has joined '{key_area}' (known areas: {known})"
+                if not quoted:
+                    note += '; quote an area of several words: !advise "char bhadrasan" …'
         twin = await store.recent_twin(
             self.s.db,
-            created_by=actor,
             area=key_area,
             text=text,
             every_min=every_min,
@@ -520,17 +607,24 @@ class Broadcasts:
             at=at,
         )
         if twin is not None:
-            log.warning(
-                "broadcast #%d: same advisory again from %s; not duplicated", twin.id, actor
-            )
             if at is not None:
+                log.warning("broadcast #%d: same scheduled advisory again from %s", twin.id, actor)
                 return f"Advisory #{twin.id} is already scheduled for {_hhmm(twin.run_at)}."
-            result = await self.fire(twin, twin.run_at)
-            last = await store.last_fire(self.s.db, twin.id)
-            count = last[1] if last else result.recipients
+            # Deduplicated by recipient: whoever has it already gets nothing, whoever joined
+            # since (or was not reachable through a subscription then) gets it now.
+            current = twin.slot_at(now) if twin.repeating else None
+            result = await self.fire(twin, twin.run_at if current is None else current, top_up=True)
+            log.warning(
+                "broadcast #%d: same advisory again from %s; %d new recipient(s), no second copy",
+                twin.id,
+                actor,
+                result.new_rows,
+            )
             return (
                 f"Advisory #{twin.id} was already sent to {_area_label(key_area)} "
-                f"{int((now - twin.created_at) // 60)} min ago: queued {count}, no second copy."
+                f"{int((now - twin.created_at) // 60)} min ago: no second copy to its "
+                f"{result.recipients - result.new_rows} recipient(s); queued {result.new_rows} "
+                f"for people who joined since{note}."
             )
         run_at = at if at is not None else store.floor_minute(now)
         async with self.s.db.transaction() as conn:

@@ -21,7 +21,7 @@ from bot.tools import Tool, ToolArgs, ToolRefused
 from handlers import authority
 from handlers.context import Services, TurnContext
 from handlers.public_text import UNTRUSTED_NOTE, inline, quoted
-from handlers.texts import say
+from handlers.texts import finish_note, say
 
 log = logging.getLogger(__name__)
 
@@ -596,7 +596,7 @@ def victim_text(
     On SMS it is plain text, GSM-7 where possible (curly quotes and dashes folded), within
     ``sms.segment_budget``; a coordinator's ``note`` (the free text inside the template) is what
     gets cut, so the case code before it and the template's closing words after it survive."""
-    note = str(values.pop("note", ""))
+    note = finish_note(template, incident.lang, str(values.pop("note", "")))
     if incident.channel is not Channel.SMS:
         text = say(template, incident.lang, case=incident.case, note=note, **values)
         return re.sub(r" {2,}", " ", text).strip(), False  # an empty note leaves two spaces

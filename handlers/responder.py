@@ -215,12 +215,14 @@ class ResponderFlow:
         if incident is None:
             return f"No case {code.upper()}."
         ds = await store.dispatches_for(self.s.db, incident.id)
-        where = inline(incident.location) or "?"
-        if incident.lat is not None and incident.lon is not None:
-            where += f" (GPS {incident.lat:.5f},{incident.lon:.5f})"
+        # alert_text already says "where:"; only the GPS fix is added, on its own line.
+        gps = (
+            f"GPS: {incident.lat:.5f},{incident.lon:.5f}\n"
+            if incident.lat is not None and incident.lon is not None
+            else ""
+        )
         return (
-            f"{dispatch.alert_text(incident, incident.status, self.s.clock())}\n"
-            f"where: {where}\ndispatches: "
+            f"{dispatch.alert_text(incident, incident.status, self.s.clock())}\n{gps}dispatches: "
             + (", ".join(f"#{d.id} {d.team_id or '-'} {d.status}" for d in ds) or "none")
         )
 

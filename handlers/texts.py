@@ -1,8 +1,12 @@
 """What Lifeline says to victims, per language. Short: every line must fit an SMS budget.
 
-Placeholders: {case}, {team}, {eta}, {note}, {area}. Missing languages fall back to English."""
+Placeholders: {case}, {team}, {eta}, {note}, {area}. Missing languages fall back to English.
+The first reply promises only what will happen: "help is being arranged" is for messages triage
+rates HIGH or CRITICAL (coordinators are alerted); a question or a request gets "ack_info"."""
 
 from __future__ import annotations
+
+from bot.models import Priority
 
 TEXTS: dict[str, dict[str, str]] = {
     "ack": {
@@ -11,6 +15,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "bn": "Lifeline: বার্তা পেয়েছি। কেস {case}। সাহায্যের ব্যবস্থা হচ্ছে। পানি বাড়লে সবচেয়ে উঁচু নিরাপদ জায়গায় যান।",
         "hi": "Lifeline: संदेश मिला। केस {case}। मदद की व्यवस्था हो रही है। पानी बढ़े तो सबसे ऊँची सुरक्षित जगह जाएँ।",
         "ur": "Lifeline: پیغام مل گیا۔ کیس {case}۔ مدد کا انتظام ہو رہا ہے۔ پانی بڑھے تو سب سے اونچی محفوظ جگہ جائیں۔",
+    },
+    "ack_info": {
+        "en": "Lifeline: message received. Case {case}. We will text you a reply. If anyone is in "
+        "danger, text where you are and how many people.",
+        "bn": "Lifeline: বার্তা পেয়েছি। কেস {case}। আমরা আপনাকে জানাব। কেউ বিপদে থাকলে লিখুন কোথায় "
+        "আছেন, কতজন।",
+        "hi": "Lifeline: संदेश मिला। केस {case}। हम आपको बताएँगे। कोई खतरे में हो तो लिखें आप कहाँ हैं, "
+        "कितने लोग।",
+        "ur": "Lifeline: پیغام مل گیا۔ کیس {case}۔ ہم آپ کو بتائیں گے۔ کوئی خطرے میں ہو تو لکھیں آپ کہاں "
+        "ہیں، کتنے لوگ۔",
     },
     "ack_ask": {
         "en": "Lifeline: message received. Case {case}. Reply with where you are, how many people "
@@ -184,6 +198,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "ur": "سب سے اونچی محفوظ جگہ جائیں۔ سیلابی پانی اور گرے تاروں سے دور رہیں۔ صرف ابلا پانی پئیں۔",
     },
 }
+
+
+_SENTENCE_END = {"en": ".", "bn": "।", "hi": "।", "ur": "۔"}
+_ENDS_SENTENCE = tuple(".!?…।॥۔؟\"'”’")
+
+
+def ack_key(priority: Priority, *, bare_plea: bool) -> str:
+    """The first reply's template: only a life threat or a HIGH need is told help is coming."""
+    if bare_plea:
+        return "ack_ask"  # a bare "HELP" says nothing about where or who: ask for it
+    return "ack" if priority <= Priority.HIGH else "ack_info"
+
+
+def finish_note(key: str, lang: str, note: str) -> str:
+    """A staff note the template continues after ("{note} Text again…") ends its sentence."""
+    note = note.strip()
+    template = TEXTS[key].get(lang) or TEXTS[key]["en"]
+    if not note or "{note} " not in template or note.endswith(_ENDS_SENTENCE):
+        return note
+    return note + _SENTENCE_END.get(lang, ".")
 
 
 def say(key: str, lang: str, **values: object) -> str:

@@ -27,7 +27,7 @@ from handlers.context import Services, TurnContext
 from handlers.dispatch import alert_text
 from handlers.guard import audit_turn
 from handlers.history import conversation_history
-from handlers.texts import say
+from handlers.texts import ack_key, say
 
 if TYPE_CHECKING:
     from protocols.search import ProtocolSearch
@@ -121,8 +121,8 @@ class VictimFlow:
         if item.route not in ("throttled", "merged") and (
             new_case or escalated or await ack_due(conn, incident.id, now, window)
         ):
-            # A bare "HELP" / "মদদ" says nothing about where or who: the ack asks for it.
-            template = "ack_ask" if _bare_plea(msg.text, verdict.reasons) else "ack"
+            # A bare "HELP" asks where and who; a question is not told rescue is coming.
+            template = ack_key(verdict.priority, bare_plea=_bare_plea(msg.text, verdict.reasons))
             ack = Outbound(
                 channel=msg.channel,
                 peer=msg.peer,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pypdf import PdfReader
+
+from bot.textclean import clean_text  # one cleaner for documents and staff views
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +73,6 @@ class Chunk:
     sms: str
     text: str
     path: str = ""
-
-
-def clean_text(text: str) -> str:
-    """NFC-normalise, unify newlines, drop control/format junk but keep \\n, \\t and ZWJ/ZWNJ."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufeff", "")
-    text = unicodedata.normalize("NFC", text)
-    out: list[str] = []
-    for ch in text:
-        if ch in "\n\t":
-            out.append(ch)
-            continue
-        cat = unicodedata.category(ch)
-        if cat == "Cc":
-            continue
-        # Cf holds ZWJ/ZWNJ which Bengali/Hindi/Urdu spelling needs; drop only bidi overrides.
-        if cat == "Cf" and ch not in "\u200c\u200d":
-            continue
-        out.append(ch)
-    return "".join(out)
 
 
 def detect_lang(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from nio import RoomCreateResponse, RoomMessagesResponse
 from pydantic import SecretStr
 
+from bot import sms_text
 from bot.app import App
 from bot.models import Channel, Priority, Role, Team
 from bot.queue import OutboxWorker, RetryPolicy, Waker
@@ -530,7 +531,54 @@ async def test_multi_word_area_without_quotes_and_unknown_area_warning(tmp_path:
         )
         assert "to char bhadrasan: queued 3" in reply and "WARNING" not in reply
         texts = await r.db.fetchall("SELECT DISTINCT text FROM outbox WHERE channel='sms'")
-        assert [t[0] for t in texts] == ["Water expected to rise 1 m tonight."]
+        assert [t[0] for t in texts] == ["Lifeline advisory: Water expected to rise 1 m tonight."]
         typo = await r.broadcasts.command("advise", [], "Chor Boats at 6.", COORD)
         assert "queued 0" in typo
-        assert "nobody has joined 'chor'; known areas: char bhadrasan (3)" in typo
+        assert "nobody has joined 'chor' (known areas: char bhadrasan (3))" in typo
+        assert "quote an area of several words" in typo  # "Chor" may be the start of a name
+        quoted = await r.broadcasts.command("advise", [], '"Char Bhadrason" Boats at 6.', COORD)
+        assert "nobody has joined 'char bhadrason'" in quoted
+        assert "quote" not in quoted.lower()  # it was quoted: no advice to quote it
+
+
+async def test_same_advisory_after_people_joined_reaches_only_the_new_ones(
+    tmp_path: Path,
+) -> None:
+    """!advise to an area nobody has joined yet, people join, the same !advise again (also from
+    another coordinator): the newcomers get it, nobody gets a second copy (dedup by recipient)."""
+    async with rig(tmp_path) as r:
+        first = await r.broadcasts.command("advise", [], "ward-7 Boil drinking water.", COORD)
+        assert "queued 0" in first and "nobody has joined 'ward 7'" in first
+        early = await r.subscribe(3, area="ward-7")
+        second = await r.broadcasts.command("advise", [], "ward-7 Boil drinking water.", COORD)
+        assert "already sent" in second and "queued 3 for people who joined since" in second
+        late = await r.subscribe(2, area="Ward 7", first=10)
+        third = await r.broadcasts.command(
+            "advise", [], "ward-7 Boil drinking water.", "@other-coord:localhost"
+        )
+        assert "no second copy to its 3 recipient(s); queued 2" in third
+        again = await r.broadcasts.command("advise", [], "ward-7 Boil drinking water.", COORD)
+        assert "queued 0 for people who joined since" in again
+        rows = await r.db.fetchall("SELECT peer, text FROM outbox WHERE channel='sms'")
+        advisories = await r.db.fetchall("SELECT id FROM broadcasts WHERE kind='advisory'")
+        r.start_sending()
+        await r.drained()
+        got = r.sent()
+    assert sorted(x[0] for x in rows) == sorted(early + late)
+    assert len(advisories) == 1
+    assert Counter(m["to"] for m in got) == Counter(early + late)
+    assert {m["text"] for m in got} == {"Lifeline advisory: Boil drinking water."}
+
+
+async def test_advisory_sms_names_the_sender_within_the_budget(tmp_path: Path) -> None:
+    async with rig(tmp_path) as r:
+        await r.subscribe(2)
+        budget = r.settings.sms.segment_budget
+        long_text = "Move to the school now. " * 40
+        reply = await r.broadcasts.command("advise", [], f"ward-5 {long_text}", COORD)
+        short = await r.broadcasts.command("advise", [], "ward-5 Boats at the ghat.", COORD)
+        texts = [x[0] for x in await r.db.fetchall("SELECT text FROM outbox ORDER BY id")]
+    assert f"text shortened to {budget} SMS" in reply
+    assert "shortened" not in short
+    assert all(t.startswith("Lifeline advisory: ") for t in texts)
+    assert all(sms_text.segments(t) <= budget for t in texts)

@@ -442,6 +442,45 @@ def test_tables_show_message_text_literally(tmp_path: Path) -> None:
     assert "[model].host down" in done.stdout
 
 
+HOSTILE = (
+    "\x1b[2J\x1b[31mROOF\x1b[0m 4\rpeople \x1b]8;;http://x\x07link\x1b]8;;\x07 \u202eexe.txt \x9b7m"
+)
+UNSAFE = ("\x1b", "\x9b", "\r", "\x07", "\u202e")
+
+
+def test_tables_never_pass_control_characters_to_the_terminal(tmp_path: Path) -> None:
+    """An SMS with ANSI escapes, a carriage return, an OSC link and a bidi override: `messages`
+    and `incidents` show it cleaned; --json keeps the value exact, the unsafe characters escaped;
+    the database keeps the text as received."""
+    gw = GatewayProcess(write_config(tmp_path, dead_url()))
+    make_db(gw.db_path)
+    conn = sqlite3.connect(gw.db_path)
+    with conn:
+        conn.execute(
+            "INSERT INTO inbox (channel, dedup_key, peer, conversation, order_key, text,"
+            " received_at, created_at, updated_at) VALUES ('sms', 'k1', ?, 'c', 'o', ?, 1, 1, 1)",
+            (VICTIM, HOSTILE),
+        )
+        conn.execute(
+            "INSERT INTO incidents (case_code, priority, location, needs, summary, reporter,"
+            " channel, conversation, created_at, updated_at)"
+            " VALUES ('LF-1001', 1, ?, ?, ?, ?, 'sms', ?, 1, 1)",
+            ("\x1b[8mschool\u2066 roof", "boat\u202e", HOSTILE, VICTIM, VICTIM),
+        )
+    conn.close()
+    for command in ("messages", "incidents"):
+        done = gw.cli(command)
+        assert done.returncode == 0, done.stderr
+        assert not [c for c in UNSAFE if c in done.stdout], (command, done.stdout)
+    shown = gw.cli("messages").stdout
+    assert "ROOF" in shown and "[31m" not in shown and "8;;" not in shown
+    raw = gw.cli("messages", "--json")
+    assert not [c for c in UNSAFE if c in raw.stdout]
+    assert [r["text"] for r in json.loads(raw.stdout)] == [HOSTILE]
+    assert [r["location"] for r in gw.cli_json("incidents")] == ["\x1b[8mschool\u2066 roof"]
+    assert gw.query("SELECT text FROM inbox") == [(HOSTILE,)]
+
+
 def test_inspecting_commands_refuse_a_missing_database(tmp_path: Path) -> None:
     """Run from the wrong directory: the relative default var/lifeline.db is not there. Say so,
     naming the absolute path, instead of creating an empty database and showing "(none)"."""

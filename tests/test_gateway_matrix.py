@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import functools
 import io
 import json
 import time
@@ -202,6 +204,83 @@ async def test_free_text_goes_to_the_model_with_responder_tools(
         assert "dispatch_rescue_team" not in tools
 
 
+async def test_two_member_coordination_room_is_not_a_direct_chat(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """The coordinator and the bot alone in the configured coordination room (2 members, like a
+    DM): chatter is recorded, not answered by the model; addressing the bot still works, across
+    a restart too (the room must not turn into a DM once the client forgets its state)."""
+    created = await coordination.coord.room_create(
+        name="coordination-2", invite=[coordination.bot.user_id]
+    )
+    assert isinstance(created, RoomCreateResponse), created
+    room = dataclasses.replace(coordination, room_id=created.room_id)
+    ollama_standin.push_chat(text_reply("There are no open cases right now."))
+    settings = matrix_settings(tmp_path, ollama_standin, room)
+    chatter = ["anyone got the boat keys?", "ok thanks, heading to the ghat"]
+    for attempt, text in enumerate(chatter):
+        async with running_gateway(settings) as gw:
+            await joined(gw, room.room_id)
+            members = await room.coord.joined_members(room.room_id)
+            assert len(members.members) == 2
+            await room.say(room.coord, text)
+            if attempt == 0:
+                await room.say(room.coord, "lifeline, how many open cases do we have?")
+                await room.wait_notice("no open cases right now")
+            await wait_for(functools.partial(_inbox_done, gw, text), timeout=20, every=0.2)
+            rows = await gw.rows("SELECT meta FROM inbox WHERE text=?", text)
+            assert json.loads(rows[0][0])["is_direct"] is False
+    chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
+    assert len(chats) == 1  # only the message that addressed the bot
+    assert not any(t in n for n in await room.notices() for t in chatter)
+
+
+async def _inbox_done(gw: Gateway, text: str) -> bool:
+    rows = await gw.rows("SELECT status FROM inbox WHERE text=?", text)
+    return bool(rows) and rows[0][0] == "done"
+
+
+async def test_room_posts_never_carry_control_or_bidi_characters(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """An SMS with ANSI escapes and a bidi override: the new-case alert and !case in the room show
+    it cleaned (through the real Synapse), while the inbox and the case keep it as received."""
+    room = coordination
+    hostile = "\x1b[2J\x1b[31mdrowning\x1b[0m on the roof\r of the \u202eschool\u2069 \x9b5m"
+    ollama_standin.push_chat(text_reply("Stay on the roof."))
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, hostile)
+        alert = await room.wait_notice("new case")
+        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+        shown = await ask(room, f"!case {case}")
+        stored = await gw.rows("SELECT text FROM inbox WHERE peer=?", VICTIM)
+        summary = await gw.rows("SELECT summary FROM incidents")
+    assert alert.startswith("[CRITICAL]")  # the escapes do not hide "drowning" from triage
+    for body in (alert, shown):
+        assert "drowning on the roof\n of the school" in body, body
+        assert not [c for c in "\x1b\x9b\r\u202e\u2069" if c in body], repr(body)
+    assert stored[0][0] == hostile and summary[0][0] == hostile
+
+
+async def test_emoji_only_sos_alerts_the_coordinators_at_once(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """ "🆘🌊🏠😭🙏" by SMS is a life threat: a CRITICAL case, the coordinators alerted, and the
+    victim told help is being arranged (it was rated low and raised no alert)."""
+    room = coordination
+    ollama_standin.push_chat(text_reply("Where are you? How many people?"))
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "🆘🌊🏠😭🙏")
+        alert = await room.wait_notice("new case")
+        ack = (await gw.wait_sent(VICTIM, 1))[0]["text"]
+        priority = await gw.rows("SELECT priority FROM incidents")
+    assert alert.startswith("[CRITICAL]")
+    assert priority[0][0] == Priority.CRITICAL
+    assert "Help is being arranged" in ack
+
+
 async def test_bot_restart_does_not_reprocess(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
@@ -326,7 +405,7 @@ async def test_photo_with_gps_is_downscaled_stripped_and_located(
             inc = (await gw.rows("SELECT lat, lon, case_code FROM incidents"))[0]
             assert abs(inc[0] - 25.80567) < 1e-4 and abs(inc[1] - 89.63651) < 1e-4
             await room.say(room.coord, f"!case {inc[2]}")
-            assert inc[2] in await room.wait_notice("GPS 25.80567,89.63651")
+            assert inc[2] in await room.wait_notice("GPS: 25.80567,89.63651")
             stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
             assert len(stored) == 1
             assert b"Exif" not in stored[0].read_bytes()[:4096]
@@ -420,7 +499,7 @@ async def test_advisory_reaches_matrix_dm_subscribers_and_stop_is_honoured(
             advisory = await room.wait_notice("Boil drinking water", client=victim, room_id=dm)
             assert advisory == "Advisory for ward 5: Boil drinking water for 1 minute."
             await gw.wait_sent(VICTIM, 2)
-            assert gw.sent()[-1]["text"] == "Boil drinking water for 1 minute."
+            assert gw.sent()[-1]["text"] == "Lifeline advisory: Boil drinking water for 1 minute."
 
             await victim.room_send(dm, "m.room.message", {"msgtype": "m.text", "body": "STOP"})
             await room.wait_notice("STOP", client=victim, room_id=dm)
@@ -434,6 +513,51 @@ async def test_advisory_reaches_matrix_dm_subscribers_and_stop_is_honoured(
         assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
     finally:
         await victim.close()
+
+
+async def test_wrong_broadcast_arguments_get_a_clear_error_and_nothing_is_sent(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """Typed in the coordination room on a real Synapse: a wrong time, interval, area or id is
+    refused with a message that says what is wrong, and nothing is queued or scheduled."""
+    room = coordination
+    async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
+        await joined(gw, room.room_id)
+        gw.sms_in(VICTIM, "JOIN ward 5")
+        await gw.wait_sent(VICTIM, 1)
+        cases = [
+            ("!advise * test at 25:99", "'at 25:99' is not a time"),
+            ("!advise ward-5 Boil water at 24:00", "'at 24:00' is not a time"),
+            ("!advise ward-5 Boil water at 7:5", "'at 7:5' is not a time"),
+            ("!broadcast every 30 * Boil water at 9:99", "'at 9:99' is not a time"),
+            ("!broadcast every 0 * Boil water", "Minutes must be a whole number from 1"),
+            ("!broadcast every 99999999999 * Boil water", "Minutes must be a whole number"),
+            ("!broadcast every -5 * Boil water", "Minutes must be a whole number"),
+            ("!broadcast every 1.5 * Boil water", "Minutes must be a whole number"),
+            ('!advise "a b c d e f g" Boil water', "An area is at most 6 words"),
+            ('!advise "!!" Boil water', "is not an area name"),
+            ("!broadcast cancel abc", "'abc' is not a broadcast id"),
+            ("!broadcast cancel 99999999999999999999999", "is not a broadcast id"),
+            ("!broadcast cancel", "Usage: !broadcast cancel <id>"),
+            ("!broadcast cancel 1 2", "Usage: !broadcast cancel <id>"),
+        ]
+        for command, expected in cases:
+            answer = await ask(room, command)
+            assert expected in answer, (command, answer)
+            if "Usage" not in expected:
+                done = "Nothing was cancelled." if "cancel" in command else "Nothing was sent."
+                assert answer.endswith(done), answer
+        await gw.idle()
+        advisories = await gw.rows("SELECT COUNT(*) FROM broadcasts WHERE kind='advisory'")
+        sms = await gw.rows("SELECT COUNT(*) FROM outbox WHERE channel='sms'")
+        # A valid time in the same shape is still a schedule; a text ending in "." is sent now.
+        scheduled = await ask(room, "!advise ward-5 Boil water at 23:59")
+        now = await ask(room, "!advise ward-5 Water level at 5.75.")
+    assert advisories[0][0] == 0
+    assert sms[0][0] == 1  # the JOIN confirmation only
+    assert "scheduled for 23:59" in scheduled
+    assert "queued 1 message(s)" in now
+    assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
 
 
 async def _share_room_key_late(victim: AsyncClient, bot_user: str, key: dict[str, Any]) -> None:
@@ -777,7 +901,9 @@ async def test_commands_in_replies_and_after_a_mention_are_commands(
     room = coordination
     async with running_gateway(matrix_settings(tmp_path, ollama_standin, room)) as gw:
         await joined(gw, room.room_id)
-        case, _ = await sms_case(gw, pending_dispatch=True)
+        case, case_id = await sms_case(gw, pending_dispatch=True)
+        async with gw.db.transaction() as conn:
+            await incidents.update(conn, case_id, time.time(), lat=23.81, lon=90.41)
         teams = await ask(room, "!teams")
         alert_id = await event_id_of(room, teams)
         quoted = "\n".join(f"> {line}" for line in teams.splitlines())
@@ -788,6 +914,7 @@ async def test_commands_in_replies_and_after_a_mention_are_commands(
         assert approved.startswith(f"{case}: approved, team boat-2")
         shown = await ask(room, f"Lifeline: !case {case}")
         assert shown.startswith("[HIGH]") and case in shown and "boat-2 assigned" in shown
+        assert shown.count("where:") == 1 and shown.count("GPS: 23.81000,90.41000") == 1
         assert (await ask(room, "lifeline !teams")).startswith("boat-1 boat")
         localpart = room.bot.user_id.split(":")[0]
         assert "Lifeline commands" in await ask(room, f"{room.bot.user_id}: !help")

@@ -16,6 +16,7 @@ import pytest
 from bot.models import Attachment, Channel, Inbound
 from bot.sim import build_parts
 from bot.sms_text import segments
+from bot.textclean import clean_text, escape_unsafe, is_unsafe
 from tests.gateway import Gateway, make_settings, running_gateway, wait_for
 from tests.injection_corpus import CORPUS, forbidden_calls, render
 from tests.ollama_standin import OllamaStandIn, Spec, prompt_estimate, text_reply, tool_reply
@@ -325,3 +326,17 @@ async def test_throttled_sender_escalating_to_life_threat_still_alerts(
         statuses = [r[0] for r in await gw.rows("SELECT status FROM inbox ORDER BY id")]
     assert statuses[-1] == "throttled"
     assert any(a[0].endswith(":critical") for a in alerts), alerts
+
+
+def test_clean_text_removes_what_could_drive_a_terminal_and_keeps_the_words() -> None:
+    hostile = (
+        "\x1b[2J\x1b[1;31mROOF\x1b[0m\x1b]8;;http://evil\x07here\x1b]8;;\x1b\\ 4\rpeople "
+        "\u202eexe.txt\u202c \u2066iso\u2069 \u200e\u200f\x9b2J\x85\x00 আমরা র\u200d্যাব ক\u200cষ 🆘"
+    )
+    shown = clean_text(hostile)
+    assert shown == "ROOFhere 4\npeople exe.txt iso  আমরা র\u200d্যাব ক\u200cষ 🆘"
+    assert clean_text(shown) == shown
+    assert not [ch for ch in shown if is_unsafe(ch)]
+    as_json = escape_unsafe(json.dumps(hostile, ensure_ascii=False))
+    assert json.loads(as_json) == hostile and not [ch for ch in as_json if is_unsafe(ch)]
+    assert json.loads(escape_unsafe(json.dumps("\U000e0041", ensure_ascii=False))) == "\U000e0041"

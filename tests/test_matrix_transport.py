@@ -413,6 +413,47 @@ async def test_invite_policy(
         await b.stop()
 
 
+async def test_direct_chat_is_decided_by_m_direct_then_membership(
+    synapse: LocalSynapse, new_user: Callable[[str], Account], user_client: Any, tmp_path: Path
+) -> None:
+    """The coordination room (configured as a #alias) with 2 members is not a DM; a DM the victim
+    opened with is_direct stays one when a relative joins (m.direct first, then membership),
+    also after a restart, when the client knows no room state and reads m.direct again."""
+    coord, victim, relative = new_user("coord"), new_user("victim"), new_user("relative")
+    b = Bot(synapse, register(synapse, "bot"), tmp_path, coordinators={coord.user_id})
+    cc, vc, rc = await user_client(coord), await user_client(victim), await user_client(relative)
+    local = f"ops{tmp_path.name[-6:]}".lower()
+    b.settings = b.settings.model_copy(update={"coordination_room": f"#{local}:localhost"})
+    await b.start()
+    try:
+        ops = await cc.room_create(invite=[b.acct.user_id], alias=local, name="ops")
+        dm = await vc.room_create(
+            invite=[b.acct.user_id], is_direct=True, preset=RoomPreset.trusted_private_chat
+        )
+        assert isinstance(ops, RoomCreateResponse) and isinstance(dm, RoomCreateResponse)
+        t = b.transport
+        assert t is not None
+        await wait_until(lambda: not t._pending_invites and dm.room_id in t._require_client().rooms)
+        await vc.room_invite(dm.room_id, relative.user_id)
+        await rc.join(dm.room_id)
+
+        async def meta_of(client: AsyncClient, room: str, body: str) -> dict[str, Any]:
+            eid = await say(client, room, body)
+            await b.inbox.wait(lambda rows: any(r.dedup_key == eid for r in rows))
+            return next(r.meta for r in b.inbox.rows if r.dedup_key == eid)
+
+        await wait_until(lambda: t._require_client().rooms[ops.room_id].member_count == 2)
+        assert (await meta_of(cc, ops.room_id, "boat 2 is back"))["is_direct"] is False
+        await wait_until(lambda: t._require_client().rooms[dm.room_id].member_count == 3)
+        assert (await meta_of(vc, dm.room_id, "we are 5 now"))["is_direct"] is True
+        await b.stop()
+        await b.start()  # same store and inbox token: resumes, client has no room state
+        assert (await meta_of(vc, dm.room_id, "water at the door"))["is_direct"] is True
+        assert (await meta_of(cc, ops.room_id, "ok"))["is_direct"] is False
+    finally:
+        await b.stop()
+
+
 async def test_restart_no_redelivery_and_catch_up_limited(
     synapse: LocalSynapse, new_user: Callable[[str], Account], user_client: Any, tmp_path: Path
 ) -> None:

@@ -178,7 +178,7 @@ async def test_advisory_to_500_with_a_modem_killed_midway(tmp_path: Path) -> Non
     assert per_modem["sim2"] == sent_by_sim2 >= 100
     assert per_modem["sim1"] == 500 - sent_by_sim2
     assert not [m for m in got if m["modem"] == "sim2" and m["time"] > killed_at]
-    assert all(m["text"] == "Boil drinking water." for m in got)
+    assert all(m["text"] == "Lifeline advisory: Boil drinking water." for m in got)
 
 
 async def _ready(value: bool) -> bool:

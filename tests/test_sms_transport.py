@@ -305,6 +305,46 @@ async def test_dedup_key_stable_across_rereads(phone: DummyPhone, rec: Recorder)
         await modem.close()
 
 
+async def test_batch_is_in_smsc_time_order_not_sim_slot_order(
+    phone: DummyPhone, rec: Recorder
+) -> None:
+    """The SIM fills the lowest free slot, so after deletes a later SMS can sit in an earlier slot:
+    one pass must hand them over (and so store them) in SMSC time order, ties in slot order."""
+    other = "+8801711000999"
+    minute = [WHEN.replace(minute=m) for m in range(6)]
+    modem = phone.modem(rec)
+    try:
+        await modem.poll_once()
+        slots = [
+            (NUMBER, "3 roof now", minute[3]),
+            (other, "b2", minute[2]),
+            (NUMBER, "1 water in house", minute[1]),
+            (NUMBER, BN_TEXT, minute[4]),  # multipart: its parts take two slots
+            (NUMBER, "2 water at window", minute[2]),
+            (other, "b0", minute[0]),
+            (NUMBER, "5 please hurry", minute[5]),
+        ]
+        for number, text, when in slots:
+            phone.inject_sms(number, text, when=when)
+        assert await modem.poll_once() == len(slots)
+        [batch] = rec.batches
+    finally:
+        await modem.close()
+    mine = [m.text for m in batch if m.peer == NUMBER]
+    assert mine == [
+        "1 water in house",
+        "2 water at window",
+        "3 roof now",
+        BN_TEXT,
+        "5 please hurry",
+    ]
+    assert [m.text for m in batch] == [
+        "b0", "1 water in house", "b2", "2 water at window", "3 roof now", BN_TEXT,
+        "5 please hurry",
+    ]  # fmt: skip
+    assert [m.meta["smsc_time"] for m in batch] == sorted(m.meta["smsc_time"] for m in batch)
+
+
 async def test_duplicate_part_in_same_pass_is_not_a_second_message(
     phone: DummyPhone, rec: Recorder
 ) -> None:

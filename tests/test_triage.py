@@ -151,6 +151,78 @@ def test_case_never_under_triaged(text: str, expected: Priority) -> None:
     assert result.life_threat is (result.priority is C)
 
 
+# --- symbols: emoji and Morse distress signals (issue 10 item 6) --------------------------------
+
+# (message, expected priority): what people type when they cannot type words.
+SYMBOL_CASES: list[tuple[str, Priority]] = [
+    ("🆘🌊🏠😭🙏", C),
+    ("🆘", C),
+    ("🆘🆘🆘", C),
+    ("SOS", C),
+    ("sos!!!", C),
+    ("S.O.S", C),
+    ("s.o.s.", C),
+    ("S O S", C),
+    ("S-O-S 🌊", C),
+    ("...---...", C),
+    ("... --- ...", C),
+    ("…---…", C),
+    ("···−−−···", C),
+    ("🚨🌊", C),
+    ("🚨🏠", C),
+    ("⚠️🌊🏠", C),
+    ("⚠🏠", C),
+    ("⚠️🏊", C),
+    ("🚨😭", C),
+    ("🌊😭", C),
+    ("🌊🙏", C),
+    ("🌊🏊‍♀️", C),
+    ("🏊😱", C),
+    ("🔥🏠", C),
+    ("🚑🏠", C),
+    ("water 🌊 🏠 🙏🏽", C),
+    ("আমাদের বাড়ি 🌊🌊 😭", C),
+    ("🚨", H),
+    ("⚠️", H),
+    ("🌊🌊", H),
+    ("🌊🏠", H),
+    ("😭", M),
+    ("🏠😱", M),
+    ("🙏", L),
+    ("🙏🏽🙏", L),
+    ("👍", L),
+    ("😀", L),
+    ("❤️", L),
+    ("thanks 🙏", L),
+    ("ok 👍", M),  # an unknown statement, as before: not safe, not critical
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SYMBOL_CASES)
+def test_distress_symbols(text: str, expected: Priority) -> None:
+    result = triage(text)
+    assert result.priority is expected, (result.priority.name, result.reasons)
+    assert result.life_threat is (expected is C)
+
+
+def test_symbols_are_reasons_and_never_commands() -> None:
+    result = triage("🆘🌊🏠😭🙏")
+    assert result.keyword is None
+    assert {"sos", "water_rising", "home_symbol", "distress_symbol", "pray_symbol"} <= set(
+        result.reasons
+    )
+    assert "alarm+scene" in triage("⚠️🏠").reasons
+    # Dashes and dots in ordinary text are not Morse.
+    assert triage("call 01712-345678 ... ok").priority is not C
+    assert triage("--- menu ---").priority is not C
+
+
+def test_terminal_escapes_do_not_hide_a_life_threat() -> None:
+    assert triage("\x1b[2J\x1b[31mdrowning\x1b[0m on the roof").priority is C
+    assert triage("we are \x1b]8;;http://x\x07trapped\x1b]8;;\x07").priority is C
+    assert triage("\x1bP\x9d drowning, unterminated").priority is C  # nothing swallowed
+
+
 # --- specific behaviours ------------------------------------------------------------------------
 
 

@@ -115,25 +115,25 @@ async def active(db: Database) -> list[Broadcast]:
 async def recent_twin(
     db: Database,
     *,
-    created_by: str,
     area: str,
     text: str,
     every_min: int | None,
     since: float,
     at: float | None = None,
 ) -> Broadcast | None:
-    """The same advisory from the same coordinator since ``since`` (a re-processed or repeated
-    command): reused instead of creating a second broadcast that would reach everyone again.
+    """The same advisory to the same area since ``since``, from any coordinator (a re-processed
+    or repeated command, or two coordinators sending it): reused instead of creating a second
+    broadcast that would reach everyone again. Re-firing it reaches only new recipients.
 
     Send-now and scheduled advisories are never each other's twin: with ``at`` only one
     scheduled for that very time matches, without it only one that was sent at once (its first
     slot is the minute it was created in, a scheduled one's lies after its creation)."""
     when = "AND run_at=?" if at is not None else "AND (run_at IS NULL OR run_at<=created_at)"
     row = await db.fetchone(
-        f"""SELECT * FROM broadcasts WHERE kind=? AND created_by=? AND area=? AND text=?
+        f"""SELECT * FROM broadcasts WHERE kind=? AND area=? AND text=?
              AND every_min IS ? AND created_at>=? AND status IN ('active','done') {when}
            ORDER BY id DESC LIMIT 1""",  # noqa: S608 - a fixed fragment, values bound
-        (KIND_ADVISORY, created_by, area, text, every_min, since, *(() if at is None else (at,))),
+        (KIND_ADVISORY, area, text, every_min, since, *(() if at is None else (at,))),
     )
     return None if row is None else Broadcast.from_row(row)
 

@@ -9,6 +9,11 @@ An event that cannot be decrypted is delivered at once (the sender is asked to r
 requested, and it is delivered again, decrypted, if the key arrives within LATE_KEY_WINDOW_S
 (dedup_key ``<event id>:late-key``; pending events survive a restart via ``load_undecrypted``).
 Never `logout()`: it deletes the device and its E2EE keys on the homeserver.
+
+Direct chats (``meta["is_direct"]``): the configured coordination room is never one, whatever its
+size. Otherwise a room is a DM when ``m.direct`` (the bot's account data, loaded at start and
+followed in sync) lists it or the bot was invited with ``is_direct``; only a room nothing declares
+falls back to membership (exactly two members).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from bot import redact
 from bot.addressing import reply_fallback_sender, strip_reply_fallback
 from bot.aio import raise_if_cancelling
 from bot.models import Attachment, Channel, Inbound, Outbound, Role
+from bot.textclean import clean_text
 from config.settings import MatrixSettings, MediaSettings
 
 log = logging.getLogger(__name__)
@@ -213,6 +219,9 @@ class MatrixTransport:
         self._dm_lock = asyncio.Lock()
         self._created_dms: set[str] = set()
         self._aliases: dict[str, str] = {}  # #alias -> room id
+        self._direct: dict[str, list[str]] = {}  # m.direct: user -> DM room ids
+        self._invited_direct: set[str] = set()  # joined after an is_direct invite
+        self._direct_loaded = False
         self._synced = asyncio.Event()
         self._caught_up = asyncio.Event()  # first sync of this run processed (invites joined)
         self._max_bytes = min(media.max_bytes, settings.max_media_bytes)
@@ -372,6 +381,8 @@ class MatrixTransport:
                         self._set_state("connecting" if self._errors == 0 else "reconnecting")
                         await self._check_session()
                         session_checked = True
+                    if not self._direct_loaded:
+                        await self._load_direct()
                     await self._key_maintenance()
                     long_poll = timeout_ms if self._last_sync_at is not None else 0
                     try:
@@ -379,6 +390,7 @@ class MatrixTransport:
                     except _TokenRejected:
                         session_checked = False
                         raise
+                    self._follow_direct(resp)
                     inbounds, undecryptable = await self._collect(resp, since)
                     await self._on_batch(inbounds, resp.next_batch)
                     since, full_state = resp.next_batch, False
@@ -528,7 +540,7 @@ class MatrixTransport:
         if not isinstance(event, RoomMessage | MegolmEvent):
             return None
         role = self._role_of(sender)
-        is_direct = room is not None and room.member_count == 2
+        is_direct = self.is_direct(room_id, room)
         meta: dict[str, Any] = {
             "event_id": event_id,
             "room_id": room_id,
@@ -801,6 +813,9 @@ class MatrixTransport:
                     self._pending_invites.pop(room_id, None)
                 return
             self._pending_invites.pop(room_id, None)
+            if is_direct and inviter:
+                self._invited_direct.add(room_id)
+                await self._remember_direct(inviter, room_id)
             log.info(
                 "matrix: joined %s (invited by %s, role %s, direct %s)",
                 room_id,
@@ -822,14 +837,16 @@ class MatrixTransport:
 
     # ------------------------------------------------------------------ sending
     async def send(self, out: Outbound) -> str:
+        # Every post may quote what the public typed: no escape sequences or bidi overrides
+        # reach a reader's screen (the outbox keeps the text as it was).
         content: dict[str, Any] = {
             "msgtype": str(out.meta.get("msgtype", "m.notice")),
-            "body": out.text,
+            "body": clean_text(out.text),
         }
         formatted = out.meta.get("formatted_body")
         if isinstance(formatted, str) and formatted:
             content["format"] = "org.matrix.custom.html"
-            content["formatted_body"] = formatted
+            content["formatted_body"] = clean_text(formatted)
         reply_to = out.meta.get("in_reply_to")
         if isinstance(reply_to, str) and reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
@@ -924,6 +941,58 @@ class MatrixTransport:
         return await self._room_send(room_id, content, tx_id)
 
     # ------------------------------------------------------------------ DMs
+    def is_direct(self, room_id: str, room: MatrixRoom | None) -> bool:
+        """Is this room a direct chat with one person (see the module docstring for the order)?"""
+        if self._is_coordination_room(room_id, room):
+            return False  # staff chatter there is recorded, never answered as a DM
+        if room_id in self._invited_direct or any(room_id in r for r in self._direct.values()):
+            return True
+        return room is not None and room.member_count == 2
+
+    def _is_coordination_room(self, room_id: str, room: MatrixRoom | None) -> bool:
+        configured = self._settings.coordination_room
+        if not configured:
+            return False
+        if configured.startswith("#"):
+            aliases = {getattr(room, "canonical_alias", None)} if room is not None else set()
+            return self._aliases.get(configured) == room_id or configured in aliases
+        return configured == room_id
+
+    async def _load_direct(self) -> None:
+        """m.direct at start: after a restart the sync resumes and does not repeat it."""
+        client = self._require_client()
+        resp = await asyncio.wait_for(client.list_direct_rooms(), REQUEST_TIMEOUT_S)
+        if isinstance(resp, DirectRoomsResponse):
+            self._direct = {k: list(v) for k, v in resp.rooms.items()}
+        elif getattr(resp, "status_code", "") != "M_NOT_FOUND":  # none yet is fine
+            raise _SyncFailed(f"m.direct: {_err_text(resp)}")
+        self._direct_loaded = True
+        log.info("matrix: %d direct chat(s) in m.direct", sum(map(len, self._direct.values())))
+
+    def _follow_direct(self, resp: SyncResponse) -> None:
+        for event in resp.account_data_events:
+            if getattr(event, "type", None) == "m.direct" and isinstance(
+                getattr(event, "content", None), dict
+            ):
+                self._direct = {
+                    str(k): [str(r) for r in v]
+                    for k, v in event.content.items()
+                    if isinstance(v, list)
+                }
+
+    async def _remember_direct(self, user_id: str, room_id: str) -> None:
+        """Record a DM we joined in m.direct, so it is still a DM after a restart."""
+        async with self._dm_lock:
+            rooms = self._direct.setdefault(user_id, [])
+            if room_id in rooms:
+                return
+            rooms.append(room_id)
+            try:
+                await self._put_account_data("m.direct", self._direct)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                # the invite flag still holds for this run; membership decides after a restart
+                log.warning("matrix: could not record DM %s in m.direct: %r", room_id, exc)
+
     async def dm_room_for(self, user_id: str) -> str:
         """A 1:1 room with `user_id`: m.direct, then any 2-member room, else a new DM (invite)."""
         client = self._require_client()
@@ -941,7 +1010,11 @@ class MatrixTransport:
                 if user_id in room.users or rid in self._created_dms:
                     return rid
             for rid, room in client.rooms.items():
-                if room.member_count == 2 and user_id in room.users:
+                if (
+                    room.member_count == 2
+                    and user_id in room.users
+                    and not self._is_coordination_room(rid, room)
+                ):
                     return str(rid)
             initial_state: list[dict[str, Any]] = []
             if self._settings.encryption:
@@ -967,6 +1040,7 @@ class MatrixTransport:
             self._created_dms.add(rid)
             direct.setdefault(user_id, []).append(rid)
             await self._put_account_data("m.direct", direct)
+            self._direct = direct
             log.info("matrix: created DM %s with %s", rid, user_id)
         await self._wait_room_known(rid, REQUEST_TIMEOUT_S)
         return rid

@@ -2,11 +2,13 @@
 
 Receive path (invariant 1, persist before delete): read every stored SMS (``GetNextSMS`` until
 ``ERR_EMPTY``), link multipart groups (``LinkSMS``), decode them (``DecodeSMS``), hand all complete
-groups of one pass to ``on_receive`` in ONE call, and only after it returned (= rows committed)
-``DeleteSMS`` their parts. If ``on_receive`` raises nothing is deleted; the next pass re-reads the
-same messages and the dedup key (sender | SMSC time | sha256(text), invariant 2) absorbs them.
-Incomplete groups stay on the SIM until ``multipart_timeout_s`` after their first part was seen,
-then they are delivered with ``meta["partial"]`` and a ``[…]`` marker where parts are missing.
+groups of one pass to ``on_receive`` in ONE call (in SMSC time order, not SIM slot order, so one
+sender's texts are stored in the order they were sent), and only after it returned (= rows
+committed) ``DeleteSMS`` their parts. If ``on_receive`` raises nothing is deleted; the next pass
+re-reads the same messages and the dedup key (sender | SMSC time | sha256(text), invariant 2)
+absorbs them. Incomplete groups stay on the SIM until ``multipart_timeout_s`` after their first
+part was seen, then they are delivered with ``meta["partial"]`` and a ``[…]`` marker where parts
+are missing.
 
 Send path: libGammu's own encoder (``ConcatenatedAutoTextLong``) picks GSM-7 or UCS-2, so Bengali
 never degrades to ``???``; parts go out one ``SendSMS`` at a time; errors become
@@ -26,6 +28,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -356,6 +359,17 @@ def _delete_all(sm: Any, locations: Sequence[tuple[int, int]]) -> int:
         except gammu.ERR_EMPTY:
             log.info("SMS at %s/%s was already gone", folder, location)
     return deleted
+
+
+def _arrival_order(g: _Group) -> tuple[float, tuple[int, int]]:
+    """Sort key of a group within one read pass: SMSC time, then SIM slot.
+
+    The SIM stores a new SMS in the lowest free slot, so after deletes a later message can sit
+    before an earlier one; reading in slot order would store one sender's texts out of order."""
+    numbered = g.part_numbers
+    stamp = numbered[min(numbered)].get("DateTime")
+    when = stamp.timestamp() if isinstance(stamp, datetime) else math.inf
+    return when, min(g.locations)
 
 
 def _smsc_iso(part: Mapping[str, Any]) -> str:
@@ -783,7 +797,7 @@ class Modem:
                     {n: p.get("Text") for n, p in g.part_numbers.items()}
                 )
         first_seen = self._c.first_seen
-        for g in _merge_incomplete(groups):
+        for g in sorted(_merge_incomplete(groups), key=_arrival_order):
             kind = g.first.get("Type")
             who = mask_number(str(g.first.get("Number", "")))
             if kind != "Deliver":
