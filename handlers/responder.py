@@ -13,9 +13,9 @@ from bot.addressing import command_text, mention_pattern
 from bot.conversation import Conversation
 from bot.lang import detect_script_lang
 from bot.llm import user_message
-from bot.reply_guard import CORRECTION, ReplyPolicy
 from bot.models import Channel, Lane, Outbound, Role
 from bot.redact import mask_peer
+from bot.reply_guard import CORRECTION, ReplyPolicy
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers import dispatch

@@ -239,7 +239,7 @@ def chunk_text(text: str, target: int = TARGET_CHARS, max_chars: int = MAX_CHARS
     for unit, sep in units:
         if current and size + len(sep) + len(unit) > target:
             # A heading never ends a chunk: it moves on with the steps it introduces.
-            carried = []
+            carried: list[tuple[str, str]] = []
             while len(current) > 1 and _HEADING_LINE.match(current[-1][0]):
                 carried.insert(0, current.pop())
             chunks.append(_join(current))

@@ -153,7 +153,11 @@ def text_tool_call(
     name: str, arguments: dict[str, Any], *, syntax: str = "gemma", text: str = ""
 ) -> Spec:
     """A tool call leaked into ``content`` (``syntax``: "gemma" native form or "json")."""
-    return {"tool_call_text": {"name": name, "arguments": arguments}, "syntax": syntax, "text": text}
+    return {
+        "tool_call_text": {"name": name, "arguments": arguments},
+        "syntax": syntax,
+        "text": text,
+    }
 
 
 def endless_reply(word: str = "Stay safe and wait. ", token_s: float = 0.002) -> Spec:
@@ -1069,7 +1073,11 @@ class _Handler(BaseHTTPRequestHandler):
         done_reason = str(spec.get("done_reason") or "stop")
         if spec.get("echo"):
             system = next(
-                (str(m.get("content") or "") for m in body["messages"] if m.get("role") == "system"),
+                (
+                    str(m.get("content") or "")
+                    for m in body["messages"]
+                    if m.get("role") == "system"
+                ),
                 "You are a helpful assistant.",
             )
             content += system

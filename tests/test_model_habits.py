@@ -173,9 +173,7 @@ async def test_circuit_opens_on_a_killed_host(
 ) -> None:
     caplog.set_level(logging.INFO)
     standin = OllamaStandIn(default=text_reply(GOOD)).start()
-    settings = make_settings(
-        tmp_path, standin.url, queue={"retry_base_s": 30, "retry_max_s": 60}
-    )
+    settings = make_settings(tmp_path, standin.url, queue={"retry_base_s": 30, "retry_max_s": 60})
     async with running_gateway(settings) as gw:
         gw.sms_in(VICTIM, "water rising, we are on the roof")
         assert GOOD in (await gw.wait_sent(VICTIM, 2))[1]["text"]
@@ -195,7 +193,9 @@ async def test_circuit_opens_on_a_killed_host(
 
 
 async def test_staff_replies_are_guarded_and_a_given_up_case_alerts_the_room(
-    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room  # noqa: F811
+    tmp_path: Path,
+    ollama_standin: OllamaStandIn,
+    coordination: Room,  # noqa: F811
 ) -> None:
     room = coordination
     ollama_standin.push_chat(
@@ -223,4 +223,3 @@ async def test_staff_replies_are_guarded_and_a_given_up_case_alerts_the_room(
         b for b in ollama_standin.chat_requests if any(m["role"] == "tool" for m in b["messages"])
     ]
     assert listing  # the tool call written as text was run as a real one
-

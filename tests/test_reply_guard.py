@@ -133,13 +133,15 @@ def test_tool_calls_written_as_text_are_parsed() -> None:
     ]
     as_json = reply_guard.text_tool_calls(json_tool_call_text("get_incident_status", {}))
     assert [c.name for c in as_json.calls] == ["get_incident_status"]
-    broken = reply_guard.text_tool_calls("<|tool_call>call:dispatch{location:<|\"|>x}")
+    broken = reply_guard.text_tool_calls('<|tool_call>call:dispatch{location:<|"|>x}')
     assert broken.present and not broken.calls
     assert not reply_guard.text_tool_calls("Stay on the roof, help is coming.").present
 
 
 def test_a_heading_stays_with_its_steps() -> None:
-    text = "Intro about water safety. " * 3 + "\n\n## পানি ফোটানো\n\n" + "পানি ফুটিয়ে নিন। " * 8
+    # the intro and the heading fit one chunk, the first step does not
+    text = "Intro about water safety now." + " x" * 37 + "\n\n## পানি ফোটানো\n\n"
+    text += "পানি ফুটিয়ে নিন। " * 8
     chunks = chunk_text(text, target=120, max_chars=200)
     assert all(not c.rstrip().splitlines()[-1].startswith("#") for c in chunks), chunks
     assert any("## পানি ফোটানো\n\nপানি ফুটিয়ে" in c for c in chunks), chunks
@@ -180,7 +182,9 @@ async def test_refused_reply_gets_one_corrective_user_turn(ollama_standin: Ollam
         pytest.param(echo_reply(), id="echo"),
         pytest.param(empty_reply(), id="empty"),
         pytest.param(endless_reply(), id="endless"),
-        pytest.param(text_tool_call("approve_dispatch", {"case": "LF-1"}, syntax="json"), id="json"),
+        pytest.param(
+            text_tool_call("approve_dispatch", {"case": "LF-1"}, syntax="json"), id="json"
+        ),
     ],
 )
 async def test_twice_refused_turn_is_a_bad_turn_not_an_outage(
@@ -222,7 +226,10 @@ MODEL_TEXT = st.lists(
     st.one_of(
         st.sampled_from(CONTROL),
         st.text(max_size=40),
-        st.builds(json.dumps, st.dictionaries(st.sampled_from(["name", "arguments", "x"]), st.text(max_size=8))),
+        st.builds(
+            json.dumps,
+            st.dictionaries(st.sampled_from(["name", "arguments", "x"]), st.text(max_size=8)),
+        ),
     ),
     max_size=12,
 ).map("".join)
@@ -247,7 +254,7 @@ def test_what_is_sent_is_a_guarded_reply_or_the_fallback(
         sent = sms_text.fit(turn.content, BUDGET, suffix=" [LF-1234]")
         assert reply_guard.check(turn.content, pol).ok
         assert not any(bad in sent for bad in FORBIDDEN), sent
-        shared, total = reply_guard.echo_overlap(turn.content, pol.scaffolding)
+        shared, _ = reply_guard.echo_overlap(turn.content, pol.scaffolding)
         assert shared < reply_guard.ECHO_ALWAYS
     except BadTurn:
         sent = sms_text.fit(FALLBACK, BUDGET)
