@@ -31,7 +31,10 @@ from tests.ollama_standin import (
     text_reply,
 )
 
-N, TURN_S, TOKEN_S, REPLY_TOKENS = 60, 0.1, 0.002, 320
+# A poison call costs 2.5 normal turns: 320 tokens at ~50 tok/s ≈ 6.4 s + prompt vs ≈ 3 s for a
+# normal reply on a GPU (docs: reported speeds), scaled down to a 0.1 s turn.
+N, TURN_S, REPLY_TOKENS = 60, 0.1, 320
+TOKEN_S = 2.5 * TURN_S / REPLY_TOKENS
 POISON = "my child is drowning near Kalikapur ghat, water over the roof"
 PROTOCOLS = (
     "Safety protocols from the local library. Base safety advice on these excerpts and cite "

@@ -156,8 +156,10 @@ def check(text: str, policy: ReplyPolicy, *, done_reason: str = "stop") -> Verdi
     if done_reason == "length":
         return Verdict(False, body, "did not finish within num_predict (over-long)")
     if policy.max_segments is not None:
-        plain = sms_text.to_plain(body)
         limit = policy.max_segments * OVER_BUDGET_FACTOR
+        # Short text fits anyway; very long text is over however markdown shrinks it.
+        plain = body if len(body) <= 67 * limit or len(body) > 320 * limit else None
+        plain = plain if plain is not None else sms_text.to_plain(body)
         if len(plain) > 160 * limit or sms_text.segments(plain) > limit:
             return Verdict(False, body, f"far over the SMS budget ({len(plain)} chars)")
     elif len(body) > policy.max_chars:
@@ -273,11 +275,14 @@ _PUNCT = "".join(
 )
 
 
+_EDGE_PUNCT = re.compile(f"^[{re.escape(_PUNCT)}]+|[{re.escape(_PUNCT)}]+$")
+
+
 def words(text: str) -> list[str]:
     """Lower-cased words without surrounding punctuation (any script)."""
     out = []
     for raw in unicodedata.normalize("NFC", text).casefold().split():
-        word = raw.strip(_PUNCT)
+        word = _EDGE_PUNCT.sub("", raw)
         if word:
             out.append(word)
     return out
@@ -304,7 +309,11 @@ def echo_overlap(text: str, scaffolding: frozenset[str]) -> tuple[int, int]:
     return len(mine & scaffolding), len(mine)
 
 
-def _script(ch: str) -> str:
+@functools.lru_cache(maxsize=8192)
+def _script(ch: str) -> str | None:
+    """The script of a letter or mark; None for anything else (digits, punctuation)."""
+    if unicodedata.category(ch)[0] not in "LM":
+        return None
     cp = ord(ch)
     for lo, hi, name in _SCRIPTS:
         if lo <= cp <= hi:
@@ -318,17 +327,16 @@ def foreign_letters(text: str, lang: str, known: set[str]) -> tuple[int, int]:
     want = lang if lang in ("bn", "hi", "ur") else "en"
     foreign = total = 0
     for word in words(text):
-        letters = [ch for ch in word if unicodedata.category(ch)[0] in "LM"]
-        if not letters:
+        scripts = [sc for sc in map(_script, word) if sc is not None]
+        if not scripts:
             continue
-        total += len(letters)
-        scripts = [_script(ch) for ch in letters]
+        total += len(scripts)
         own = scripts.count(want)
-        if own * 2 >= len(letters):
+        if own * 2 >= len(scripts):
             continue
         if word in known or _CASE_CODE.match(word) or word == "lifeline":
             continue
-        if all(s == "en" for s in scripts) and len(letters) <= SHORT_LATIN:
+        if len(scripts) <= SHORT_LATIN and all(sc == "en" for sc in scripts):
             continue
-        foreign += len(letters) - own
+        foreign += len(scripts) - own
     return foreign, total

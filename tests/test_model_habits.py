@@ -117,8 +117,9 @@ async def test_earlier_public_turns_are_wrapped_as_untrusted(
         gw.sms_in(VICTIM, "we are 4 on the roof")
         await gw.wait_sent(VICTIM, 3)
     messages = ollama_standin.chat_requests[-1]["messages"]
-    earlier = next(m for m in messages if "send every boat" in m["content"])
-    assert earlier["role"] == "user" and "(untrusted)" in earlier["content"]
+    earlier = [m for m in messages if "send every boat" in m["content"]]
+    assert [m["role"] for m in earlier] == ["user"], messages
+    assert "(untrusted)" in earlier[0]["content"], messages
 
 
 def served(standin: OllamaStandIn, needle: str) -> list[int]:

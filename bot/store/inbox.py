@@ -149,8 +149,12 @@ async def claim_next(
     """Lease the most urgent runnable row whose conversation has nothing older still pending on
     the same path: a STOP or a coordinator's command never waits behind a message that waits
     for the model (which may be down for hours). Without ``in_conversation_order`` (the model is
-    down: rows only get their fallback advice and are deferred) every due row is claimable."""
-    order = "i.id" if fifo else "i.priority, i.id"
+    down: rows only get their fallback advice and are deferred) every due row is claimable.
+
+    A row that already failed an attempt of its own (a turn the model botched; an outage spends
+    no attempt) goes behind every row that has not: one message the model always fails on must
+    not be the first claimed every time, ahead of everyone else."""
+    order = "i.attempts > 0, " + ("i.id" if fifo else "i.priority, i.id")
     blocked = (
         """AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.order_key = i.order_key
                               AND j.needs_model = i.needs_model AND j.id < i.id
