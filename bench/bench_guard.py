@@ -35,6 +35,7 @@ from tests.ollama_standin import (
 # normal reply on a GPU (docs: reported speeds), scaled down to a 0.1 s turn.
 N, TURN_S, REPLY_TOKENS = 60, 0.1, 320
 TOKEN_S = 2.5 * TURN_S / REPLY_TOKENS
+ROUNDS = 2
 POISON = "my child is drowning near Kalikapur ghat, water over the roof"
 PROTOCOLS = (
     "Safety protocols from the local library. Base safety advice on these excerpts and cite "
@@ -123,10 +124,15 @@ async def main() -> None:
     logging.disable(logging.WARNING)
     print("### Reply guard cost per reply (in process)\n")
     print(table(["reply", "policy build µs", "check µs", "verdict"], guard_cost()))
-    clean, poisoned = await run(False), await run(True)
+    # Alternate the two bursts (the machine is shared): each figure is pooled over ROUNDS runs.
+    c: list[float] = []
+    p: list[float] = []
+    for _ in range(ROUNDS):
+        clean, poisoned = await run(False), await run(True)
+        assert isinstance(clean["other"], list) and isinstance(poisoned["other"], list)
+        c += clean["other"]
+        p += poisoned["other"]
     print(f"\n### {N}-message burst, model {TURN_S} s/turn, with one poison message\n")
-    c, p = clean["other"], poisoned["other"]
-    assert isinstance(c, list) and isinstance(p, list)
     print(
         table(
             [
