@@ -260,3 +260,43 @@ def test_what_is_sent_is_a_guarded_reply_or_the_fallback(
         sent = sms_text.fit(FALLBACK, BUDGET)
     assert sms_text.segments(sent) <= BUDGET
     assert sent.strip()
+
+
+# ---- the queue: a message that failed goes behind those that have not ------------------------
+
+
+async def test_a_failed_row_lets_fresh_rows_go_first_for_a_while(tmp_path: Any) -> None:
+    from bot.models import Channel, Inbound, Priority
+    from bot.store import inbox
+    from bot.store.db import Database
+
+    db = Database(tmp_path / "q.db")
+    await db.open()
+    try:
+        async with db.transaction() as conn:
+            for i, prio in enumerate((Priority.CRITICAL, Priority.MEDIUM)):
+                msg = Inbound(Channel.SMS, f"+8801{i}", f"+8801{i}", f"m{i}", f"k{i}", 0.0)
+                await inbox.insert(
+                    conn,
+                    msg,
+                    role=Role.PUBLIC,
+                    order_key=f"sms:+8801{i}",
+                    needs_model=True,
+                    lang="en",
+                    priority=prio,
+                    status="queued",
+                    now=0.0,
+                )
+        poison = await inbox.claim_next(db, needs_model=True, fifo=False, now=1.0, lease_s=60)
+        assert poison is not None and poison.text == "m0"  # the life threat first
+        await inbox.retry_later(
+            db, poison.id, at=2.0, error="bad turn", now=1.0, count_attempt=True
+        )
+        fresh = await inbox.claim_next(db, needs_model=True, fifo=False, now=3.0, lease_s=60)
+        assert fresh is not None and fresh.text == "m1"  # the one that has not failed
+        await inbox.retry_later(db, fresh.id, at=0.0, error="", now=3.0, count_attempt=False)
+        late = 2.0 + inbox.FAILED_YIELD_S + 1  # waited long enough: its place back
+        again = await inbox.claim_next(db, needs_model=True, fifo=False, now=late, lease_s=60)
+        assert again is not None and again.text == "m0"
+    finally:
+        await db.close()
