@@ -44,8 +44,12 @@ LANG_NAMES = {
 }
 
 # The script a reply must be written in, as the corrective re-prompt names it.
-SCRIPT_NAMES = {"en": "the sender's language in Latin letters", "bn": "Bengali", "hi": "Hindi"}
-SCRIPT_NAMES["ur"] = "Urdu"
+SCRIPT_NAMES = {
+    "en": "the sender's language in Latin letters",
+    "bn": "Bengali",
+    "hi": "Hindi",
+    "ur": "Urdu",
+}
 
 SYSTEM_PROMPT = """\
 You are Lifeline, the assistant of a flood rescue coordination team. You answer people in danger \
@@ -260,7 +264,6 @@ class VictimFlow:
                     lane=Lane.REPLY,
                 )
             )
-        log.error("inbox #%d given up: %s", row.id, reason)
         alert = self.s.notifier.to_coordinators(text, f"alert:dead:{row.id}")
         return outs + ([alert] if alert else [])
 
