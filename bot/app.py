@@ -202,6 +202,7 @@ class App:
             waker=rt.waker_model,
             clock=self.clock,
             on_done=wake_senders,
+            max_bad_turns=s.model.max_failed_turns,
         )
         fast_worker = InboxWorker(
             db,

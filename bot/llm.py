@@ -7,8 +7,10 @@ into one of three classified errors, so callers decide retry vs. give up without
   responses, an error line in the middle of a stream.
 - ``ModelRejected`` (permanent for this request): 400 (bad media, "does not support tools"),
   404 (model not found), invalid base64 media caught before sending.
-- ``EmptyTurn`` (transient): HTTP 200 with neither content nor tool calls — how Ollama reports
-  a tool call it could not parse. Re-prompt or fall back.
+- ``BadTurn`` / ``EmptyTurn``: HTTP 200 but no usable reply (nothing, or a reply the guard
+  refused). A failure of *that message*, not of the server: the same prompt tends to fail again
+  while other prompts are answered, so it spends the message's attempts and never pauses the
+  model for everyone (``outage = False``).
 
 Facts this relies on (docs/facts.md): ``think=False`` always (thinking is on by default for
 Gemma 4 and eats the turn), ``num_ctx`` set explicitly (over-long prompts are cut from the front
@@ -53,9 +55,11 @@ _DEFAULT_PORT = 11434
 
 
 class ModelError(Exception):
-    """Base of every model failure. ``transient``: worth retrying later."""
+    """Base of every model failure. ``transient``: worth retrying later; ``outage``: the server
+    (not this message) is at fault, so the other messages should not try it now either."""
 
     transient: bool = True
+    outage: bool = True
 
     def __init__(self, reason: str, *, status: int | None = None) -> None:
         super().__init__(reason)
@@ -73,16 +77,23 @@ class ModelRejected(ModelError):
     """The request itself is wrong for this server/model (permanent for this request)."""
 
     transient = False
+    outage = False
 
 
-class EmptyTurn(ModelError):
-    """HTTP 200 but no content and no tool calls: a dropped tool call (transient)."""
+class BadTurn(ModelError):
+    """The server answered, but not usably for this message (empty, or refused by the reply
+    guard): the message's failure, retried with backoff behind the others."""
 
     transient = True
+    outage = False
 
     def __init__(self, reason: str, *, result: ChatResult | None = None) -> None:
         super().__init__(reason, status=200)
         self.result = result
+
+
+class EmptyTurn(BadTurn):
+    """HTTP 200 but no content and no tool calls: a dropped tool call."""
 
 
 # ------------------------------------------------------------------ results
@@ -102,6 +113,7 @@ class ChatResult:
     eval_count: int
     total_s: float
     raw_message: dict[str, Any]  # the assistant message to append to the history as is
+    done_reason: str = "stop"  # "length": stopped by num_predict, the reply is cut off
 
 
 @dataclass(frozen=True)
@@ -274,10 +286,22 @@ class LLM:
     # -- chat ----------------------------------------------------------------------------
 
     async def chat(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        num_predict: int | None = None,
     ) -> ChatResult:
-        """One non-streaming model turn. Raises ModelUnavailable / ModelRejected / EmptyTurn."""
+        """One non-streaming model turn. Raises ModelUnavailable / ModelRejected / EmptyTurn.
+
+        ``num_predict`` bounds the generation (a model that does not stop otherwise holds the
+        GPU until ``timeout_s``); without it, the staff reply budget applies."""
         s = self._settings
+        options: dict[str, Any] = {
+            "num_ctx": s.num_ctx,
+            "temperature": s.temperature,
+            "num_predict": num_predict or s.staff_reply_tokens,
+        }
         wire_messages = self._prepare_messages(messages)
         if tools:
             self._check_tools(tools)
@@ -290,7 +314,7 @@ class LLM:
                     tools=tools or None,
                     stream=False,
                     think=False,
-                    options={"num_ctx": s.num_ctx, "temperature": s.temperature},
+                    options=options,
                     keep_alive=s.keep_alive,
                 )
         except Exception as exc:
@@ -385,16 +409,18 @@ class LLM:
             eval_count=int(resp.eval_count or 0),
             total_s=total_s,
             raw_message=raw,
+            done_reason=str(resp.done_reason or "stop"),
         )
 
     def _log_budget(self, result: ChatResult) -> None:
         num_ctx = self._settings.num_ctx
         log.info(
-            "model turn: prompt_eval_count=%d/%d eval_count=%d tool_calls=%d in %.2fs",
+            "model turn: prompt_eval_count=%d/%d eval_count=%d tool_calls=%d done=%s in %.2fs",
             result.prompt_eval_count,
             num_ctx,
             result.eval_count,
             len(result.tool_calls),
+            result.done_reason,
             result.total_s,
         )
         if result.prompt_eval_count >= TRUNCATION_WARN_RATIO * num_ctx:

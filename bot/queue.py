@@ -1,8 +1,11 @@
 """Inbox and outbox workers: claim with a lease, classify failures, retry with backoff, dead-letter.
 
 Inbox: a handler turns a row into outbound messages; they and the row's completion commit together.
-Transient failures (model down/slow/garbage) re-queue the row without spending its attempts and
-let the handler send a degraded reply once; other failures spend attempts, then dead-letter.
+Outages (model down/slow/garbage: the host's fault) open the circuit and re-queue the row without
+spending its attempts; the handler sends a degraded reply once. A failure of the message itself
+(an empty or guarded-out turn, a rejected request) spends one of its attempts and backs only that
+row off, so the messages behind it go first; after its last attempt it is dead-lettered with the
+fallback and a coordinator alert.
 Outbox: one or more senders per channel drain by lane (urgent replies before advisories)."""
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ def clock_time(ts: float) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     return bool(getattr(exc, "transient", False))
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A transient failure of the host (not of this message): pause the model for everyone."""
+    return is_transient(exc) and bool(getattr(exc, "outage", True))
 
 
 class CircuitOpen(Exception):
@@ -84,9 +92,12 @@ class InboxWorker:
         waker: Waker,
         clock: Callable[[], float],
         on_done: Callable[[], None] = lambda: None,
+        max_bad_turns: int | None = None,
     ) -> None:
         self._db = db
         self.name = name
+        # Attempts a message may spend on turns the model botched (BadTurn) before it is given up.
+        self._max_bad_turns = max_bad_turns or retry.max_attempts
         self._needs_model = needs_model
         self._fifo = fifo
         self._lease_s = lease_s
@@ -165,7 +176,7 @@ class InboxWorker:
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
         now = self._clock()
-        if is_transient(exc):
+        if is_outage(exc):
             if not isinstance(exc, CircuitOpen):
                 # Open the circuit: the next rows would hit the same outage.
                 self._outage_streak += 1
@@ -186,8 +197,15 @@ class InboxWorker:
                 count_attempt=False,
             )
             return
-        log.error("inbox #%d: failed attempt %d: %s", row.id, row.attempts, reason, exc_info=exc)
-        if row.attempts >= self._retry.max_attempts:
+        limit = self._retry.max_attempts
+        if is_transient(exc):  # the model answered, but not usably for this message
+            limit = min(limit, self._max_bad_turns)
+            log.warning("inbox #%d: bad turn %d of %d: %s", row.id, row.attempts, limit, reason)
+        else:
+            log.error(
+                "inbox #%d: failed attempt %d: %s", row.id, row.attempts, reason, exc_info=exc
+            )
+        if row.attempts >= limit:
             outs = await self._dead(row, reason)
             async with self._db.transaction() as conn:
                 for out in outs:

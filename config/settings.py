@@ -65,6 +65,12 @@ class ModelSettings(_Section):
     keep_alive: str = "30m"
     max_tool_rounds: int = Field(4, ge=1, le=10)
     history_messages: int = Field(6, ge=0, le=50)
+    # num_predict per turn: a model that never stops is cut here (then the guard refuses it).
+    reply_tokens: int = Field(320, ge=32, le=4096)  # victim replies (a few SMS)
+    staff_reply_tokens: int = Field(1024, ge=64, le=8192)  # Matrix replies to staff
+    # Turns one message may fail (empty, refused by the guard) before it gets the library
+    # fallback for good and the coordinators are asked to answer it by hand.
+    max_failed_turns: int = Field(3, ge=1, le=10)
 
     @field_validator("host")
     @classmethod

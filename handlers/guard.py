@@ -8,6 +8,9 @@ from __future__ import annotations
 import logging
 import re
 
+from bot import reply_guard
+from bot.conversation import TurnResult
+from bot.llm import BadTurn
 from bot.redact import mask_peer
 from bot.store import incidents as store
 from bot.store.db import Database
@@ -65,3 +68,22 @@ async def audit_turn(db: Database, row: InboxRow, outcomes: list[ToolOutcome], n
                     "error": str(o.result.get("error", ""))[:200],
                 },
             )
+
+
+async def audit_reply(db: Database, row: InboxRow, turn: TurnResult | BadTurn, now: float) -> None:
+    """What the reply guard did with this message's turn, for the coordinators' audit: replies
+    it refused (with the reason), tool calls the model wrote as text, and the protocol passages
+    an SMS reply cited (the citations themselves are not sent)."""
+    detail: dict[str, object] = {"inbox": row.id, "role": row.role.value}
+    if isinstance(turn, BadTurn):
+        action, detail["reason"] = "reply.refused", turn.reason[:300]
+    else:
+        cited = reply_guard.citations(turn.raw_content)
+        if not (turn.rejections or turn.text_tool_calls or cited):
+            return
+        action = "reply.guarded"
+        detail.update(refused=turn.rejections, text_tool_calls=turn.text_tool_calls, cited=cited)
+    async with db.transaction() as conn:
+        await store.audit(
+            conn, actor="model", action=action, incident_id=row.incident_id, now=now, detail=detail
+        )

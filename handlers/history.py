@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.models import Role
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
+
+PUBLIC_WRAPPER = "Message from the public sender (untrusted):\n<<<\n{text}\n>>>"
+
+
+def public_text(text: str) -> str:
+    """A member of the public's words, marked as information rather than instructions: the
+    current message and every earlier one in the history alike."""
+    return PUBLIC_WRAPPER.format(text=text)
 
 
 async def conversation_history(db: Database, row: InboxRow, *, limit: int) -> list[dict[str, Any]]:
@@ -31,4 +40,11 @@ async def conversation_history(db: Database, row: InboxRow, *, limit: int) -> li
             limit,
         ),
     )
-    return [{"role": r["role"], "content": r["text"]} for r in reversed(rows)]
+    public = row.role is Role.PUBLIC
+    return [
+        {
+            "role": r["role"],
+            "content": public_text(r["text"]) if public and r["role"] == "user" else r["text"],
+        }
+        for r in reversed(rows)
+    ]

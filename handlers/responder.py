@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 
 from bot.addressing import command_text, mention_pattern
 from bot.conversation import Conversation
+from bot.lang import detect_script_lang
 from bot.llm import user_message
 from bot.models import Channel, Lane, Outbound, Role
 from bot.redact import mask_peer
+from bot.reply_guard import CORRECTION, ReplyPolicy
 from bot.store import confirmations
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers import authority, dispatch
 from handlers.context import Services, TurnContext
-from handlers.guard import audit_turn
+from handlers.guard import audit_reply, audit_turn
 from handlers.history import conversation_history
 from handlers.public_text import inline
 
@@ -282,14 +284,25 @@ class ResponderFlow:
         history = await conversation_history(
             self.s.db, row, limit=self.s.settings.model.history_messages
         )
+        # Staff replies pass the same reply guard as victims' (in the staff's own script).
+        lang = detect_script_lang(row.text)
+        policy = ReplyPolicy.build(
+            lang=lang,
+            lang_name="English" if lang == "en" else "the language of the message",
+            instructions=(SYSTEM_PROMPT, CORRECTION),
+            known=(row.text, *(str(m.get("content") or "") for m in history)),
+        )
         turn = await self.conversation.run(
             system=SYSTEM_PROMPT.format(role=row.role.value),
             history=history,
             user=user_message(f"{row.peer} ({row.role.value}): {row.text}"),
             role=row.role,
             ctx=TurnContext(self.s, row, row.role, None),
+            policy=policy,
+            num_predict=self.s.settings.model.staff_reply_tokens,
         )
         await audit_turn(self.s.db, row, turn.tool_outcomes, self.s.clock())
+        await audit_reply(self.s.db, row, turn, self.s.clock())
         text = turn.content
         # The bot, not the model, shows the exact change waiting for this person's "yes".
         asked = await authority.pending_question(self.s, row)

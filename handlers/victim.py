@@ -13,20 +13,21 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from bot import sms_text
-from bot.conversation import Conversation
+from bot.conversation import Conversation, TurnResult
 from bot.headcount import people_count
 from bot.intake import Accepted
-from bot.llm import LLM, user_message
+from bot.llm import LLM, BadTurn, user_message
 from bot.media import MediaError, PreparedAudio, PreparedImage, prepare_attachment
 from bot.models import Channel, Incident, Lane, Outbound, Priority, Role
 from bot.queue import CircuitOpen
+from bot.reply_guard import CORRECTION, ReplyPolicy
 from bot.store import inbox, outbox
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers.context import Services, TurnContext
 from handlers.dispatch import alert_text
-from handlers.guard import audit_turn
-from handlers.history import conversation_history
+from handlers.guard import audit_reply, audit_turn
+from handlers.history import PUBLIC_WRAPPER, conversation_history, public_text
 from handlers.texts import ack_key, say
 
 if TYPE_CHECKING:
@@ -37,6 +38,14 @@ log = logging.getLogger(__name__)
 # Script detection cannot tell English from romanised Bengali/Hindi/Urdu ("pani barche"): say so.
 LANG_NAMES = {
     "en": "Latin script: English, or Bengali/Hindi/Urdu in Latin letters; answer the same way",
+    "bn": "Bengali",
+    "hi": "Hindi",
+    "ur": "Urdu",
+}
+
+# The script a reply must be written in, as the corrective re-prompt names it.
+SCRIPT_NAMES = {
+    "en": "the sender's language in Latin letters",
     "bn": "Bengali",
     "hi": "Hindi",
     "ur": "Urdu",
@@ -181,11 +190,20 @@ class VictimFlow:
             dispatches=", ".join(f"{d.team_id or '-'} {d.status}" for d in dispatches) or "none",
             protocols=protocols_text,
         )
-        text = f"Message from the public sender (untrusted):\n<<<\n{row.text}\n>>>"
+        text = public_text(row.text)
         if media.described:
             text += "\nAttached, in this order: " + "; ".join(media.described) + "."
         history = await conversation_history(
             self.s.db, row, limit=self.s.settings.model.history_messages
+        )
+        policy = victim_policy(
+            row.lang,
+            protocols_text,
+            self.s.settings.sms.segment_budget,
+            row.text,
+            incident.case,
+            incident.location,
+            incident.needs,
         )
         turn = await self.conversation.run(
             system=system,
@@ -193,9 +211,12 @@ class VictimFlow:
             user=user_message(text, media.images_b64),
             role=Role.PUBLIC,
             ctx=TurnContext(self.s, row, Role.PUBLIC, incident.id),
+            policy=policy,
+            num_predict=self.s.settings.model.reply_tokens,
         )
-        await self._record_turn(row, turn.seconds, turn.prompt_tokens, None)
+        await self._record_turn(row, turn.seconds, turn.prompt_tokens, None, guard=turn)
         await audit_turn(self.s.db, row, turn.tool_outcomes, self.s.clock())
+        await audit_reply(self.s.db, row, turn, self.s.clock())
         reply = turn.content
         if media.notes:
             reply = reply + "\n" + " ".join(media.notes)
@@ -205,6 +226,8 @@ class VictimFlow:
         """The model failed: the sender still gets the library's advice, once per message."""
         if not isinstance(exc, CircuitOpen):
             await self._record_turn(row, 0.0, None, f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, BadTurn):
+            await audit_reply(self.s.db, row, exc, self.s.clock())
         if row.role is not Role.PUBLIC or row.incident_id is None:
             return []
         incident = await self._incident(row)
@@ -221,12 +244,33 @@ class VictimFlow:
         return [self._reply(row, incident, text, f"fallback:{row.id}", suffix="")]
 
     async def dead(self, row: InboxRow, reason: str) -> list[Outbound]:
+        """Given up: the sender still gets the library advice (same key: never twice) and the
+        coordinators are asked to answer by hand — never silence."""
         outs = await self.degraded(row, RuntimeError(reason))
-        alert = self.s.notifier.to_coordinators(
+        text = (
             f"[ATTENTION] message #{row.id} from {row.channel.value} could not be processed "
-            f"({reason[:120]}). Please handle it by hand: lifeline messages",
-            f"alert:dead:{row.id}",
+            f"({reason[:120]}). Please handle it by hand: lifeline messages"
         )
+        if row.needs_model and row.role is Role.PUBLIC and row.incident_id is not None:
+            case = (await self._incident(row)).case
+            text = (
+                f"[ATTENTION] the model could not answer {case} (message #{row.id}, "
+                f"{row.attempts} tries: {reason[:120]}). The sender got the library advice; "
+                f"please reply by hand: !say {case} <text>"
+            )
+        elif row.needs_model and row.role is not Role.PUBLIC and row.channel is Channel.MATRIX:
+            outs.append(
+                Outbound(
+                    channel=row.channel,
+                    peer=row.peer,
+                    conversation=row.conversation,
+                    text="The assistant could not answer this message. Ask again in other "
+                    "words, or use the commands (!help).",
+                    idem_key=f"reply:{row.id}",
+                    lane=Lane.REPLY,
+                )
+            )
+        alert = self.s.notifier.to_coordinators(text, f"alert:dead:{row.id}")
         return outs + ([alert] if alert else [])
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -350,13 +394,42 @@ class VictimFlow:
         return out
 
     async def _record_turn(
-        self, row: InboxRow, seconds: float, prompt_tokens: int | None, error: str | None
+        self,
+        row: InboxRow,
+        seconds: float,
+        prompt_tokens: int | None,
+        error: str | None,
+        guard: TurnResult | None = None,
     ) -> None:
+        ok = error is None
+        if guard is not None and guard.rejections:  # answered after a corrective re-prompt
+            error = "reply guard (re-prompted): " + "; ".join(guard.rejections)
         await self.s.db.execute(
             "INSERT INTO model_turns (inbox_id, at, ok, seconds, prompt_tokens, error) "
             "VALUES (?,?,?,?,?,?)",
-            (row.id, self.s.clock(), int(error is None), seconds, prompt_tokens, error),
+            (row.id, self.s.clock(), int(ok), seconds, prompt_tokens, error),
         )
+
+
+def victim_policy(
+    lang: str, protocols_text: str, segment_budget: int, *known: str | None
+) -> ReplyPolicy:
+    """What a reply to a member of the public must look like (bot.reply_guard)."""
+    return ReplyPolicy.build(
+        lang=lang,
+        lang_name=SCRIPT_NAMES.get(lang, "the sender's language"),
+        # What the model must not repeat: its instructions and the prompt's scaffolding, not
+        # the protocol passages it is asked to quote.
+        instructions=(
+            SYSTEM_PROMPT,
+            PUBLIC_WRAPPER,
+            CORRECTION,
+            *(ln for ln in protocols_text.splitlines() if ln.startswith(("[P", "Safety "))),
+        ),
+        known=(protocols_text, *known),
+        max_segments=segment_budget,
+        strip_citations=True,  # [P1] means nothing to a victim; the audit keeps it
+    )
 
 
 async def ack_due(conn: aiosqlite.Connection, incident_id: int, now: float, window: float) -> bool:

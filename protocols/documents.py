@@ -229,18 +229,28 @@ def chunk_text(text: str, target: int = TARGET_CHARS, max_chars: int = MAX_CHARS
                     sep = " "
             sep = "\n"
     chunks: list[str] = []
-    current = ""
+    current: list[tuple[str, str]] = []  # units of the chunk being packed
+    size = 0
     for unit, sep in units:
-        if not current:
-            current = unit
-        elif len(current) + len(sep) + len(unit) <= target:
-            current = current + sep + unit
-        else:
-            chunks.append(current)
-            current = unit
+        if current and size + len(sep) + len(unit) > target:
+            # A heading never ends a chunk: it moves on with the steps it introduces.
+            carried: list[tuple[str, str]] = []
+            while len(current) > 1 and _HEADING_LINE.match(current[-1][0]):
+                carried.insert(0, current.pop())
+            chunks.append(_join(current))
+            current, size = carried, len(_join(carried)) if carried else 0
+        current.append((unit, sep))
+        size = len(_join(current))
     if current:
-        chunks.append(current)
+        chunks.append(_join(current))
     return chunks
+
+
+_HEADING_LINE = re.compile(r"^\s{0,3}#{1,6}\s+\S")
+
+
+def _join(units: list[tuple[str, str]]) -> str:
+    return "".join((sep if i else "") + unit for i, (unit, sep) in enumerate(units))
 
 
 def chunk_id(lang: str, topic: str, text: str) -> str:

@@ -25,7 +25,23 @@ Spec keys (combinable: ``delay`` applies first, then the first of the others tha
 - ``{"close": true, "partial": false}``  drop the connection without (or, with ``partial``,
   in the middle of) a response
 - ``{"raw": {"status": 200, "body": "…", "content_type": "…"}}``  anything else
-- ``prompt_eval_count`` / ``eval_count`` override the computed metrics.
+- ``prompt_eval_count`` / ``eval_count`` / ``done_reason`` override the computed metrics.
+
+Bad habits of real models (docs: "What a real model does"), all as ordinary HTTP 200 replies:
+
+- ``{"echo": true, "text": "Sure. "}``  the text, then the request's system prompt (prompt echo)
+- ``{"tool_call_text": {"name": …, "arguments": {…}}, "syntax": "gemma"|"json"}``  a tool call
+  written into ``content`` (Gemma's native ``<|tool_call>call:…<tool_call|>`` or a JSON object)
+  instead of ``tool_calls``, as when the server's parser does not recognise it
+- ``{"endless": true, "token_s": 0.002, "text": "word "}``  generation that never stops by
+  itself: ``text`` repeated, one token per ``token_s``, until ``options.num_predict`` (then
+  ``done_reason: "length"``) or the model's context length (an unbounded request simply runs
+  until the client gives up)
+- wrong script is plain text: see ``wrong_script_reply``
+
+Rules (``add_rule(match, spec)``; script key ``rules: [{"match", "spec"}]``) answer every chat
+request whose user messages contain ``match`` with ``spec``, before the queue and the default:
+"the model always fails on this one message, and answers the others".
 
 Run standalone: ``python tests/ollama_standin.py --port 0 --script FILE.json`` prints
 ``OLLAMA_STANDIN_URL=http://127.0.0.1:PORT`` on stdout. The script file is re-read on every
@@ -126,6 +142,47 @@ def close_abruptly(*, partial: bool = False) -> Spec:
 
 def raw(status: int, body: str, content_type: str = "application/json; charset=utf-8") -> Spec:
     return {"raw": {"status": status, "body": body, "content_type": content_type}}
+
+
+def echo_reply(prefix: str = "") -> Spec:
+    """The model repeats its instructions (the request's system prompt) as its answer."""
+    return {"echo": True, "text": prefix}
+
+
+def text_tool_call(
+    name: str, arguments: dict[str, Any], *, syntax: str = "gemma", text: str = ""
+) -> Spec:
+    """A tool call leaked into ``content`` (``syntax``: "gemma" native form or "json")."""
+    return {
+        "tool_call_text": {"name": name, "arguments": arguments},
+        "syntax": syntax,
+        "text": text,
+    }
+
+
+def endless_reply(word: str = "Stay safe and wait. ", token_s: float = 0.002) -> Spec:
+    return {"endless": True, "text": word, "token_s": token_s}
+
+
+def wrong_script_reply() -> Spec:
+    """A Bengali reply with Turkish words in it (seen from a real small model)."""
+    return text_reply("আমরা আসছি। Lütfen bekleyin, yardım geliyor ve güvende kalın. ছাদে থাকুন।")
+
+
+def gemma_tool_call_text(name: str, arguments: dict[str, Any]) -> str:
+    """Gemma 4's native call syntax: strings quoted with ``<|"|>``, other values bare."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, str):
+            return f'<|"|>{v}<|"|>'
+        return json.dumps(v)
+
+    args = ",".join(f"{k}:{value(v)}" for k, v in arguments.items())
+    return f"<|tool_call>call:{name}{{{args}}}<tool_call|>"
+
+
+def json_tool_call_text(name: str, arguments: dict[str, Any]) -> str:
+    return json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
 
 
 # ---------------------------------------------------------------- wire helpers
@@ -352,6 +409,7 @@ class OllamaStandIn:
         self._models: dict[str, ModelEntry] = {}
         self._queues: dict[str, deque[Spec]] = {e: deque() for e in ENDPOINTS}
         self._default: Spec = default if default is not None else text_reply("OK")
+        self._rules: list[tuple[str, Spec]] = []
         self._requests: list[RecordedRequest] = []
         self._script_text: str | None = None
         self._port = port
@@ -408,6 +466,16 @@ class OllamaStandIn:
     def push_chat(self, *specs: Spec) -> None:
         self.push("chat", *specs)
 
+    def add_rule(self, match: str, spec: Spec) -> None:
+        """Every chat request whose user messages contain ``match`` gets ``spec`` (first rule
+        wins), before the queue and the default: a message the model always fails on."""
+        with self._lock:
+            self._rules.append((match, dict(spec)))
+
+    def clear_rules(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
     def pending(self, endpoint: str = "chat") -> int:
         with self._lock:
             return len(self._queues[endpoint])
@@ -417,6 +485,7 @@ class OllamaStandIn:
             for q in self._queues.values():
                 q.clear()
             self._requests.clear()
+            self._rules.clear()
 
     # -- records ---------------------------------------------------------------------
 
@@ -544,9 +613,16 @@ class OllamaStandIn:
             for name in ENDPOINTS:
                 if name in script:
                     self._queues[name] = deque(dict(s) for s in script[name])
+            if "rules" in script:
+                self._rules = [(str(r["match"]), dict(r["spec"])) for r in script["rules"]]
 
     def _next_spec(self, endpoint: str, body: Any) -> Spec | None:
         with self._lock:
+            if endpoint == "chat" and self._rules and isinstance(body, dict):
+                said = _user_text(body)
+                for match, spec in self._rules:
+                    if match in said:
+                        return dict(spec)
             queue = self._queues.get(endpoint)
             if queue:
                 return queue.popleft()
@@ -701,6 +777,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "POST" and path == "/_standin/default":
             st.set_default(json.loads(raw_body or b"{}"))
             self._send_json(200, {"ok": True})
+        elif method == "POST" and path == "/_standin/rule":
+            data = json.loads(raw_body or b"{}")
+            st.add_rule(str(data["match"]), dict(data["spec"]))
+            self._send_json(200, {"ok": True})
         elif method == "POST" and path == "/_standin/reset":
             st.reset()
             self._send_json(200, {"ok": True})
@@ -753,6 +833,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(int(spec.get("status", 500)), str(spec["error"]))
             return True
         return False
+
+    def _endless(self, body: dict[str, Any], spec: Spec, name: str) -> tuple[str, str]:
+        """Repeat ``text`` one token at a time until num_predict or the context runs out."""
+        options = body.get("options") or {}
+        limit = options.get("num_predict") if isinstance(options, dict) else None
+        entry = self.standin.get_model(name)
+        context = entry.context_length if entry is not None else DEFAULT_NUM_CTX
+        tokens = int(limit) if isinstance(limit, int) and limit > 0 else context
+        word = str(spec.get("text") or "Stay safe and wait. ")
+        token_s = float(spec.get("token_s", 0.002))
+        # Sleep in slices so a stop (or a client that gave up) ends the generation.
+        waited, total = 0.0, tokens * token_s
+        while waited < total:
+            step = min(0.25, total - waited)
+            self.standin._sleep(step)
+            if self.standin._stopping.is_set():
+                raise _Abort
+            waited += step
+        chars = tokens * 4
+        text = (word * (chars // max(1, len(word)) + 1))[:chars]
+        return text, "length"
 
     def _drip(self, seconds: float, pieces: int = 10) -> None:
         """A valid reply whose body trickles in over ``seconds`` (defeats per-read timeouts)."""
@@ -956,7 +1057,10 @@ class _Handler(BaseHTTPRequestHandler):
         spec = st._next_spec("chat", body) or {}
         if self._apply_transport_spec(spec, stream):
             return
-        if not any(k in spec for k in ("text", "tool_calls", "empty", "error")):
+        if not any(
+            k in spec
+            for k in ("text", "tool_calls", "empty", "error", "echo", "tool_call_text", "endless")
+        ):
             with st._lock:  # e.g. a bare {"delay": 3}: answer with the default after waiting
                 spec = {**st._default, **spec}
         self._chat_reply(body, name, spec, stream, thinking_on)
@@ -966,6 +1070,24 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         st = self.standin
         content = "" if spec.get("empty") else str(spec.get("text", ""))
+        done_reason = str(spec.get("done_reason") or "stop")
+        if spec.get("echo"):
+            system = next(
+                (
+                    str(m.get("content") or "")
+                    for m in body["messages"]
+                    if m.get("role") == "system"
+                ),
+                "You are a helpful assistant.",
+            )
+            content += system
+        if spec.get("tool_call_text"):
+            call = spec["tool_call_text"]
+            render = json_tool_call_text if spec.get("syntax") == "json" else gemma_tool_call_text
+            content += render(str(call["name"]), dict(call.get("arguments") or {}))
+        if spec.get("endless"):
+            content, done_reason = self._endless(body, spec, name)
+            spec = {**spec, "eval_count": max(1, len(content) // 4)}
         calls = [] if spec.get("empty") else list(spec.get("tool_calls") or [])
         tool_calls = [
             {
@@ -988,7 +1110,7 @@ class _Handler(BaseHTTPRequestHandler):
         load_ns = 50_000_000
         metrics = {
             "done": True,
-            "done_reason": "stop",
+            "done_reason": done_reason,
             "total_duration": load_ns + prompt_ns + eval_ns + 1_000_000,
             "load_duration": load_ns,
             "prompt_eval_count": prompt_tokens,
@@ -1028,6 +1150,14 @@ class _Handler(BaseHTTPRequestHandler):
             line({"role": "assistant", "content": "", "tool_calls": tool_calls})
         line({"role": "assistant", "content": ""}, done=True)
         self._end_stream()
+
+
+def _user_text(body: dict[str, Any]) -> str:
+    return "\n".join(
+        str(m.get("content") or "")
+        for m in body.get("messages") or []
+        if isinstance(m, dict) and m.get("role") == "user"
+    )
 
 
 def _renorm(v: list[float]) -> list[float]:

@@ -71,11 +71,11 @@ async def inject_backlog(gw: Gateway) -> None:
     await wait_for(all_in, timeout=15)
 
 
-async def assert_drained(gw: Gateway) -> None:
+async def assert_drained(gw: Gateway, bad_turns: int = 0) -> None:
     await gw.idle(timeout=40)
     rows = await gw.rows("SELECT status, attempts FROM inbox")
     assert {r[0] for r in rows} == {"done"}
-    assert max(r[1] for r in rows) <= 1, "a model outage must not spend attempts"
+    assert max(r[1] for r in rows) <= 1 + bad_turns, "a model outage must not spend attempts"
     keys = [r[0] for r in await gw.rows("SELECT idem_key FROM outbox")]
     inbox_ids = [r[0] for r in await gw.rows("SELECT id FROM inbox")]
     assert {int(k.split(":")[1]) for k in keys if k.startswith("reply:")} == set(inbox_ids)
@@ -158,7 +158,7 @@ async def test_every_model_failure_mode_with_a_backlog(tmp_path: Path) -> None:
         )
         async with running_gateway(settings) as gw:
             await inject_backlog(gw)
-            await assert_drained(gw)
+            await assert_drained(gw, bad_turns=1)  # empty twice: that message's failure
             texts = {m["text"] for m in gw.sent()}
             assert not any("too slow" in t for t in texts)
             real = [m for m in gw.sent() if "Real answer." in m["text"]]
@@ -166,7 +166,7 @@ async def test_every_model_failure_mode_with_a_backlog(tmp_path: Path) -> None:
             errors = [r[0] for r in await gw.rows("SELECT error FROM model_turns WHERE ok=0")]
         assert len(errors) >= 5, errors
         joined = " ".join(errors)
-        for word in ("busy", "EmptyTurn"):
+        for word in ("busy", "empty reply"):
             assert word in joined, errors
         assert not left
 

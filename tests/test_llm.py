@@ -125,7 +125,8 @@ async def test_request_carries_settings_and_tools(llm: LLM, ollama_standin: Olla
     assert body["model"] == "gemma4:e4b"
     assert body["stream"] is False
     assert body["think"] is False
-    assert body["options"] == {"num_ctx": 4096, "temperature": 0.1}
+    # num_predict is always bounded (the staff budget unless the caller sizes it)
+    assert body["options"] == {"num_ctx": 4096, "temperature": 0.1, "num_predict": 1024}
     assert body["keep_alive"] == "10m"
     assert body["messages"] == HISTORY
     [tool] = body["tools"]

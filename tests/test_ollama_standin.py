@@ -466,3 +466,44 @@ def test_standalone_script_file_reloaded(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=5) == 0
+
+
+# ------------------------------------------------------------------ bad habits of real models
+
+
+def test_bad_habits_are_ordinary_http_200_replies(ollama_standin: OllamaStandIn) -> None:
+    from tests.ollama_standin import echo_reply, endless_reply, text_tool_call
+
+    system = [{"role": "system", "content": "You are Lifeline. Rules: be brief."}, *USER]
+    ollama_standin.push_chat(
+        echo_reply("Sure. "),
+        text_tool_call("dispatch_rescue_team", {"location": "roof", "people_count": 4}),
+        text_tool_call("get_incident_status", {}, syntax="json"),
+        endless_reply(token_s=0.001),
+    )
+    echo = chat(ollama_standin, messages=system, stream=False).json()
+    assert echo["message"]["content"] == "Sure. You are Lifeline. Rules: be brief."
+    gemma = chat(ollama_standin, stream=False).json()["message"]
+    assert gemma["content"] == (
+        '<|tool_call>call:dispatch_rescue_team{location:<|"|>roof<|"|>,people_count:4}<tool_call|>'
+    )
+    assert "tool_calls" not in gemma  # the server's parser did not recognise it
+    as_json = chat(ollama_standin, stream=False).json()["message"]["content"]
+    assert json.loads(as_json) == {"name": "get_incident_status", "arguments": {}}
+    endless = chat(ollama_standin, stream=False, options={"num_predict": 50}).json()
+    assert endless["done_reason"] == "length" and endless["eval_count"] == 50
+    assert len(endless["message"]["content"]) == 200
+
+
+def test_a_rule_fails_one_message_every_time(ollama_standin: OllamaStandIn) -> None:
+    resp = httpx.post(
+        f"{ollama_standin.url}/_standin/rule",
+        json={"match": "Kalikapur", "spec": {"empty": True}},
+        timeout=5,
+    )
+    assert resp.status_code == 200
+    poison = [{"role": "user", "content": "drowning at Kalikapur ghat"}]
+    for _ in range(3):
+        msg = chat(ollama_standin, messages=poison, stream=False).json()["message"]
+        assert msg["content"] == "" and "tool_calls" not in msg
+    assert chat(ollama_standin, stream=False).json()["message"]["content"] == "OK"

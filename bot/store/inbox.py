@@ -11,6 +11,8 @@ import aiosqlite
 from bot.models import Attachment, Channel, Inbound, Priority, Role
 from bot.store.db import Database
 
+FAILED_YIELD_S = 120.0  # how long a row that failed an attempt lets fresh rows go first
+
 InboxStatus = Literal["queued", "processing", "done", "dead", "throttled", "merged"]
 
 
@@ -149,8 +151,16 @@ async def claim_next(
     """Lease the most urgent runnable row whose conversation has nothing older still pending on
     the same path: a STOP or a coordinator's command never waits behind a message that waits
     for the model (which may be down for hours). Without ``in_conversation_order`` (the model is
-    down: rows only get their fallback advice and are deferred) every due row is claimable."""
-    order = "i.id" if fifo else "i.priority, i.id"
+    down: rows only get their fallback advice and are deferred) every due row is claimable.
+
+    A row that already failed an attempt of its own (a turn the model botched; an outage spends
+    no attempt) goes behind every row that has not: one message the model always fails on must
+    not be the first claimed every time, ahead of everyone else. It yields for at most
+    ``FAILED_YIELD_S`` after it is due, so under endless load it still reaches its last attempt
+    (and the coordinators' alert)."""
+    order = "(i.attempts > 0 AND i.next_attempt_at > ?), " + (
+        "i.id" if fifo else "i.priority, i.id"
+    )
     blocked = (
         """AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.order_key = i.order_key
                               AND j.needs_model = i.needs_model AND j.id < i.id
@@ -164,7 +174,7 @@ async def claim_next(
                 WHERE i.status = 'queued' AND i.needs_model = ? AND i.next_attempt_at <= ?
                 {blocked}
                 ORDER BY {order} LIMIT 1""",  # noqa: S608 - two fixed fragments
-            (int(needs_model), now),
+            (int(needs_model), now, now - FAILED_YIELD_S),
         )
         row = await cur.fetchone()
         if row is None:
