@@ -29,6 +29,7 @@ CANDIDATES = 30
 MAX_PER_DOC = 2
 LANG_BOOST = 1.3  # fused score multiplier for chunks in the sender's language
 TOPIC_WEIGHT = 0.5  # share of a topic's total evidence added to each of its chunks
+TOPIC_SUPPORT = 3  # how many of a topic's chunks make up its evidence
 DENSE_MATCH_MIN = 0.84  # cosine similarity that counts as "a match" without keyword hits
 
 SearchMode = Literal["hybrid", "keyword", "dense"]
@@ -178,10 +179,16 @@ class ProtocolSearch:
                     c.score += 1.0 / (RRF_K + rank)
                     c.similarity = sim
         # Topic evidence: chunks of the same topic (any language) support each other, so an
-        # English hit lifts the sender-language document on the same topic.
-        topic_total: dict[str, float] = {}
+        # English hit lifts the sender-language document on the same topic. Only a topic's
+        # best TOPIC_SUPPORT chunks count: a long document whose every chunk shares one common
+        # word ("shock" in psychological first aid) must not outvote the document that matches
+        # the whole question (electric shock from a fallen wire).
+        per_topic: dict[str, list[float]] = {}
         for c in cands.values():
-            topic_total[c.chunk.topic] = topic_total.get(c.chunk.topic, 0.0) + c.score
+            per_topic.setdefault(c.chunk.topic, []).append(c.score)
+        topic_total = {
+            t: sum(sorted(scores, reverse=True)[:TOPIC_SUPPORT]) for t, scores in per_topic.items()
+        }
         for c in cands.values():
             c.score += TOPIC_WEIGHT * (topic_total[c.chunk.topic] - c.score)
             if c.chunk.lang == lang and lang != "en":

@@ -80,6 +80,15 @@ class Gateway:
     def device(self) -> Path:
         return Path(self.settings.sms.modems[0].device)
 
+    async def protocols_ready(self, timeout: float = 120.0) -> None:
+        """The library index is built in the background at start (keyword-only in these tests,
+        so never the prebuilt one); a test about the library's advice waits for it."""
+
+        async def ready() -> bool:
+            return self.runtime.protocols is not None
+
+        await wait_for(ready, timeout=timeout)
+
     def sms_in(self, number: str, text: str, modem: int = 0) -> None:
         inject_sms(Path(self.settings.sms.modems[modem].device), number, text)
 

@@ -258,7 +258,7 @@ async def test_room_posts_never_carry_control_or_bidi_characters(
         summary = await gw.rows("SELECT summary FROM incidents")
     assert alert.startswith("[CRITICAL]")  # the escapes do not hide "drowning" from triage
     for body in (alert, shown):
-        assert "drowning on the roof\n of the school" in body, body
+        assert "> drowning on the roof\n> of the school" in body, body
         assert not [c for c in "\x1b\x9b\r\u202e\u2069" if c in body], repr(body)
     assert stored[0][0] == hostile and summary[0][0] == hostile
 

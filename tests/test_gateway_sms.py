@@ -198,6 +198,7 @@ async def test_degraded_reply_keeps_the_whole_library_summary(
     settings = make_settings(tmp_path, url)
     summary = load_document(PACKAGED_LIBRARY / lang / "electric-shock.md").sms
     async with running_gateway(settings) as gw:
+        await gw.protocols_ready()
         gw.sms_in(VICTIM, question)
         sent = await gw.wait_sent(VICTIM, 2)
         text = sent[1]["text"]
