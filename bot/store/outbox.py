@@ -106,19 +106,22 @@ async def enqueue(
 
 # Only the head of a recipient's queue may go: an earlier row waiting for a retry (homeserver
 # down) holds back the later ones, so a case's alerts and a victim's replies keep their order.
-# Among heads, recipients never served (or served longest ago) go first: round-robin, so one
-# flooding sender cannot push a new victim's ack behind all of its own replies.
+# Among the oldest heads (each a different recipient), the recipient never served, or served
+# longest ago, goes first: round-robin, so one flooding sender cannot push a new victim's ack
+# behind all of its own replies. The window keeps a claim cheap with thousands of advisories.
+HEADS_WINDOW = 64
 _CLAIM_SQL = """
-SELECT o.*, (SELECT MAX(s.sent_at) FROM outbox AS s
-             WHERE s.channel=o.channel AND s.peer=o.peer AND s.status='sent') AS served_at
-FROM outbox AS o
-WHERE o.status='queued' AND o.channel=? AND o.lane=? AND o.next_attempt_at<=?
-  AND NOT EXISTS (SELECT 1 FROM outbox AS f
-                  WHERE f.channel=o.channel AND f.peer=o.peer AND f.id<>o.id
-                    AND (f.status='sending'
-                         OR (f.status='queued'
-                             AND (f.lane<o.lane OR (f.lane=o.lane AND f.id<o.id)))))
-ORDER BY served_at IS NOT NULL, served_at, o.id
+SELECT h.*, (SELECT MAX(s.sent_at) FROM outbox AS s
+             WHERE s.channel=h.channel AND s.peer=h.peer AND s.status='sent') AS served_at
+FROM (SELECT o.* FROM outbox AS o
+      WHERE o.status='queued' AND o.channel=? AND o.lane=? AND o.next_attempt_at<=?
+        AND NOT EXISTS (SELECT 1 FROM outbox AS f
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='sending')
+        AND NOT EXISTS (SELECT 1 FROM outbox AS f INDEXED BY outbox_peer
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='queued'
+                          AND (f.lane<o.lane OR (f.lane=o.lane AND f.id<o.id)))
+      ORDER BY o.id LIMIT ?) AS h
+ORDER BY served_at IS NOT NULL, served_at, h.id
 LIMIT 1
 """
 
@@ -132,7 +135,7 @@ async def claim_next(
     async with db.transaction() as conn:
         row = None
         for lane in Lane:
-            cur = await conn.execute(_CLAIM_SQL, (channel.value, int(lane), now))
+            cur = await conn.execute(_CLAIM_SQL, (channel.value, int(lane), now, HEADS_WINDOW))
             row = await cur.fetchone()
             if row is not None:
                 break
