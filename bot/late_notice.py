@@ -21,7 +21,7 @@ def why_late(last_error: str | None) -> str:
     """What held the message back, from the row's last send error (the transport's words)."""
     if not last_error:
         return "the queue was busy"
-    if "M_LIMIT_EXCEEDED" in last_error or "429" in last_error:
+    if "M_LIMIT_EXCEEDED" in last_error:
         return "homeserver was rate-limiting"
     return "homeserver was down"
 

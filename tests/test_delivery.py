@@ -87,6 +87,10 @@ def test_late_note_only_past_the_threshold() -> None:
     assert late_note(1000.0, 1030.0, "SendError: network", after_s=60) is None
     note = late_note(1000.0, 1000.0 + 23 * 60 + 5, "SendError: network: refused", after_s=60)
     assert note == "raised 23 min ago, delivered late: homeserver was down"
+    refused = "SendError: network: ConnectionRefusedError(111, ('127.0.0.1', 44291))"
+    assert late_note(0.0, 90.0, refused, after_s=60) == (
+        "raised 1 min ago, delivered late: homeserver was down"
+    )
     limited = late_note(0.0, 7500.0, "SendError: 429 M_LIMIT_EXCEEDED", after_s=60)
     assert limited == "raised 2 h 05 min ago, delivered late: homeserver was rate-limiting"
 
