@@ -41,7 +41,7 @@ def run(seed: int) -> tuple[int, int, int, int]:
                 Path(tmp),
                 standin.url,
                 queue={"retry_base_s": 0.5, "retry_max_s": 2, "lease_s": 600},
-                sms={"modems": modems(Path(tmp), 2, per_minute=240)},
+                sms={"modems": modems(Path(tmp), 2, per_minute=120)},
             )
         )
         try:

@@ -3,7 +3,9 @@
 Inbox: a handler turns a row into outbound messages; they and the row's completion commit together.
 Transient failures (model down/slow/garbage) re-queue the row without spending its attempts and
 let the handler send a degraded reply once; other failures spend attempts, then dead-letter.
-Outbox: one or more senders per channel drain by lane (urgent replies before advisories)."""
+Outbox: one or more senders per channel drain by lane (urgent replies before advisories), each
+recipient's messages in order and recipients in turn; an outage (transient) never spends a
+message's attempts, only a permanent error dead-letters it."""
 
 from __future__ import annotations
 
@@ -357,7 +359,13 @@ class OutboxWorker:
             step = self._outage_streak
         else:
             step = attempts
-            log.error("outbox #%d: unclassified failure %d/%d", row.id, step, self._max_attempts)
+            log.error(
+                "outbox #%d: unclassified failure %d/%d",
+                row.id,
+                step,
+                self._max_attempts,
+                exc_info=exc,
+            )
         wait = backoff.delay(step, base=self._retry.base_s, cap=self._retry.max_s)
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, (int, float)):  # 429: as asked, within our cap
