@@ -231,7 +231,9 @@ class App:
                     OutboxWorker(
                         db,
                         channel=Channel.SMS,
-                        sender=self._sms_sender(pool),
+                        sender=self._sms_sender(
+                            pool, None if str(db.path) == ":memory:" else db.path, self.clock
+                        ),
                         concurrency=max(1, len(s.sms.modems)),
                         max_attempts=s.sms.max_send_attempts,
                         retry=retry,
@@ -282,13 +284,23 @@ class App:
         return pool
 
     @staticmethod
-    def _sms_sender(pool: ModemPool) -> Callable[[OutboxRow], Any]:
+    def _sms_sender(
+        pool: ModemPool, db_path: Path | None = None, clock: Callable[[], float] = time.time
+    ) -> Callable[[OutboxRow], Any]:
         from bot.transports.sms import SendError as ModemSendError
 
         async def send(row: OutboxRow) -> tuple[str, str]:
+            def accepted(via: str, ref: str) -> None:  # on the modem thread, at once
+                assert db_path is not None
+                outbox.mark_sent_on_this_thread(db_path, row.id, via=via, ref=ref, now=clock())
+
             try:
                 return await pool.send(
-                    row.peer, row.text, idem_key=row.idem_key, prefer=row.meta.get("modem")
+                    row.peer,
+                    row.text,
+                    idem_key=row.idem_key,
+                    prefer=row.meta.get("modem"),
+                    on_accepted=accepted if db_path is not None else None,
                 )
             except ModemSendError as exc:
                 raise SendError(exc.reason, transient=exc.transient) from exc

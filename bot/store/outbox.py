@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -156,6 +159,25 @@ async def mark_sent(db: Database, row_id: int, *, via: str, ref: str, now: float
     await db.commit_now(
         """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
            sent_at=?, updated_at=? WHERE id=?""",
+        (via, ref, now, now, row_id),
+    )
+
+
+_thread = threading.local()  # one connection per modem thread for mark_sent_on_this_thread
+
+
+def mark_sent_on_this_thread(path: Path, row_id: int, *, via: str, ref: str, now: float) -> None:
+    """Blocking: record a send from the thread that made it (a modem's), the moment the modem
+    accepted it, so no event-loop latency widens the window in which a crash sends it twice.
+    Autocommit on the thread's own connection; the async mark_sent after it is a no-op."""
+    conn: sqlite3.Connection | None = getattr(_thread, "conn", None)
+    if conn is None or getattr(_thread, "path", None) != path:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        conn.execute("PRAGMA synchronous=FULL")
+        _thread.conn, _thread.path = conn, path
+    conn.execute(
+        """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
+           sent_at=?, updated_at=? WHERE id=? AND status='sending'""",
         (via, ref, now, now, row_id),
     )
 
