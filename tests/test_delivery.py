@@ -269,3 +269,43 @@ def test_heavy_imports_at_start_up_run_off_the_event_loop(
     assert proc.returncode == 0, proc.stderr[-3000:]
     on_main = json.loads(proc.stdout.strip().splitlines()[-1])
     assert on_main.get("chromadb") is False and on_main.get("nio") is False, on_main
+
+
+async def test_sms_is_recorded_sent_on_the_modem_thread_before_send_returns(
+    tmp_path: Path,
+) -> None:
+    """The `sent` commit happens on the modem's thread right after libGammu accepted the last
+    part: when control is back on the event loop the row is already durable, so no loop latency
+    (start-up work, a busy connection) sits in the window where a kill -9 duplicates an SMS."""
+    import sqlite3
+
+    from bot.app import App
+    from bot.models import Channel, Outbound
+    from bot.transports.modem_pool import ModemPool
+    from bot.transports.sms import Modem
+
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    db = Database(settings.storage.path)
+    await db.open()
+
+    async def no_receive(_batch: list[Any]) -> None:
+        return None
+
+    modem = Modem(settings.sms.modems[0], no_receive)
+    try:
+        async with db.transaction() as conn:
+            await outbox.enqueue(
+                conn, Outbound(Channel.SMS, VICTIM, VICTIM, "Help is coming", "ack:7"), now=1.0
+            )
+        row = await outbox.claim_next(db, Channel.SMS, now=2.0, lease_s=60)
+        assert row is not None
+        pool = ModemPool([modem], {modem.name: 120})
+        _via, ref = await App._sms_sender(pool, db.path)(row)
+        with sqlite3.connect(db.path) as other:  # what a restarted process would read
+            status, stored_ref = other.execute(
+                "SELECT status, ref FROM outbox WHERE id=?", (row.id,)
+            ).fetchone()
+        assert (status, stored_ref) == ("sent", ref)
+    finally:
+        await modem.close()
+        await db.close()
