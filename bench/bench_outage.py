@@ -94,6 +94,8 @@ async def main() -> None:
                     return room_id in getattr(resp, "rooms", [])
 
                 await wait_for(online, timeout=60, every=0.2)
+                assert gw.runtime.matrix is not None
+                await asyncio.wait_for(gw.runtime.matrix.wait_caught_up(), 60)
                 hs._requested_port = hs.port  # back on the same URL, as LocalSynapse.restart does
                 await asyncio.to_thread(hs.stop)
                 down_at = time.monotonic()

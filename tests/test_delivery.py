@@ -51,6 +51,8 @@ async def test_alerts_outlive_a_homeserver_outage_in_order_and_say_their_age(
     ollama_standin.push_chat(*roof_rescue_turn())
     async with running_gateway(settings) as gw:
         await joined(gw, room.room_id)
+        assert gw.runtime.matrix is not None  # and its first sync fully processed:
+        await asyncio.wait_for(gw.runtime.matrix.wait_caught_up(), 30)  # the outbox sends
         # Back on the same port, as LocalSynapse.restart does: the gateway keeps its URL.
         synapse._requested_port = synapse.port
         await asyncio.to_thread(synapse.stop)
