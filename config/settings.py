@@ -200,6 +200,7 @@ class QueueSettings(_Section):
         600.0, ge=0
     )  # one ack per case per window (panicking senders)
     per_sender_per_hour: int = Field(60, ge=1)  # flood control for one number
+    late_notice_after_s: float = Field(60.0, ge=0)  # a Matrix post older than this says its age
 
 
 class ProtocolsSettings(_Section):

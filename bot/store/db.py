@@ -40,6 +40,8 @@ class Database:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._side: aiosqlite.Connection | None = None  # short writes that must not queue
+        self._side_lock = asyncio.Lock()
 
     async def open(self, *, create: bool = True) -> None:
         """Open (creating it and its directory if needed) and migrate.
@@ -75,6 +77,10 @@ class Database:
         await self._migrate()
 
     async def close(self) -> None:
+        if self._side is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._side.close()
+            self._side = None
         if self._conn is not None:
             try:
                 await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -147,6 +153,26 @@ class Database:
             await asyncio.wait_for(asyncio.shield(statement), timeout=30)
         if self.conn.in_transaction:
             await asyncio.shield(self._rollback_quietly())
+
+    async def commit_now(self, sql: str, params: Iterable[Any] = ()) -> None:
+        """One statement, committed on a second connection with its own thread.
+
+        It does not wait for the main connection's queue of statements or its lock (a slow
+        transaction there cannot delay it); SQLite's busy_timeout covers a writer holding the
+        file. For the commit that records an SMS as sent: the duplicate window after a crash."""
+        if str(self.path) == ":memory:":
+            await self.execute(sql, params)  # a second connection would be another database
+            return
+        try:
+            async with self._side_lock:
+                if self._side is None:
+                    side = await aiosqlite.connect(self.path, isolation_level=None)
+                    for pragma in ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
+                        await side.execute(f"PRAGMA {pragma}")
+                    self._side = side
+                await self._side.execute(sql, tuple(params))
+        except sqlite3.Error as exc:
+            raise StorageError(f"write failed ({self.path}): {exc}") from exc
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self._lock, self.conn.execute(sql, tuple(params)) as cur:

@@ -186,4 +186,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE subscriptions ADD COLUMN conversation TEXT NOT NULL DEFAULT '';
     """,
+    # 5: outbox per recipient (issue 10): a recipient's pending rows and last send are found by
+    # index, so the claim can keep each recipient's order and round-robin across recipients.
+    """
+    CREATE INDEX outbox_peer ON outbox(channel, peer, status, sent_at);
+    """,
 ]

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -91,24 +95,53 @@ async def enqueue(
             now,
         ),
     )
-    return cur.rowcount == 1
+    inserted = cur.rowcount == 1
+    if inserted and incident_id is not None:
+        # A case's earlier messages to the same recipient inherit this one's lane: the new-case
+        # alert (REPLY for a high case) still goes before that case's URGENT dispatch request.
+        await conn.execute(
+            """UPDATE outbox SET lane=? WHERE status='queued' AND channel=? AND peer=?
+               AND incident_id=? AND lane>? AND id<?""",
+            (int(out.lane), out.channel.value, out.peer, incident_id, int(out.lane), cur.lastrowid),
+        )
+    return inserted
+
+
+# Only the head of a recipient's queue may go: an earlier row waiting for a retry (homeserver
+# down) holds back the later ones, so a case's alerts and a victim's replies keep their order.
+# Among the oldest heads (each a different recipient), the recipient never served, or served
+# longest ago, goes first: round-robin, so one flooding sender cannot push a new victim's ack
+# behind all of its own replies. The window keeps a claim cheap with thousands of advisories.
+HEADS_WINDOW = 64
+_CLAIM_SQL = """
+SELECT h.*, (SELECT MAX(s.sent_at) FROM outbox AS s
+             WHERE s.channel=h.channel AND s.peer=h.peer AND s.status='sent') AS served_at
+FROM (SELECT o.* FROM outbox AS o
+      WHERE o.status='queued' AND o.channel=? AND o.lane=? AND o.next_attempt_at<=?
+        AND NOT EXISTS (SELECT 1 FROM outbox AS f
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='sending')
+        AND NOT EXISTS (SELECT 1 FROM outbox AS f INDEXED BY outbox_peer
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='queued'
+                          AND (f.lane<o.lane OR (f.lane=o.lane AND f.id<o.id)))
+      ORDER BY o.id LIMIT ?) AS h
+ORDER BY served_at IS NOT NULL, served_at, h.id
+LIMIT 1
+"""
 
 
 async def claim_next(
     db: Database, channel: Channel, *, now: float, lease_s: float
 ) -> OutboxRow | None:
-    """Lease the next row by lane, then age. One message per recipient is in flight at a time,
-    so with several modems (or Matrix senders) a victim's ack cannot arrive after its reply."""
+    """Lease the next row: by lane, then round-robin across recipients, then age. One message
+    per recipient is in flight at a time and never ahead of that recipient's earlier ones, so
+    with several modems (or Matrix senders) a victim's ack cannot arrive after its reply."""
     async with db.transaction() as conn:
-        cur = await conn.execute(
-            """SELECT * FROM outbox AS o WHERE o.status='queued' AND o.channel=?
-                 AND o.next_attempt_at<=?
-                 AND NOT EXISTS (SELECT 1 FROM outbox AS f WHERE f.status='sending'
-                                 AND f.channel=o.channel AND f.peer=o.peer)
-               ORDER BY o.lane, o.id LIMIT 1""",
-            (channel.value, now),
-        )
-        row = await cur.fetchone()
+        row = None
+        for lane in Lane:
+            cur = await conn.execute(_CLAIM_SQL, (channel.value, int(lane), now, HEADS_WINDOW))
+            row = await cur.fetchone()
+            if row is not None:
+                break
         if row is None:
             return None
         await conn.execute(
@@ -120,26 +153,61 @@ async def claim_next(
 
 
 async def mark_sent(db: Database, row_id: int, *, via: str, ref: str, now: float) -> None:
-    await db.execute(
+    """Record a send the moment it happened, on the store's own short-write connection: the
+    window in which a crash makes an SMS go out twice is this one commit, never a wait behind
+    other work on the main connection."""
+    await db.commit_now(
         """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
            sent_at=?, updated_at=? WHERE id=?""",
         (via, ref, now, now, row_id),
     )
 
 
-async def retry_later(db: Database, row_id: int, *, at: float, error: str, now: float) -> None:
+_thread = threading.local()  # one connection per modem thread for mark_sent_on_this_thread
+
+
+def mark_sent_on_this_thread(path: Path, row_id: int, *, via: str, ref: str, now: float) -> None:
+    """Blocking: record a send from the thread that made it (a modem's), the moment the modem
+    accepted it, so no event-loop latency widens the window in which a crash sends it twice.
+    Autocommit on the thread's own connection; the async mark_sent after it is a no-op."""
+    conn: sqlite3.Connection | None = getattr(_thread, "conn", None)
+    if conn is None or getattr(_thread, "path", None) != path:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+        conn.execute("PRAGMA synchronous=FULL")
+        _thread.conn, _thread.path = conn, path
+    conn.execute(
+        """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
+           sent_at=?, updated_at=? WHERE id=? AND status='sending'""",
+        (via, ref, now, now, row_id),
+    )
+
+
+async def retry_later(
+    db: Database, row_id: int, *, at: float, error: str, now: float, count_attempt: bool = True
+) -> None:
+    """Back to the queue until ``at``. ``count_attempt=False`` (a transient failure: homeserver
+    or modem down) gives back the attempt the claim took, so an outage never uses up the budget."""
     await db.execute(
         """UPDATE outbox SET status='queued', lease_until=NULL, next_attempt_at=?, error=?,
-           updated_at=? WHERE id=?""",
-        (at, error[:500], now, row_id),
+           attempts=attempts - ?, updated_at=? WHERE id=?""",
+        (at, error[:500], 0 if count_attempt else 1, now, row_id),
     )
 
 
-async def dead_letter(db: Database, row_id: int, *, reason: str, now: float) -> None:
-    await db.execute(
-        "UPDATE outbox SET status='dead', lease_until=NULL, error=?, updated_at=? WHERE id=?",
-        (reason[:500], now, row_id),
-    )
+async def dead_letter(
+    db: Database, row_id: int, *, reason: str, now: float, notices: Sequence[Outbound] = ()
+) -> None:
+    """Dead, with the coordinator notices about it committed in the same transaction (once:
+    their idem_keys derive from the row)."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            "UPDATE outbox SET status='dead', lease_until=NULL, error=?, updated_at=? WHERE id=?",
+            (reason[:500], now, row_id),
+        )
+        cur = await conn.execute("SELECT incident_id FROM outbox WHERE id=?", (row_id,))
+        found = await cur.fetchone()
+        for notice in notices:
+            await enqueue(conn, notice, now=now, incident_id=found[0] if found else None)
 
 
 async def cancel_for_peer(

@@ -26,7 +26,14 @@ import gammu
 from aiolimiter import AsyncLimiter
 
 from bot.aio import raise_if_cancelling
-from bot.transports.sms import Modem, ModemHealth, SendError, count_parts, mask_number
+from bot.transports.sms import (
+    Modem,
+    ModemHealth,
+    OnAccepted,
+    SendError,
+    count_parts,
+    mask_number,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +105,16 @@ class ModemPool:
         return usable
 
     async def send(
-        self, to: str, text: str, *, idem_key: str, prefer: str | None = None
+        self,
+        to: str,
+        text: str,
+        *,
+        idem_key: str,
+        prefer: str | None = None,
+        on_accepted: OnAccepted | None = None,
     ) -> tuple[str, str]:
-        """Send on the best modem; returns (modem name, reference). Raises SendError."""
+        """Send on the best modem; returns (modem name, reference). Raises SendError.
+        ``on_accepted`` runs on the modem's thread the moment the message is accepted."""
         try:
             parts = await asyncio.to_thread(count_parts, text)
         except (gammu.GSMError, ValueError, TypeError) as exc:
@@ -116,7 +130,9 @@ class ModemPool:
             limiter = self._limiters[modem.name]
             self._queued[modem.name] += parts
             try:
-                ref = await modem.send(to, text, idem_key=idem_key, pace=limiter.acquire)
+                ref = await modem.send(
+                    to, text, idem_key=idem_key, pace=limiter.acquire, on_accepted=on_accepted
+                )
             except SendError as exc:
                 if not exc.transient:
                     raise

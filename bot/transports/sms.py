@@ -51,6 +51,9 @@ OnReceive = Callable[[list[Inbound]], Awaitable[None]]
 """Persist the batch durably before returning; raise on failure (then nothing is deleted)."""
 
 Pace = Callable[[], Awaitable[Any]]
+# Called on the modem thread the moment the modem accepted a whole message, with (modem, reference):
+# records it durably before anything else runs, so a crash cannot make it go out twice.
+OnAccepted = Callable[[str, str], None]
 """Awaited before each SMS part goes out (the pool passes its per-SIM limiter here)."""
 
 SmsPart = dict[str, Any]
@@ -539,7 +542,15 @@ class Modem:
             self._ok()
             return len(batch)
 
-    async def send(self, to: str, text: str, *, idem_key: str, pace: Pace | None = None) -> str:
+    async def send(
+        self,
+        to: str,
+        text: str,
+        *,
+        idem_key: str,
+        pace: Pace | None = None,
+        on_accepted: OnAccepted | None = None,
+    ) -> str:
         """Send ``text`` (all parts) to ``to``; returns ``"<modem>:<ref>[,<ref>…]"``."""
         number = to.strip()
         if not _NUMBER_RE.fullmatch(number):
@@ -579,15 +590,20 @@ class Modem:
                     f"modem {self.name} went {self._c.state} after {i}/{len(parts)} parts",
                     transient=True,
                 )
+            send: Callable[[Any], Any] = partial(_send_bound, part)
+            if i == len(parts) - 1:
+                send = partial(
+                    _send_last_bound,
+                    part,
+                    partial(self._accepted, parts, idem_key, refs, on_accepted),
+                )
             try:
-                ref = await self._call(partial(_send_bound, part), self._call_timeout_s, "SendSMS")
+                ref = await self._call(send, self._call_timeout_s, "SendSMS")
             except ModemError as exc:
                 raise SendError(f"{exc} after {i}/{len(parts)} parts", transient=True) from exc
             except gammu.GSMError as exc:
                 raise self._send_failed(exc, i, len(parts)) from exc
             refs.append(str(ref))
-        if self._settings.is_dummy:
-            await self._record_sent(parts, idem_key)
         self._c.sent += 1
         self._ok()
         log.info(
@@ -602,6 +618,29 @@ class Modem:
             "modem %s: sent body to %s: %s", self.name, mask_number(number), redact.body(text)
         )
         return f"{self.name}:{','.join(refs)}"
+
+    def _accepted(
+        self,
+        parts: list[SmsPart],
+        idem_key: str,
+        refs: list[str],
+        on_accepted: OnAccepted | None,
+        last_ref: Any,
+    ) -> None:
+        """Modem thread, right after the last part was accepted: the dummy shows the message to
+        the simulated network, then `on_accepted` records it. Never raises: it WAS sent."""
+        if self._settings.is_dummy:
+            device = Path(self._settings.device)
+            try:
+                sim.write_sent(device, parts, key=idem_key, when=self._clock())
+            except (OSError, gammu.GSMError) as exc:
+                log.error("modem %s: could not record sent SMS in %s: %s", self.name, device, exc)
+        if on_accepted is not None:
+            reference = f"{self.name}:{','.join([*refs, str(last_ref)])}"
+            try:
+                on_accepted(self.name, reference)
+            except Exception:  # the caller's own commit after send() still runs
+                log.exception("modem %s: recording an accepted SMS failed", self.name)
 
     async def close(self) -> None:
         """Terminate the StateMachine and stop the thread; bounded by a timeout, never hangs."""
@@ -769,20 +808,6 @@ class Modem:
         percent = quality.get("SignalPercent")
         self._c.signal_percent = int(percent) if isinstance(percent, int) and percent >= 0 else None
 
-    async def _record_sent(self, parts: list[SmsPart], idem_key: str) -> None:
-        """Dummy modems only: show the accepted message to the simulated network."""
-        device = Path(self._settings.device)
-        when = self._clock()
-        try:
-            await self._call(
-                partial(_write_sent_bound, device, parts, idem_key, when),
-                self._call_timeout_s,
-                "record sent",
-            )
-        except (OSError, gammu.GSMError, ModemError) as exc:
-            # The message WAS accepted; raising would make the caller send it again.
-            log.error("modem %s: could not record sent SMS in %s: %s", self.name, device, exc)
-
     def _classify(self, groups: list[_Group]) -> _Pass:
         """Split one pass into the batch to deliver, what to delete after commit, what waits."""
         now = self._clock()
@@ -940,12 +965,12 @@ def _send_bound(part: SmsPart, sm: Any) -> Any:
     return sm.SendSMS(part)
 
 
+def _send_last_bound(part: SmsPart, accepted: Callable[[Any], None], sm: Any) -> Any:
+    ref = sm.SendSMS(part)
+    accepted(ref)
+    return ref
+
+
 def _signal_bound(sm: Any) -> dict[str, Any]:
     quality: dict[str, Any] = sm.GetSignalQuality()
     return quality
-
-
-def _write_sent_bound(
-    device: Path, parts: list[SmsPart], idem_key: str, when: float, _sm: Any
-) -> Path:
-    return sim.write_sent(device, parts, key=idem_key, when=when)
