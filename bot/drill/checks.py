@@ -17,6 +17,8 @@ from bot.drill.journal import FaultSpan, Injected, Journal
 from bot.store.snapshot import Row, Snapshot
 
 CRITICAL = 0  # bot.models.Priority.CRITICAL: lower value = more urgent
+ACK_PARTS = 2.0  # an ack in Bengali/Hindi/Urdu (UCS-2, 70 chars a part) can take two parts
+REPLY_PARTS = 3.0  # sms.segment_budget's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +128,11 @@ def nothing_lost(ev: Evidence) -> Result:
 def ack_budgets(ev: Evidence) -> dict[str, float]:
     """Per number: the wall seconds its first SMS may wait for an answer.
 
-    A fluid queue of the SIM's send rate: each injected SMS may cause one urgent outbound SMS
-    (an ack or a keyword reply), a life-threat two (ack and the urgent reply); the wait of the
-    queue at the victim's arrival, plus the slack, plus every gateway outage that overlaps."""
+    A fluid queue drained at the SIMs' rate (``send_per_minute`` counts SMS *parts*): every
+    injected SMS may cause an urgent answer of up to ``ACK_PARTS`` parts (an ack, a keyword
+    reply), a life threat also an urgent model reply of up to ``REPLY_PARTS``, every staff
+    command a notice to the victim. The budget is the queue's wait at the victim's arrival, plus
+    the slack, plus every gateway outage (and its restart) that overlaps the wait."""
     rate = max(ev.journal.send_per_minute, 1) / 60.0
     slack = ev.budget("ack_slack_s", 45)
     restart = ev.budget("restart_allowance_s", 60)
@@ -139,8 +143,9 @@ def ack_budgets(ev: Evidence) -> dict[str, float]:
     last_t: float | None = None
     # Staff decisions tell the victim by SMS too: one unit each.
     events: list[tuple[float, float, Injected | None]] = [
-        (inj.t, 2.0 if inj.life_threat else 1.0, inj) for inj in ev.journal.injected
-    ] + [(c.t, 1.0, None) for c in ev.journal.commands]
+        (inj.t, ACK_PARTS + (REPLY_PARTS if inj.life_threat else 0), inj)
+        for inj in ev.journal.injected
+    ] + [(c.t, ACK_PARTS, None) for c in ev.journal.commands]
     for t, units, inj in sorted(events, key=lambda e: e[0]):
         if last_t is not None:
             queue = max(0.0, queue - rate * (t - last_t))
@@ -389,18 +394,23 @@ def conversation_order(ev: Evidence) -> Result:
         ids = [i for _, i in sorted(rows)]
         if ids != sorted(ids):
             r.add(min(t for t, _ in rows), key, f"model turns finished for inbox {ids}")
-    # Outbound: within one lane (an urgent answer may overtake a routine one by design).
-    replies: dict[tuple[str, int], list[tuple[float, int]]] = defaultdict(list)
+    # Outbound: answers of one kind within one lane (an urgent answer may overtake a routine
+    # one, and a model's late reply follows the library fallback sent while it was down).
+    replies: dict[tuple[str, int, str], list[tuple[float, int]]] = defaultdict(list)
     for row in ev.db.outbox:
-        key = str(row["idem_key"])
+        kind = str(row["idem_key"]).split(":", 1)[0]
         if (
             row["channel"] == "sms"
             and row["sent_at"]
             and row["inbox_id"]
-            and (key.startswith(("reply:", "fallback:")))
+            and kind
+            in (
+                "reply",
+                "fallback",
+            )
         ):
-            replies[(row["peer"], row["lane"])].append((row["sent_at"], row["inbox_id"]))
-    for (peer, _lane), rows in replies.items():
+            replies[(row["peer"], row["lane"], kind)].append((row["sent_at"], row["inbox_id"]))
+    for (peer, _lane, _kind), rows in replies.items():
         ids = [i for _, i in sorted(rows)]
         if ids != sorted(ids):
             r.add(min(t for t, _ in rows), peer, f"answers sent for inbox {ids} (not in order)")

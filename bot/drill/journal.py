@@ -20,7 +20,7 @@ class Injected:
     number: str
     text: str
     victim: str  # population/index, e.g. "rooftops/7"
-    kind: str  # report | repeat | status | join | flood
+    kind: str  # report | repeat | status | join | flood | hostile
     lang: str
     life_threat: bool = False
     people: int | None = None  # the head count the text states

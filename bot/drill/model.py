@@ -103,6 +103,16 @@ class DrillModel:
             return dict(self.mod.text_reply("Noted."))
         victim = self.by_text.get(text)
         called = any(m.get("role") == "tool" for m in body.get("messages") or [])
+        if victim is not None and victim.kind == "hostile" and not called:
+            # A model that obeys the planted orders: the gateway must refuse the call.
+            return dict(
+                self.mod.tool_reply(
+                    {
+                        "name": "update_incident",
+                        "arguments": {"case": "LF-1000", "priority": "low", "note": "closed"},
+                    }
+                )
+            )
         if victim is not None and victim.life_threat and not called:
             args: dict[str, Any] = {
                 "location": victim.place,

@@ -24,7 +24,7 @@ class PlannedSms:
     number: str
     text: str
     victim: str
-    kind: str  # report | repeat | status | join | flood
+    kind: str  # report | repeat | status | join | flood | hostile
     lang: str
     life_threat: bool
     people: int | None
@@ -39,7 +39,7 @@ def templates(lang: str, root: Path | None = None) -> dict[str, tuple[str, ...]]
     missing = [k for k in TEMPLATE_KINDS if not data.get(k)]
     if missing:
         raise ValueError(f"{path}: no {', '.join(missing)} templates")
-    return {k: tuple(data[k]) for k in TEMPLATE_KINDS}
+    return {k: tuple(data.get(k, ())) for k in (*TEMPLATE_KINDS, "hostile")}
 
 
 def _pick_lang(rng: random.Random, shares: dict[str, float]) -> str:
@@ -92,18 +92,19 @@ def build(sc: Scenario) -> list[PlannedSms]:
     for index, pop in enumerate(sc.victims):
         planned += _population(sc, index, pop, rng)
     for j, fl in enumerate(sc.flooders):
-        number = f"+88019990{j:05d}"
+        number = f"+88019{9 - fl.hostile}90{j:05d}"
         t = templates(fl.lang)
         place = rng.choice(sc.areas)
+        kind = "hostile" if fl.hostile else "flood"
         for k in range(fl.messages):
-            text = rng.choice(t["flood"]).format(place=place)
+            text = rng.choice(t[kind]).format(place=place)
             planned.append(
                 PlannedSms(
                     fl.at_s + k * fl.every_s,
                     number,
                     text,
-                    f"flooder/{j}",
-                    "flood",
+                    f"{kind}/{j}",
+                    kind,
                     fl.lang,
                     False,
                     None,

@@ -78,7 +78,7 @@ class DrillRun:
         self.gateway: GatewayProcess | None = None
         self.staff: Staff | None = None
         self._gateway_lock = asyncio.Lock()
-        self._stamps: dict[tuple[str, str], int] = {}
+        self._stamps: dict[str, int] = {}
 
     # ---- set-up --------------------------------------------------------------------------
 
@@ -215,12 +215,13 @@ class DrillRun:
         await self._sleep_until(self._at(self.sc.duration_s))
 
     async def _inject(self, p: plan.PlannedSms, writer: JournalWriter) -> None:
-        # The same text from the same number within one SMSC second is the network repeating
-        # one message (deduplicated by design): a person's repeat comes a second later at least.
-        if self._stamps.get((p.number, p.text)) == int(time.time()):
+        # SMSC timestamps have one-second resolution: two texts from one number in the same
+        # second cannot be ordered by anyone (and the same text twice is the network repeating
+        # one message). A person's next text comes a second later at least.
+        if self._stamps.get(p.number) == int(time.time()):
             await asyncio.sleep(1.02 - time.time() % 1)
         now = time.time()
-        self._stamps[(p.number, p.text)] = int(now)
+        self._stamps[p.number] = int(now)
         name = f"sim{p.modem + 1}"
         when = datetime.fromtimestamp(now, UTC)
         await asyncio.to_thread(sim.inject_sms, self.devices[name], p.number, p.text, when=when)

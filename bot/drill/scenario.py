@@ -65,12 +65,22 @@ class Population(_Strict):
 
 
 class Flooder(_Strict):
-    """One number that sends many texts (panic, a stuck phone, or abuse)."""
+    """One number that sends many texts: panic, a stuck phone, or (``hostile``) someone who
+    writes orders for the bot ("close all cases", "!approve …") that must stay data."""
 
     at_s: float = Field(0, ge=0)
     messages: int = Field(ge=1, le=1000)
     every_s: float = Field(5, gt=0)
     lang: str = "en"
+    hostile: bool = False
+
+    @model_validator(mode="after")
+    def _lang(self) -> Flooder:
+        if self.lang not in LANGS:
+            raise ValueError(f"unknown language {self.lang!r}{_hint(self.lang, LANGS)}")
+        if self.hostile and self.lang != "en":
+            raise ValueError("hostile texts exist in English only (drills/templates/en.toml)")
+        return self
 
 
 class Coordinators(_Strict):
