@@ -154,7 +154,7 @@ class Scenario(_Strict):
 
 
 def _hint(word: object, valid: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(v) for v in valid], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), [str(v) for v in valid], n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
