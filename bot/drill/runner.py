@@ -249,7 +249,7 @@ class DrillRun:
             assert self.hs is not None
             await asyncio.to_thread(self.hs.stop)
             await asyncio.sleep(self.sc.wall(f.for_s))
-            await asyncio.to_thread(self.hs.start)
+            await self._restart_homeserver()
         elif f.kind.startswith("model_"):
             if self.model is None:
                 span.note = "not applied: the model is a real Ollama"
@@ -267,6 +267,20 @@ class DrillRun:
         span.end = time.time()
         writer.fault(span)
         self.opts.say(f"fault over: {f.kind}")
+
+    async def _restart_homeserver(self) -> None:
+        """Back on the same port; a slow start on a loaded machine is tried again."""
+        assert self.hs is not None
+        for attempt in range(1, 6):
+            try:
+                await asyncio.to_thread(self.hs.start)
+                return
+            except SynapseError as exc:
+                if attempt == 5:
+                    raise
+                log.warning("drill homeserver restart failed (%s); again in 2 s", exc)
+                await asyncio.to_thread(self.hs.stop)
+                await asyncio.sleep(2.0)
 
     async def _settle(self) -> None:
         """After the timeline: let staff finish and the queues drain (bounded)."""
