@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -361,3 +362,26 @@ def test_an_unknown_head_count_is_not_a_lowered_one() -> None:
     ev = clean()
     ev.db.incidents[1]["people_count"] = 0
     assert checks.facts_kept(ev).ok
+
+
+def test_the_journal_reads_back_what_was_written(tmp_path: Path) -> None:
+    from bot.drill.journal import JournalWriter, read
+
+    original = clean().journal
+    writer = JournalWriter(tmp_path / "journal.jsonl", Journal(scenario="unit", started=T0))
+    writer.meta()
+    for inj in original.injected:
+        writer.inject(inj)
+    for cmd in original.commands:
+        writer.command(cmd)
+    for n in original.notices:
+        writer.notice(n)
+    span = FaultSpan("homeserver_down", T0 + 5)
+    writer.fault(span)  # started…
+    span.end = T0 + 9
+    writer.fault(span)  # …and over: the last record wins
+    writer.close()
+    again = read(tmp_path / "journal.jsonl")
+    assert again.injected == original.injected and again.commands == original.commands
+    assert again.notices == original.notices and again.started == T0
+    assert again.faults == [FaultSpan("homeserver_down", T0 + 5, T0 + 9)]
