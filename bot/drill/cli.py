@@ -78,7 +78,6 @@ def run(
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    logging.getLogger("nio").setLevel(logging.ERROR)  # retries while the homeserver is down
     opts = Options(
         humans=humans,
         speed=speed,

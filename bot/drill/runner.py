@@ -135,6 +135,7 @@ class DrillRun:
 
     async def run(self) -> tuple[checks.Evidence, list[checks.Result]]:
         self.out.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("nio").setLevel(logging.ERROR)  # its retries while a homeserver is down
         writer = JournalWriter(self.out / "journal.jsonl", self.journal)
         tasks: list[asyncio.Task[Any]] = []
         observer: Observer | None = None
