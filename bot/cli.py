@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from bot import redact
 from bot.cli_table import Col, render, short_coding, short_time
+from bot.drill.cli import drill_app
 from bot.store import incidents as incident_store
 from bot.store.db import Database, DatabaseMissing, StorageError
 from bot.textclean import clean_text, escape_unsafe
@@ -33,6 +34,7 @@ sim_app = typer.Typer(
     help="Simulated GSM network for drills, demos and tests.", no_args_is_help=True
 )
 app.add_typer(sim_app, name="sim")
+app.add_typer(drill_app, name="drill")  # scenario drills: bot/drill/
 
 console = Console()
 err = Console(stderr=True)

@@ -1,0 +1,175 @@
+"""What happened during a drill, as the drill saw it from outside the gateway.
+
+The runner appends one JSON line per event to ``journal.jsonl`` as it happens (so a crash of the
+drill keeps what was recorded); the checks and the report read it back. Times are unix seconds
+(wall clock)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True, slots=True)
+class Injected:
+    """One SMS the simulated network delivered to a modem."""
+
+    t: float
+    number: str
+    text: str
+    victim: str  # population/index, e.g. "rooftops/7"
+    kind: str  # report | repeat | status | join | flood | hostile
+    lang: str
+    life_threat: bool = False
+    people: int | None = None  # the head count the text states
+    modem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A staff message posted in the coordination room by a drill account."""
+
+    t: float
+    actor: str
+    text: str
+    case: str = ""
+
+
+@dataclass(slots=True)
+class FaultSpan:
+    kind: str
+    start: float
+    end: float | None = None  # None: still on when the drill ended
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message the bot posted in the coordination room (server receive time)."""
+
+    t: float
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    t: float
+    inbox_pending: int
+    outbox_pending: int
+    sent: int
+
+
+@dataclass
+class Journal:
+    scenario: str = ""
+    started: float = 0.0
+    ended: float = 0.0
+    humans: bool = False
+    staff: list[str] = field(default_factory=list)
+    send_per_minute: int = 20  # all modems together
+    budgets: dict[str, float] = field(default_factory=dict)
+    injected: list[Injected] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    faults: list[FaultSpan] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    gateway_starts: list[float] = field(default_factory=list)
+
+    def faults_of(self, kind: str) -> list[FaultSpan]:
+        return [f for f in self.faults if f.kind == kind]
+
+
+_KINDS: dict[str, type[Any]] = {
+    "inject": Injected,
+    "command": Command,
+    "notice": Notice,
+    "sample": Sample,
+}
+
+
+class JournalWriter:
+    """Appends events to ``journal.jsonl`` and keeps them in memory."""
+
+    def __init__(self, path: Path, journal: Journal) -> None:
+        self.path = path
+        self.journal = journal
+        self._fh: TextIO = path.open("a", encoding="utf-8")
+
+    def _write(self, kind: str, data: dict[str, Any]) -> None:
+        self._fh.write(json.dumps({"event": kind, **data}, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def meta(self) -> None:
+        j = self.journal
+        self._write(
+            "meta",
+            {
+                "scenario": j.scenario,
+                "started": j.started,
+                "ended": j.ended,
+                "humans": j.humans,
+                "staff": j.staff,
+                "send_per_minute": j.send_per_minute,
+                "budgets": j.budgets,
+            },
+        )
+
+    def inject(self, ev: Injected) -> None:
+        self.journal.injected.append(ev)
+        self._write("inject", asdict(ev))
+
+    def command(self, ev: Command) -> None:
+        self.journal.commands.append(ev)
+        self._write("command", asdict(ev))
+
+    def notice(self, ev: Notice) -> None:
+        self.journal.notices.append(ev)
+        self._write("notice", asdict(ev))
+
+    def sample(self, ev: Sample) -> None:
+        self.journal.samples.append(ev)
+        self._write("sample", asdict(ev))
+
+    def fault(self, span: FaultSpan) -> None:
+        """Record a fault when it ends (or, with end None, when it starts)."""
+        if span not in self.journal.faults:
+            self.journal.faults.append(span)
+        self._write("fault", asdict(span))
+
+    def gateway_started(self, t: float) -> None:
+        self.journal.gateway_starts.append(t)
+        self._write("gateway_start", {"t": t})
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def read(path: Path) -> Journal:
+    j = Journal()
+    faults: dict[tuple[str, float], FaultSpan] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        kind = data.pop("event")
+        if kind == "meta":
+            for key, value in data.items():
+                setattr(j, key, value)
+        elif kind == "fault":
+            faults[(data["kind"], data["start"])] = FaultSpan(**data)  # the last record wins
+        elif kind == "gateway_start":
+            j.gateway_starts.append(data["t"])
+        elif kind in _KINDS:
+            getattr(
+                j,
+                {
+                    "inject": "injected",
+                    "command": "commands",
+                    "notice": "notices",
+                    "sample": "samples",
+                }[kind],
+            ).append(_KINDS[kind](**data))
+    j.faults = sorted(faults.values(), key=lambda f: f.start)
+    return j

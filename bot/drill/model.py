@@ -1,0 +1,136 @@
+"""The model side of a drill: the Ollama stand-in (tests/ollama_standin.py, the same HTTP
+stand-in the test suite uses) playing a model that understands each victim, with switchable
+faults. A real Ollama is used instead when the scenario or `--model-host` names one; then the
+model faults cannot be applied and the journal says so."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from bot.drill.plan import PlannedSms
+
+STANDIN_PATH = Path(__file__).resolve().parents[2] / "tests" / "ollama_standin.py"
+_MODULE = "lifeline_drill_ollama_standin"
+
+
+class StandinMissing(RuntimeError):
+    pass
+
+
+def load_standin() -> ModuleType:
+    if _MODULE in sys.modules:
+        return sys.modules[_MODULE]
+    if not STANDIN_PATH.exists():
+        raise StandinMissing(
+            f"the drill's model stand-in {STANDIN_PATH} is missing (run from a source checkout) "
+            "or name a real Ollama with --model-host"
+        )
+    spec = importlib.util.spec_from_file_location(_MODULE, STANDIN_PATH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_MODULE] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def victim_text(body: dict[str, Any]) -> str | None:
+    """The public sender's text inside the gateway's prompt (between <<< and >>>), if any."""
+    messages = body.get("messages") or []
+    user = next(
+        (str(m.get("content") or "") for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    start, end = user.find("<<<\n"), user.rfind("\n>>>")
+    return user[start + 4 : end] if 0 <= start < end else None
+
+
+def _share(number: str, salt: str) -> float:
+    """A stable number in [0, 1) per sender: the same victim gets the same model habit."""
+    digest = hashlib.sha256(f"{salt}:{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32
+
+
+class DrillModel:
+    """The stand-in's hook: a dispatch call for a life threat, advice otherwise."""
+
+    def __init__(
+        self, planned: list[PlannedSms], *, omit_people_count: float, reply_delay_s: float
+    ) -> None:
+        self.mod = load_standin()
+        self.by_text: dict[str, PlannedSms] = {}
+        for p in planned:
+            self.by_text.setdefault(p.text, p)
+        self.omit = omit_people_count
+        self.delay = reply_delay_s
+        self.fault: str | None = None  # "down" | "slow" | "garbage"
+        self.slow_s = 20.0
+        self._lock = threading.Lock()
+        self.standin: Any = self.mod.OllamaStandIn(hook=self.hook)
+
+    @property
+    def url(self) -> str:
+        return str(self.standin.url)
+
+    def start(self) -> None:
+        self.standin.start()
+
+    def stop(self) -> None:
+        self.standin.stop()
+
+    def set_fault(self, fault: str | None, slow_s: float = 20.0) -> None:
+        with self._lock:
+            self.fault, self.slow_s = fault, slow_s
+
+    def hook(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            fault, slow_s = self.fault, self.slow_s
+        if fault == "down":
+            return dict(self.mod.close_abruptly())
+        if fault == "garbage":
+            return dict(self.mod.garbage())
+        spec = self._answer(body)
+        delay = slow_s if fault == "slow" else self.delay
+        return dict(self.mod.delayed(delay, spec)) if delay else spec
+
+    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        text = victim_text(body)
+        if text is None:
+            return dict(self.mod.text_reply("Noted."))
+        victim = self.by_text.get(text)
+        called = any(m.get("role") == "tool" for m in body.get("messages") or [])
+        if victim is not None and victim.kind == "hostile" and not called:
+            # A model that obeys the planted orders: the gateway must refuse the call.
+            return dict(
+                self.mod.tool_reply(
+                    {
+                        "name": "update_incident",
+                        "arguments": {"case": "LF-1000", "priority": "low", "note": "closed"},
+                    }
+                )
+            )
+        if victim is not None and victim.life_threat and not called:
+            args: dict[str, Any] = {
+                "location": victim.place,
+                "priority": "critical",
+                "needs": "boat rescue",
+            }
+            if victim.people and _share(victim.number, "omit") >= self.omit:
+                args["people_count"] = victim.people
+            return dict(self.mod.tool_reply({"name": "dispatch_rescue_team", "arguments": args}))
+        if called:
+            return dict(
+                self.mod.text_reply(
+                    "A rescue team is requested. Stay on the highest point, keep your phone on."
+                )
+            )
+        return dict(
+            self.mod.text_reply(
+                "Noted. Move to higher ground, drink only boiled or bottled water, keep your "
+                "phone on."
+            )
+        )
