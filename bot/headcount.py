@@ -27,7 +27,7 @@ _PEOPLE = (
     r"jon|jan|jon?er|lok|log|logon|manush|afrad|"
     r"জন|জনের|মানুষ|লোক|"
     r"लोग|लोगों|जन|व्यक्ति|सदस्य|"
-    r"لوگ|افراد|آدمی|بندے)"
+    r"لوگ|لوگوں|افراد|آدمی|بندے)"
 )
 _PATTERNS = (
     re.compile(rf"(?<!\w){_NUM}\s*(?:\w+\s+)?{_PEOPLE}(?!\w)"),  # "4 people", "5 old people"
