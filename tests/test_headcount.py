@@ -14,7 +14,7 @@ from bot.headcount import MAX_PEOPLE, people_count
         ("আমরা ৫ জন ছাদে", 5),
         ("पानी बढ़ रहा, 7 लोग फंसे", 7),
         ("ہم ۸ لوگ چھت پر", 8),
-        ("پانی بڑھ رہا ہے، 6 لوگوں کو بچائیں", 6),  # oblique plural, as the drill templates write it
+        ("پانی بڑھ رہا ہے، 6 لوگوں کو بچائیں", 6),  # oblique plural (drill templates)
         ("family of 6 stuck near the ghat", 6),
         ("we are 3 here", 3),
         ("5 of us on the roof, 2 children", 5),
