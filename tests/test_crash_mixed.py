@@ -124,12 +124,14 @@ def test_kill9_mixed_sms_and_matrix(
                 == rows
             ), rid
         # SMS: one accepted message per key, but a kill between libGammu's accept and the
-        # 'sent' commit may repeat one (documented at-least-once on the wire).
+        # 'sent' commit may repeat the message in flight on each modem (documented at-least-once
+        # on the wire). The same message can be that one twice: after a restart it is the first
+        # to go again, so a kill soon after the restart can catch it once more.
         keys = sent_keys(gw)
         digests = {key_digest(k): k for k, ch, *_ in out if ch == "sms"}
         assert set(keys) == set(digests)
         repeats = {digests[d]: n for d, n in keys.items() if n > 1}
-        assert len(repeats) <= kills and all(n == 2 for n in repeats.values()), repeats
+        assert sum(n - 1 for n in repeats.values()) <= kills * 2, repeats  # 2 modems
     finally:
         gw.stop_quietly()
         loop.run_until_complete(coord.close())
