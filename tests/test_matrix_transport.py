@@ -397,7 +397,7 @@ async def test_invite_policy(
         client = b.transport._require_client()
         await wait_until(lambda: group.room_id in client.rooms and dm.room_id in client.rooms)
         t = b.transport
-        await wait_until(lambda: not t._pending_invites)
+        await wait_until(lambda: not t._rooms.pending_invites)
         assert spam.room_id not in client.rooms
 
         async def membership(room: str) -> str:
@@ -433,7 +433,8 @@ async def test_direct_chat_is_decided_by_m_direct_then_membership(
         assert isinstance(ops, RoomCreateResponse) and isinstance(dm, RoomCreateResponse)
         t = b.transport
         assert t is not None
-        await wait_until(lambda: not t._pending_invites and dm.room_id in t._require_client().rooms)
+        client = t._require_client()
+        await wait_until(lambda: not t._rooms.pending_invites and dm.room_id in client.rooms)
         await vc.room_invite(dm.room_id, relative.user_id)
         await rc.join(dm.room_id)
 
