@@ -105,8 +105,14 @@ class App:
 
         wakers = Wakers()
         broadcasts = Broadcasts(services, status=self._status, on_enqueued=wakers.outboxes)
-        responder = ResponderFlow(services, conversation, self._status, broadcasts)
+        responder = ResponderFlow(
+            services,
+            conversation,
+            self._status,
+            broadcasts,
+        )
         route = make_route(s.matrix.user_id)
+
         committed = wakers.committed
 
         intake = Intake(
