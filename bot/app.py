@@ -113,7 +113,7 @@ class App:
         )
         route = make_route(s.matrix.user_id)
 
-        committed = wakers.committed
+        committed = wakers.committed  # intake wakes the senders and the workers it gave work
 
         intake = Intake(
             db,
