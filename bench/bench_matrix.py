@@ -45,7 +45,7 @@ from _matrix_common import (
     send_text,
 )
 
-from bot.app import MATRIX_CURSOR
+from bot.channels import MATRIX_CURSOR
 from bot.store import kv
 from bot.synapse_local import Account, LocalSynapse
 from config.settings import Settings

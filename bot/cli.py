@@ -1,50 +1,43 @@
-"""`lifeline` command line: run the gateway, inspect cases and messages, simulate SMS."""
+"""`lifeline` command line: run the gateway, inspect cases and messages, check the installation.
+Subcommands: `sim` (bot/cli_sim.py), `drill` (bot/drill/cli.py); shared helpers: bot/cli_base.py."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from bot import redact
-from bot.cli_table import Col, render, short_coding, short_time
+from bot.cli_base import (
+    WIDE,
+    console,
+    emit,
+    err,
+    iso,
+    run_async,
+    settings,
+    setup_logging,
+    state,
+    with_db,
+)
+from bot.cli_sim import sim_app
+from bot.cli_table import Col, short_time
 from bot.drill.cli import drill_app
 from bot.store import incidents as incident_store
-from bot.store.db import Database, DatabaseMissing, StorageError
-from bot.textclean import clean_text, escape_unsafe
-from config.settings import ConfigError, Settings, load_settings
-
-T = TypeVar("T")
+from bot.store.db import Database
+from config.settings import ConfigError, load_settings
 
 app = typer.Typer(
     help="Lifeline: offline disaster-response gateway (SMS + Matrix + local model).",
     no_args_is_help=True,
     add_completion=False,
 )
-sim_app = typer.Typer(
-    help="Simulated GSM network for drills, demos and tests.", no_args_is_help=True
-)
 app.add_typer(sim_app, name="sim")
 app.add_typer(drill_app, name="drill")  # scenario drills: bot/drill/
-
-console = Console()
-err = Console(stderr=True)
-
-
-class _State:
-    config: Path | None = None
-
-
-state = _State()
 
 
 @app.callback()
@@ -60,86 +53,6 @@ def main_options(
     ] = None,
 ) -> None:
     state.config = config
-
-
-def settings() -> Settings:
-    try:
-        return load_settings(state.config)
-    except ConfigError as exc:
-        err.print(f"[red]config error[/]: {escape(str(exc))}")
-        raise typer.Exit(2) from exc
-
-
-def setup_logging(s: Settings) -> None:
-    logging.basicConfig(
-        level=getattr(logging, s.logging.level),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "nio", "chromadb", "peewee", "aiosqlite", "apscheduler"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    redact.configure(log_bodies=s.logging.log_bodies)
-
-
-def run_async(fn: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(fn())  # type: ignore[arg-type]
-    except DatabaseMissing as exc:
-        err.print(escape(f"{exc} — run from the Lifeline directory or set [storage].path"))
-        raise typer.Exit(2) from exc
-    except StorageError as exc:
-        err.print(f"[red]storage error[/]: {escape(str(exc))}")
-        raise typer.Exit(3) from exc
-
-
-async def with_db(s: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
-    """For inspecting commands: a missing database is an error (exit 2), never created."""
-    db = Database(s.storage.path)
-    await db.open(create=False)
-    try:
-        return await fn(db)
-    finally:
-        await db.close()
-
-
-def iso(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
-def emit(
-    rows: list[dict[str, Any]],
-    as_json: bool,
-    columns: list[Col],
-    title: str,
-    *,
-    wide: bool = False,
-) -> None:
-    if as_json:
-        # Values as stored; controls and bidi marks as \u escapes, never raw on the terminal.
-        out = json.dumps(rows, ensure_ascii=False, indent=2, default=str)
-        sys.stdout.write(escape_unsafe(out) + "\n")
-        return
-    render(console, rows, columns, title, wide=wide, cell=_cell)
-    if not rows:
-        console.print("(none)")
-
-
-WIDE = Annotated[
-    bool, typer.Option("--wide", help="every column and the whole text (wraps long lines)")
-]
-
-
-def _cell(value: Any) -> str:
-    """Display text of a value: what people typed is never terminal control (ANSI escapes,
-    bidi overrides in an SMS); cli_table shows it as plain text, never as rich markup."""
-    if isinstance(value, list):
-        return clean_text(
-            ", ".join(
-                f"{v.get('team') or '-'}:{v.get('status')}" if isinstance(v, dict) else str(v)
-                for v in value
-            )
-        )
-    return "" if value is None else clean_text(str(value))
 
 
 # ---- commands ----------------------------------------------------------------------------------
@@ -175,27 +88,19 @@ def incidents(
         return rows
 
     rows = run_async(lambda: with_db(s, go))
-    if not as_json:
-        for r in rows:
-            r["reporter"] = redact.mask_peer(r["reporter"])
-    emit(
-        rows,
-        as_json,
-        [
-            Col("case"),
-            Col("priority"),
-            Col("status"),
-            Col("location", flex=2),
-            Col("people_count", header="people"),
-            Col("needs", flex=2),
-            Col("reporter", narrow=False),
-            Col("channel", narrow=False),
-            Col("created_at", header="created (UTC)", short=short_time),
-            Col("dispatches", flex=1),
-        ],
-        "Incidents",
-        wide=wide,
-    )
+    columns = [
+        Col("case"),
+        Col("priority"),
+        Col("status"),
+        Col("location", flex=2),
+        Col("people_count", header="people"),
+        Col("needs", flex=2),
+        Col("reporter", narrow=False),
+        Col("channel", narrow=False),
+        Col("created_at", header="created (UTC)", short=short_time),
+        Col("dispatches", flex=1),
+    ]
+    emit(rows, as_json, columns, "Incidents", wide=wide, mask="reporter")
 
 
 @app.command()
@@ -235,25 +140,17 @@ def messages(
         ]
 
     rows = run_async(lambda: with_db(s, go))
-    if not as_json:
-        for r in rows:
-            r["peer"] = redact.mask_peer(r["peer"])
-    emit(
-        rows,
-        as_json,
-        [
-            Col("created_at", header="time (UTC)", short=short_time),
-            Col("direction", header="dir"),
-            Col("channel", narrow=False),
-            Col("peer"),
-            Col("status"),
-            Col("case"),
-            Col("text", flex=3),
-            Col("error", flex=1),
-        ],
-        "Messages",
-        wide=wide,
-    )
+    columns = [
+        Col("created_at", header="time (UTC)", short=short_time),
+        Col("direction", header="dir"),
+        Col("channel", narrow=False),
+        Col("peer"),
+        Col("status"),
+        Col("case"),
+        Col("text", flex=3),
+        Col("error", flex=1),
+    ]
+    emit(rows, as_json, columns, "Messages", wide=wide, mask="peer")
 
 
 @app.command()
@@ -372,90 +269,6 @@ def doctor() -> None:
     )
     ok = run_async(lambda: run_doctor(s, console))
     raise typer.Exit(0 if ok else 1)
-
-
-# ---- simulated network ---------------------------------------------------------------------
-
-
-def _dummy_modems(s: Settings) -> dict[str, Path]:
-    return {m.name: Path(m.device) for m in s.sms.modems if m.is_dummy}
-
-
-@sim_app.command("sms")
-def sim_sms(
-    text: Annotated[str, typer.Argument(help="message text")],
-    sender: Annotated[str, typer.Option("--from", help="sender number, e.g. +8801712345678")],
-    modem: Annotated[str | None, typer.Option(help="dummy modem name (default: first)")] = None,
-) -> None:
-    """Inject an incoming SMS into a simulated (dummy-driver) modem."""
-    from bot.instance_lock import holder_pid, modem_lock_path
-    from bot.sim import inject_sms
-
-    modems = _dummy_modems(settings())
-    if not modems:
-        err.print(
-            'no simulated modem configured (sms.modems with connection = "none", model = "dummy")'
-        )
-        raise typer.Exit(2)
-    name = modem or next(iter(modems))
-    if name not in modems:
-        err.print(escape(f"unknown simulated modem {name!r}; have: {', '.join(modems)}"))
-        raise typer.Exit(2)
-    device = modems[name].absolute()
-    if not device.is_dir():
-        # Run from another directory, a relative device is a new empty var/ nobody reads.
-        err.print(
-            escape(
-                f"no simulated modem directory at {device} — run from the Lifeline directory "
-                "or set sms.modems.device (`lifeline run` creates it); nothing injected"
-            )
-        )
-        raise typer.Exit(2)
-    files = inject_sms(device, sender, text)
-    console.print(escape(f"injected {len(files)} part(s) into modem {name} from {sender}"))
-    reader = holder_pid(modem_lock_path(device, simulated=True))
-    if reader is None:
-        console.print(
-            escape(f"no gateway is reading {device} now; it is read when `lifeline run` starts")
-        )
-
-
-@sim_app.command("outbox")
-def sim_outbox(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON list (stable contract)")] = False,
-    wide: WIDE = False,
-) -> None:
-    """What the gateway sent through simulated modems, decoded."""
-    from bot.sim import read_outbox
-
-    modems = _dummy_modems(settings())
-    if modems and not any(path.is_dir() for path in modems.values()):
-        where = ", ".join(str(path.absolute()) for path in modems.values())
-        err.print(
-            escape(
-                f"no simulated modem directory at {where} — run from the Lifeline directory "
-                "or set sms.modems.device (`lifeline run` creates it)"
-            )
-        )
-        raise typer.Exit(2)
-    rows = read_outbox(modems)
-    for r in rows:
-        if isinstance(r.get("time"), (int, float)):
-            r["time"] = iso(r["time"])
-    emit(
-        rows,
-        as_json,
-        [
-            Col("time", header="time (UTC)", short=short_time),
-            Col("modem"),
-            Col("to"),
-            Col("parts"),
-            Col("coding", short=short_coding),
-            Col("text", flex=3),
-        ],
-        "Sent SMS",
-        wide=wide,
-    )
 
 
 def main() -> None:

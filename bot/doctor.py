@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.markup import escape
 
 from bot.llm import LLM
+from bot.status import Finding, Level, render
 from bot.store.db import Database, DatabaseMissing, StorageError
 from config.settings import ModemSettings, ProtocolsSettings, Settings
 from protocols.documents import DocumentError, load_document
@@ -20,21 +20,25 @@ _SHOW_UNREVIEWED = 5  # keys named in the warning; the count covers the rest
 
 
 class Report:
-    """Checks print plain text: "[model].host" or "lifeline[drill]" is never rich markup."""
+    """Each check is printed as it finishes, in the status report's line format (bot/status.py):
+    "[model].host" or "lifeline[drill]" is printed as is, never read as rich markup."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.ok = True
 
+    def _print(self, finding: Finding) -> None:
+        self.console.print(render([finding], marks=True))
+
     def good(self, what: str, detail: str) -> None:
-        self.console.print(f"[green]✓[/] {escape(what)}: {escape(detail)}")
+        self._print(Finding(what, detail))
 
     def warn(self, what: str, detail: str, fix: str) -> None:
-        self.console.print(f"[yellow]![/] {escape(what)}: {escape(detail)}\n    → {escape(fix)}")
+        self._print(Finding(what, detail, Level.WARN, fix))
 
     def bad(self, what: str, detail: str, fix: str) -> None:
         self.ok = False
-        self.console.print(f"[red]✗[/] {escape(what)}: {escape(detail)}\n    → {escape(fix)}")
+        self._print(Finding(what, detail, Level.BAD, fix))
 
 
 async def run_doctor(s: Settings, console: Console) -> bool:

@@ -1,13 +1,13 @@
 """A local Synapse homeserver on 127.0.0.1, for the test suite and the gateway's drill mode.
 
 `LocalSynapse` is synchronous (subprocess + blocking HTTP on 127.0.0.1); async callers go through
-`asyncio.to_thread` (see `ensure_drill`). Secrets, the signing key, the database and the chosen port
-live in `workdir` and survive restarts. No federation, no telemetry, no key servers.
+`asyncio.to_thread` (see `bot.drill.homeserver.ensure_drill`, which sets up drill mode on it).
+Secrets, the signing key, the database and the chosen port live in `workdir` and survive restarts.
+No federation, no telemetry, no key servers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -22,9 +22,8 @@ import subprocess
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +169,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -217,7 +216,7 @@ class LocalSynapse:
             "macaroon_secret_key": secrets.token_hex(24),
             "form_secret": secrets.token_hex(24),
         }
-        _write_private(self.secrets_path, json.dumps(data))
+        write_private(self.secrets_path, json.dumps(data))
         return data
 
     @property
@@ -419,109 +418,3 @@ class LocalSynapse:
                 raise
             return self.login(localpart, password)
         return Account(out["user_id"], out["access_token"], out["device_id"], password)
-
-
-# -------------------------------------------------------------------- drill mode
-@dataclass(frozen=True)
-class DrillInfo:
-    homeserver: str
-    bot_user_id: str
-    bot_password: str
-    coordinator_user_id: str
-    coordinator_password: str
-    room_id: str
-    room_alias: str
-    server: LocalSynapse = field(compare=False, repr=False)
-
-
-def _load_drill_state(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    try:
-        data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        log.warning("drill: %s unreadable; regenerating", path)
-        return {}
-    return data
-
-
-def _ensure_drill_sync(workdir: Path, bot_localpart: str, coordinator_localpart: str) -> DrillInfo:
-    workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    state_path = workdir / "drill.json"
-    state = _load_drill_state(state_path)
-    state.setdefault("bot_password", secrets.token_urlsafe(18))
-    state.setdefault("coordinator_password", secrets.token_urlsafe(18))
-    _write_private(state_path, json.dumps(state, indent=2))
-
-    server = LocalSynapse(workdir)
-    if not server.adopt_running():
-        server.start()
-    bot = server.register(bot_localpart, state["bot_password"])
-    coord = server.register(coordinator_localpart, state["coordinator_password"], admin=True)
-    alias = f"#coordination:{SERVER_NAME}"
-    quoted = urllib.parse.quote(alias)
-    base = f"{server.url}/_matrix/client/v3"
-    try:
-        room_id = str(http_json("GET", f"{base}/directory/room/{quoted}")["room_id"])
-    except MatrixHTTPError as exc:
-        if exc.status != 404:
-            raise
-        room_id = str(
-            http_json(
-                "POST",
-                f"{base}/createRoom",
-                {
-                    "room_alias_name": "coordination",
-                    "name": "Lifeline coordination (drill)",
-                    "topic": "Drill homeserver: incidents, dispatch approvals, sitreps",
-                    "preset": "private_chat",
-                    "invite": [bot.user_id],
-                },
-                token=coord.access_token,
-            )["room_id"]
-        )
-        log.info("drill: created %s (%s)", alias, room_id)
-    rid = urllib.parse.quote(room_id)
-    joined = http_json("GET", f"{base}/joined_rooms", token=bot.access_token)["joined_rooms"]
-    if room_id not in joined:
-        try:
-            http_json(
-                "POST",
-                f"{base}/rooms/{rid}/invite",
-                {"user_id": bot.user_id},
-                token=coord.access_token,
-            )
-        except MatrixHTTPError as exc:
-            if exc.status != 403:  # 403: already invited
-                raise
-        http_json("POST", f"{base}/join/{rid}", {}, token=bot.access_token)
-    state.update(
-        {
-            "homeserver": server.url,
-            "bot_user_id": bot.user_id,
-            "coordinator_user_id": coord.user_id,
-            "room_id": room_id,
-            "room_alias": alias,
-        }
-    )
-    _write_private(state_path, json.dumps(state, indent=2))
-    return DrillInfo(
-        homeserver=server.url,
-        bot_user_id=bot.user_id,
-        bot_password=state["bot_password"],
-        coordinator_user_id=coord.user_id,
-        coordinator_password=state["coordinator_password"],
-        room_id=room_id,
-        room_alias=alias,
-        server=server,
-    )
-
-
-async def ensure_drill(
-    workdir: Path, bot_localpart: str = "lifeline", coordinator_localpart: str = "coordinator"
-) -> DrillInfo:
-    """Start (or reuse) the drill homeserver, its two accounts and #coordination; idempotent."""
-    return await asyncio.to_thread(
-        _ensure_drill_sync, workdir, bot_localpart, coordinator_localpart
-    )

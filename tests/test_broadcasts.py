@@ -16,9 +16,9 @@ from nio import RoomCreateResponse, RoomMessagesResponse
 from pydantic import SecretStr
 
 from bot import sms_text
-from bot.app import App
 from bot.models import Channel, Priority, Role, Team
 from bot.queue import OutboxWorker, RetryPolicy, Waker
+from bot.senders import matrix_sender
 from bot.store import broadcasts as store
 from bot.store import incidents, subscriptions
 from bot.store.db import Database
@@ -418,7 +418,7 @@ async def test_sitrep_posted_to_synapse_with_chart(
     worker = OutboxWorker(
         db,
         channel=Channel.MATRIX,
-        sender=App._matrix_sender(transport),
+        sender=matrix_sender(transport),
         concurrency=1,
         max_attempts=4,
         retry=RetryPolicy(4, 0.2, 1.0),

@@ -281,8 +281,8 @@ async def test_sms_is_recorded_sent_on_the_modem_thread_before_send_returns(
     (start-up work, a busy connection) sits in the window where a kill -9 duplicates an SMS."""
     import sqlite3
 
-    from bot.app import App
     from bot.models import Channel, Outbound
+    from bot.senders import sms_sender
     from bot.transports.modem_pool import ModemPool
     from bot.transports.sms import Modem
 
@@ -302,7 +302,7 @@ async def test_sms_is_recorded_sent_on_the_modem_thread_before_send_returns(
         row = await outbox.claim_next(db, Channel.SMS, now=2.0, lease_s=60)
         assert row is not None
         pool = ModemPool([modem], {modem.name: 120})
-        _via, ref = await App._sms_sender(pool, db.path)(row)
+        _via, ref = await sms_sender(pool, db.path)(row)
         with sqlite3.connect(db.path) as other:  # what a restarted process would read
             status, stored_ref = other.execute(
                 "SELECT status, ref FROM outbox WHERE id=?", (row.id,)

@@ -24,8 +24,9 @@ from nio import (
 from pydantic import SecretStr
 
 from bot.addressing import command_text, strip_reply_fallback
+from bot.drill.homeserver import ensure_drill
 from bot.models import Channel, Inbound, Outbound, Role
-from bot.synapse_local import Account, LocalSynapse, ensure_drill
+from bot.synapse_local import Account, LocalSynapse
 from bot.transports.matrix import (
     MatrixSendError,
     MatrixTransport,

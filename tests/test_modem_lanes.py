@@ -1,5 +1,5 @@
 """Modem pool + outbox lanes under broadcast load: two real libGammu dummy modems, real SQLite,
-the real OutboxWorker and the gateway's own SMS sender (App._sms_sender). Rates are far above a
+the real OutboxWorker and the gateway's own SMS sender (bot/senders.py). Rates are far above a
 SIM's (tests must be fast); the pacing logic is the same at 20/min."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.app import App
 from bot.models import Channel, Lane, Outbound
 from bot.queue import OutboxWorker, RetryPolicy, Waker
+from bot.senders import sms_sender
 from bot.sim import read_outbox
 from bot.store import outbox, subscriptions
 from bot.store.db import Database
@@ -76,7 +76,7 @@ class Rig:
         worker = OutboxWorker(
             self.db,
             channel=Channel.SMS,
-            sender=App._sms_sender(self.pool),
+            sender=sms_sender(self.pool),
             concurrency=len(self.modems),
             max_attempts=6,
             retry=RetryPolicy(6, 0.2, 1.0),
