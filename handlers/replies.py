@@ -38,12 +38,5 @@ def reply_to(
 ) -> Outbound:
     """``text`` as it will be sent (shape it first); ``meta`` carries e.g. the SMS modem the
     sender wrote to, so the answer leaves on the line they know."""
-    return Outbound(
-        channel=sender.channel,
-        peer=sender.peer,
-        conversation=sender.conversation,
-        text=text,
-        idem_key=key,
-        lane=lane,
-        meta=dict(meta or {}),
-    )
+    to = (sender.channel, sender.peer, sender.conversation)  # Outbound's first three fields
+    return Outbound(*to, text=text, idem_key=key, lane=lane, meta=dict(meta or {}))

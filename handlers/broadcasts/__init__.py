@@ -7,16 +7,7 @@ and fires, idempotent per slot and recipient) and ``commands`` (``!advise`` / ``
 is texting them."""
 
 from handlers.broadcasts.advisory import ADVISORY_PREFIX, advisory_sms
-from handlers.broadcasts.args import (
-    USAGE_ADVISE,
-    USAGE_BROADCAST,
-    ArgumentError,
-    check_area,
-    check_time_suffix,
-    next_local_time,
-    parse_broadcast_id,
-    split_area,
-)
+from handlers.broadcasts.args import ArgumentError, next_local_time, split_area
 from handlers.broadcasts.commands import TWIN_WINDOW_S, Broadcasts
 from handlers.broadcasts.engine import CHUNK_SIZE, FireResult
 
@@ -24,15 +15,10 @@ __all__ = [
     "ADVISORY_PREFIX",
     "CHUNK_SIZE",
     "TWIN_WINDOW_S",
-    "USAGE_ADVISE",
-    "USAGE_BROADCAST",
     "ArgumentError",
     "Broadcasts",
     "FireResult",
     "advisory_sms",
-    "check_area",
-    "check_time_suffix",
     "next_local_time",
-    "parse_broadcast_id",
     "split_area",
 ]

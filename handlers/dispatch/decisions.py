@@ -67,7 +67,7 @@ async def _decide(
         completing = dispatch.status == "approved" and not dispatch.team_id
         if dispatch.team_id and force:
             await store.release_team(conn, dispatch.team_id, now)
-        dispatch = await assign_team(conn, dispatch, approve_team, actor, now)
+        dispatch = await assign_team(step, dispatch, approve_team)
         kind = await store.dispatch_kind(conn, dispatch.id)
         remark = await kind_remark(conn, incident, dispatch, kind)
         await store.update(

@@ -10,6 +10,7 @@ import aiosqlite
 
 from bot.models import Dispatch, Incident, Priority
 from bot.store import incidents as store
+from handlers.dispatch.transition import CaseStep
 from handlers.public_text import inline
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,10 @@ def needs_approval(approval: str, priority: Priority) -> bool:
     return True
 
 
-async def assign_team(
-    conn: aiosqlite.Connection,
-    dispatch: Dispatch,
-    team_id: str | None,
-    actor: str,
-    now: float,
-) -> Dispatch:
+async def assign_team(step: CaseStep, dispatch: Dispatch, team_id: str | None) -> Dispatch:
     """Give ``dispatch`` the named team, or the first free team of a kind that serves it; with
     none free it stays approved and waits."""
+    conn, actor, now = step.conn, step.actor, step.now
     kind = await store.dispatch_kind(conn, dispatch.id)
     team = await store.pick_team(conn, kind, team_id) if team_id else None
     for serving in () if team_id else SERVES.get(kind, (kind,)):
@@ -75,14 +71,8 @@ async def assign_team(
             conn, dispatch.id, now, status="assigned", team_id=team.id, decided_by=actor
         )
         await store.set_team_status(conn, team.id, "busy", now)
-    await store.audit(
-        conn,
-        actor=actor,
-        action="dispatch.assigned",
-        incident_id=dispatch.incident_id,
-        now=now,
-        detail={"dispatch": dispatch.id, "team": team.id if team else None},
-    )
+    assigned = team.id if team else None
+    await step.audit("dispatch.assigned", {"dispatch": dispatch.id, "team": assigned})
     refreshed = await store.dispatch_by_key(conn, dispatch.idem_key)
     assert refreshed is not None
     return refreshed

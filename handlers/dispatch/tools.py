@@ -21,6 +21,7 @@ from handlers.context import Services, TurnContext
 from handlers.dispatch.notices import alert_text
 from handlers.dispatch.teams import assign_team, needs_approval, team_kind
 from handlers.dispatch.tool_args import CaseArgs, DispatchArgs, ListArgs, NoArgs, UpdateArgs
+from handlers.dispatch.transition import CaseStep
 from handlers.public_text import UNTRUSTED_NOTE
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ async def request_dispatch(ctx: TurnContext, args: DispatchArgs) -> dict[str, An
             )
             created = True
             if not pending:
-                dispatch = await assign_team(conn, dispatch, None, "policy:auto", now)
+                auto = CaseStep(services, conn, incident, "policy:auto", now)
+                dispatch = await assign_team(auto, dispatch, None)
         await store.add_facts(
             conn,
             incident.id,
