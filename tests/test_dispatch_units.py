@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Channel, Inbound, Incident, Priority, Role, Team
+from bot.models import Channel, Dispatch, Inbound, Incident, Priority, Role, Team
 from bot.store import inbox
 from bot.store import incidents as store
 from bot.store.db import Database
@@ -115,33 +115,24 @@ def test_needs_approval_follows_the_policy() -> None:
 async def test_assign_team_picks_a_free_team_of_the_kind_and_audits(services: Services) -> None:
     incident = await new_case(services, needs="injured, fever")
     async with decision(services, incident.case, "@coord:local") as step:
-        dispatch = await store.create_dispatch(
-            step.conn,
-            incident_id=incident.id,
-            kind="medical",
-            status="approved",
-            priority=Priority.HIGH,
-            location="ghat",
-            people_count=2,
-            needs="injured",
-            idem_key="d:unit",
-            requested_by="@coord:local",
-            now=step.now,
-        )
-        assigned = await assign_team(step, dispatch, None)
-        again = await store.create_dispatch(
-            step.conn,
-            incident_id=incident.id,
-            kind="medical",
-            status="approved",
-            priority=Priority.HIGH,
-            location="ghat",
-            people_count=2,
-            needs="injured",
-            idem_key="d:unit2",
-            requested_by="@coord:local",
-            now=step.now,
-        )
+
+        async def medical_request(key: str) -> Dispatch:
+            return await store.create_dispatch(
+                step.conn,
+                incident_id=incident.id,
+                kind="medical",
+                status="approved",
+                priority=Priority.HIGH,
+                location="ghat",
+                people_count=2,
+                needs="injured",
+                idem_key=key,
+                requested_by="@coord:local",
+                now=step.now,
+            )
+
+        assigned = await assign_team(step, await medical_request("d:unit"), None)
+        again = await medical_request("d:unit2")
         waiting = await assign_team(step, again, None)  # med-1 is busy now: it waits
     assert (assigned.team_id, assigned.status) == ("med-1", "assigned")
     assert (waiting.team_id, waiting.status) == (None, "approved")
