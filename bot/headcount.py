@@ -6,13 +6,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from bot.textclean import ascii_digits
+
 MAX_PEOPLE = 5000
 
-# Native digits → ASCII: Bengali, Devanagari, Arabic-Indic, Extended Arabic-Indic (Urdu).
-_DIGITS = str.maketrans(
-    "০১২৩৪৫৬৭৮৯०१२३४५६७८९٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹",
-    "0123456789" * 4,
-)
 _WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20,
@@ -37,7 +34,7 @@ _PATTERNS = (
 
 def people_count(text: str) -> int:
     """The largest head count the text states (capped), or 0 when it states none."""
-    norm = unicodedata.normalize("NFC", text).casefold().translate(_DIGITS)
+    norm = ascii_digits(unicodedata.normalize("NFC", text).casefold())  # "৫ জন" is "5 জন"
     best = 0
     for pattern in _PATTERNS:
         for m in pattern.finditer(norm):

@@ -13,6 +13,7 @@ from bot.store import subscriptions
 from bot.store.inbox import InboxRow
 from bot.triage import triage
 from handlers.context import Services
+from handlers.replies import reply_to
 from handlers.texts import say
 
 log = logging.getLogger(__name__)
@@ -25,15 +26,7 @@ class PublicCommands:
     def _reply(self, row: InboxRow, text: str) -> Outbound:
         if row.channel is Channel.SMS:
             text = sms_text.fit(text, self.s.settings.sms.segment_budget)
-        return Outbound(
-            channel=row.channel,
-            peer=row.peer,
-            conversation=row.conversation,
-            text=text,
-            idem_key=f"reply:{row.id}",
-            lane=Lane.URGENT,
-            meta={"modem": row.meta.get("modem")},
-        )
+        return reply_to(row, text, f"reply:{row.id}", Lane.URGENT, {"modem": row.meta.get("modem")})
 
     async def handle(self, row: InboxRow) -> list[Outbound]:
         # "STATUS" typed in Latin letters by someone who wrote to us in Bengali: answer in Bengali.

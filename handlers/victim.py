@@ -8,7 +8,7 @@ import base64
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -28,6 +28,7 @@ from handlers.context import Services, TurnContext
 from handlers.dispatch import alert_text
 from handlers.guard import audit_reply, audit_turn
 from handlers.history import PUBLIC_WRAPPER, conversation_history, public_text
+from handlers.replies import reply_to, shape
 from handlers.texts import ack_key, say
 
 if TYPE_CHECKING:
@@ -132,29 +133,15 @@ class VictimFlow:
         ):
             # A bare "HELP" asks where and who; a question is not told rescue is coming.
             template = ack_key(verdict.priority, bare_plea=_bare_plea(msg.text, verdict.reasons))
-            ack = Outbound(
-                channel=msg.channel,
-                peer=msg.peer,
-                conversation=msg.conversation,
-                text=self._shape(msg.channel, say(template, verdict.lang, case=fresh.case)),
-                idem_key=f"ack:{item.inbox_id}",
-                lane=Lane.URGENT,
-                meta={"modem": msg.meta.get("modem")},
-            )
+            text = self._shape(msg.channel, say(template, verdict.lang, case=fresh.case))
+            ack = reply_to(msg, text, f"ack:{item.inbox_id}", Lane.URGENT, _modem(msg.meta))
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
         if msg.meta.get("partial") and item.route not in ("throttled", "merged"):
             # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
             # sender learns that something may be missing.
-            missing = Outbound(
-                channel=msg.channel,
-                peer=msg.peer,
-                conversation=msg.conversation,
-                text=self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case)),
-                idem_key=f"partial:{item.inbox_id}",
-                lane=Lane.URGENT,
-                meta={"modem": msg.meta.get("modem")},
-            )
+            text = self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case))
+            missing = reply_to(msg, text, f"partial:{item.inbox_id}", Lane.URGENT, _modem(msg.meta))
             await outbox.enqueue(
                 conn, missing, now=now, inbox_id=item.inbox_id, incident_id=fresh.id
             )
@@ -259,17 +246,11 @@ class VictimFlow:
                 f"please reply by hand: !say {case} <text>"
             )
         elif row.needs_model and row.role is not Role.PUBLIC and row.channel is Channel.MATRIX:
-            outs.append(
-                Outbound(
-                    channel=row.channel,
-                    peer=row.peer,
-                    conversation=row.conversation,
-                    text="The assistant could not answer this message. Ask again in other "
-                    "words, or use the commands (!help).",
-                    idem_key=f"reply:{row.id}",
-                    lane=Lane.REPLY,
-                )
+            sorry = (
+                "The assistant could not answer this message. Ask again in other words, or use "
+                "the commands (!help)."
             )
+            outs.append(reply_to(row, sorry, f"reply:{row.id}"))
         alert = self.s.notifier.to_coordinators(text, f"alert:dead:{row.id}")
         return outs + ([alert] if alert else [])
 
@@ -289,9 +270,7 @@ class VictimFlow:
         return sms_text.segments(plain) <= self.s.settings.sms.segment_budget
 
     def _shape(self, channel: Channel, text: str, suffix: str = "") -> str:
-        if channel is Channel.SMS:
-            return sms_text.fit(text, self.s.settings.sms.segment_budget, suffix=suffix)
-        return sms_text.to_plain(text) + suffix
+        return shape(channel, text, self.s.settings.sms.segment_budget, suffix)
 
     def _reply(
         self, row: InboxRow, incident: Incident, text: str, key: str, suffix: str | None = None
@@ -300,15 +279,8 @@ class VictimFlow:
         if suffix is None and incident.case not in shaped:
             # Tag the case code unless the shaped text still shows it (a trim may cut it off).
             shaped = self._shape(row.channel, text, f" [{incident.case}]")
-        return Outbound(
-            channel=row.channel,
-            peer=row.peer,
-            conversation=row.conversation,
-            text=shaped,
-            idem_key=key,
-            lane=Lane.URGENT if row.priority is Priority.CRITICAL else Lane.REPLY,
-            meta={"modem": row.meta.get("modem")},
-        )
+        lane = Lane.URGENT if row.priority is Priority.CRITICAL else Lane.REPLY
+        return reply_to(row, shaped, key, lane, _modem(row.meta))
 
     async def _prepare_media(self, row: InboxRow, incident: Incident) -> PreparedMedia:
         out = PreparedMedia()
@@ -438,6 +410,11 @@ async def ack_due(conn: aiosqlite.Connection, incident_id: int, now: float, wind
     row = await cur.fetchone()
     last = None if row is None else row[0]
     return last is None or now - float(last) >= window
+
+
+def _modem(meta: dict[str, Any]) -> dict[str, Any]:
+    """The modem the sender wrote to, so the answer leaves on the line they know."""
+    return {"modem": meta.get("modem")}
 
 
 def _bare_plea(text: str, reasons: tuple[str, ...]) -> bool:

@@ -278,3 +278,15 @@ async def awaiting_late_key(
         (Channel.MATRIX.value, since, late_suffix),
     )
     return [(json.loads(r[0]), float(r[1])) for r in rows]
+
+
+async def last_modem(conn: aiosqlite.Connection, channel: Channel, peer: str) -> str | None:
+    """The modem ``peer`` last wrote to (their operator reaches it), or None when unknown."""
+    cur = await conn.execute(
+        """SELECT json_extract(meta, '$.modem') FROM inbox
+           WHERE channel=? AND peer=? AND json_extract(meta, '$.modem') IS NOT NULL
+           ORDER BY received_at DESC, id DESC LIMIT 1""",
+        (channel.value, peer),
+    )
+    row = await cur.fetchone()
+    return None if row is None else str(row[0])
