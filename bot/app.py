@@ -39,7 +39,7 @@ from handlers.victim import VictimFlow
 if TYPE_CHECKING:
     from bot.synapse_local import DrillInfo
     from bot.transports.matrix import MatrixTransport
-    from bot.transports.modem_pool import ModemPool
+    from bot.transports.sms import ModemPool
     from protocols.search import ProtocolSearch
 
 log = logging.getLogger(__name__)
@@ -264,9 +264,9 @@ class App:
     # ---- channels ------------------------------------------------------------------------------
 
     async def _start_sms(self, rt: Runtime) -> ModemPool:
-        await import_off_loop("bot.transports.modem_pool")
-        from bot.transports.modem_pool import ModemPool
-        from bot.transports.sms import Modem
+        await import_off_loop("bot.transports.sms")
+        from bot import sim
+        from bot.transports.sms import Modem, ModemPool
 
         async def on_receive(batch: list[Inbound]) -> None:
             await rt.intake.accept(batch)
@@ -279,6 +279,7 @@ class App:
                 call_timeout_s=m.call_timeout_s,
                 read_timeout_s=m.read_timeout_s,
                 init_timeout_s=m.init_timeout_s,
+                record_sent=sim.sent_recorder(Path(m.device)) if m.is_dummy else None,
             )
             for m in self.settings.sms.modems
         ]
