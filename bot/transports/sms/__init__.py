@@ -32,7 +32,6 @@ from bot.transports.sms.errors import (
     ReceiveHandlerError,
     SendError,
     TransientSendError,
-    gsm_error_text,
 )
 from bot.transports.sms.health import ModemHealth
 from bot.transports.sms.modem import Modem, OnAccepted, OnReceive, Pace, RecordSent
@@ -57,7 +56,6 @@ __all__ = [
     "count_parts",
     "dedup_key",
     "encode_text",
-    "gsm_error_text",
     "mask_number",
     "sendable_text",
 ]

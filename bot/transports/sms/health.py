@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Final
 
 from bot import backoff
@@ -54,17 +54,7 @@ class ModemState:
         self.pending_parts = 0
 
     def snapshot(self) -> ModemHealth:
-        return ModemHealth(
-            name=self.name,
-            state=self.state,
-            signal_percent=self.signal_percent,
-            last_ok_at=self.last_ok_at,
-            last_error=self.last_error,
-            consecutive_errors=self.consecutive_errors,
-            received=self.received,
-            sent=self.sent,
-            pending_parts=self.pending_parts,
-        )
+        return ModemHealth(**{f.name: getattr(self, f.name) for f in fields(ModemHealth)})
 
     def reinit_delay(self) -> float:
         """Watchdog: exponential backoff after consecutive errors (1 s … 60 s by default)."""
