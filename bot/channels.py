@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot import backoff, roles
@@ -23,7 +24,7 @@ from bot.store import inbox, kv
 
 if TYPE_CHECKING:
     from bot.transports.matrix import MatrixTransport
-    from bot.transports.modem_pool import ModemPool
+    from bot.transports.sms import ModemPool
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,9 @@ class Channels:
 
     async def start_sms(self) -> ModemPool:
         rt = self.rt
-        await import_off_loop("bot.transports.modem_pool")
-        from bot.transports.modem_pool import ModemPool
-        from bot.transports.sms import Modem
+        await import_off_loop("bot.transports.sms")
+        from bot import sim
+        from bot.transports.sms import Modem, ModemPool
 
         async def on_receive(batch: list[Inbound]) -> None:
             await rt.intake.accept(batch)
@@ -58,6 +59,7 @@ class Channels:
                 call_timeout_s=m.call_timeout_s,
                 read_timeout_s=m.read_timeout_s,
                 init_timeout_s=m.init_timeout_s,
+                record_sent=sim.sent_recorder(Path(m.device)) if m.is_dummy else None,
             )
             for m in rt.services.settings.sms.modems
         ]

@@ -16,7 +16,7 @@ from handlers.context import Services
 if TYPE_CHECKING:
     from bot.drill.homeserver import DrillInfo
     from bot.transports.matrix import MatrixTransport
-    from bot.transports.modem_pool import ModemPool
+    from bot.transports.sms import ModemPool
     from protocols.search import ProtocolSearch
 
 

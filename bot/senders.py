@@ -19,7 +19,7 @@ from handlers.context import Notifier
 
 if TYPE_CHECKING:
     from bot.transports.matrix import MatrixTransport
-    from bot.transports.modem_pool import ModemPool
+    from bot.transports.sms import ModemPool
 
 
 def sms_sender(

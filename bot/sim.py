@@ -4,9 +4,10 @@ Works on a dummy device directory without a running gateway:
 
 * the network delivers an SMS: :func:`inject_sms` / :func:`inject_parts` write SMS-DELIVER parts
   into ``<device>/sms/1/<n>`` (the dummy's SIM inbox) in Gammu's SMS-backup format, atomically;
-* the network shows what the gateway sent: the dummy keeps no copy of sent SMS, so the modem
-  worker (``bot.transports.sms.Modem``) records each accepted message under ``<device>/sent/``
-  with :func:`write_sent`; :func:`read_outbox` decodes those files the way a handset would see them
+* the network shows what the gateway sent: the dummy keeps no copy of sent SMS, so whoever wires
+  a dummy modem passes :func:`sent_recorder` to ``bot.transports.sms.Modem`` (``record_sent``),
+  which records each accepted message under ``<device>/sent/`` with :func:`write_sent`;
+  :func:`read_outbox` decodes those files the way a handset would see them
   (each part goes through a real SMS-SUBMIT PDU encode/decode, so Bengali sent with GSM-7 coding
   shows up as ``???`` here, exactly as on the handset).
 """
@@ -18,7 +19,7 @@ import hashlib
 import itertools
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -176,6 +177,15 @@ def write_sent(device: Path, parts: Sequence[Mapping[str, Any]], *, key: str, wh
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def sent_recorder(device: Path) -> Callable[[Sequence[Mapping[str, Any]], str, float], Path]:
+    """The ``record_sent`` hook for a dummy modem at ``device`` (runs on the modem's thread)."""
+
+    def record(parts: Sequence[Mapping[str, Any]], key: str, when: float) -> Path:
+        return write_sent(device, parts, key=key, when=when)
+
+    return record
 
 
 def wire_view(part: Mapping[str, Any], *, smsc: str = DEFAULT_SMSC) -> SmsPart:

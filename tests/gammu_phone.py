@@ -73,6 +73,7 @@ class DummyPhone:
     ) -> Modem:
         kw.setdefault("backoff_initial_s", 0.05)
         kw.setdefault("backoff_max_s", 0.4)
+        kw.setdefault("record_sent", sim.sent_recorder(self.path))
         return Modem(self.settings(**(settings or {})), on_receive, **kw)
 
     # -- network side -------------------------------------------------------------------------

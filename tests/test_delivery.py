@@ -283,8 +283,7 @@ async def test_sms_is_recorded_sent_on_the_modem_thread_before_send_returns(
 
     from bot.models import Channel, Outbound
     from bot.senders import sms_sender
-    from bot.transports.modem_pool import ModemPool
-    from bot.transports.sms import Modem
+    from bot.transports.sms import Modem, ModemPool
 
     settings = make_settings(tmp_path, "http://127.0.0.1:9")
     db = Database(settings.storage.path)

@@ -198,7 +198,11 @@ async def test_modem_error_is_visible_and_recovers_without_a_human(
 
         line = await wait_for(down, timeout=10)
         assert "last error" in line
-        assert any("DOWN" in r.getMessage() for r in caplog.records if r.name.endswith("sms"))
+        assert any(
+            "DOWN" in r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("bot.transports.sms")
+        )
         _unblock_fifo_readers(slot)
         slot.unlink()  # the fault clears (modem answers again): the watchdog re-inits alone
         sent = await gw.wait_sent("+8801711000002", 1, timeout=20)

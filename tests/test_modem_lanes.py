@@ -16,11 +16,10 @@ from typing import Any
 from bot.models import Channel, Lane, Outbound
 from bot.queue import OutboxWorker, RetryPolicy, Waker
 from bot.senders import sms_sender
-from bot.sim import read_outbox
+from bot.sim import read_outbox, sent_recorder
 from bot.store import outbox, subscriptions
 from bot.store.db import Database
-from bot.transports.modem_pool import ModemPool
-from bot.transports.sms import Modem
+from bot.transports.sms import Modem, ModemPool
 from config.settings import Settings
 from handlers.broadcasts import Broadcasts
 from handlers.context import Notifier, Services
@@ -70,7 +69,10 @@ class Rig:
 
     def start_sending(self) -> None:
         self.modems = [
-            Modem(m, _noop_receive, backoff_initial_s=0.2) for m in self.settings.sms.modems
+            Modem(
+                m, _noop_receive, backoff_initial_s=0.2, record_sent=sent_recorder(Path(m.device))
+            )
+            for m in self.settings.sms.modems
         ]
         self.pool = ModemPool(self.modems, {m.name: self.per_minute for m in self.modems})
         worker = OutboxWorker(

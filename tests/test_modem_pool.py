@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot import sim
-from bot.transports.modem_pool import ModemPool
-from bot.transports.sms import Modem, ModemError, SendError
+from bot.transports.sms import Modem, ModemError, ModemPool, SendError
 from tests.gammu_phone import DummyPhone, Recorder, wait_for
 
 NUMBER = "+8801711000123"

@@ -455,7 +455,9 @@ async def test_watchdog_error_down_reinit_up(
 ) -> None:
     """A modem that stops answering mid-run (a named pipe in the SIM store blocks GetNextSMS
     until the read timeout) → down → backoff re-init → up once it answers again."""
-    modem = phone.modem(rec, read_timeout_s=0.5, backoff_initial_s=0.1, backoff_max_s=0.4)
+    # The read timeout must stay well above a normal pass: the dummy's GetNextSMS takes ~0.5 s on a
+    # loaded 2-core machine, and with 0.5 s here even the first, healthy read timed out.
+    modem = phone.modem(rec, read_timeout_s=2.0, backoff_initial_s=0.1, backoff_max_s=0.4)
     task = asyncio.create_task(modem.run())
     try:
         with caplog.at_level(logging.INFO, logger="bot.transports.sms"):

@@ -10,7 +10,7 @@ Choice: among modems that are up (or not yet started), the one whose queue drain
 modem the victim wrote to (``prefer``) wins when it is healthy and not more than
 ``PREFER_SLACK_S`` seconds behind the best, so a reply comes from the number the victim knows.
 
-Failover: a transient ``SendError`` on one modem tries the next one; a permanent one (invalid
+Failover: a ``TransientSendError`` on one modem tries the next one; a permanent one (invalid
 number, text that cannot be encoded) is raised at once, never retried on other SIMs. Note: a
 message that failed after some of its parts went out is sent whole on the next modem; the handset
 then holds an orphan part (unavoidable without delivery reports).
@@ -26,14 +26,10 @@ import gammu
 from aiolimiter import AsyncLimiter
 
 from bot.aio import raise_if_cancelling
-from bot.transports.sms import (
-    Modem,
-    ModemHealth,
-    OnAccepted,
-    SendError,
-    count_parts,
-    mask_number,
-)
+from bot.transports.sms.codec import count_parts, mask_number
+from bot.transports.sms.errors import PermanentSendError, TransientSendError
+from bot.transports.sms.health import ModemHealth
+from bot.transports.sms.modem import Modem, OnAccepted
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +114,7 @@ class ModemPool:
         try:
             parts = await asyncio.to_thread(count_parts, text)
         except (gammu.GSMError, ValueError, TypeError) as exc:
-            raise SendError(f"cannot encode text: {exc}", transient=False) from exc
+            raise PermanentSendError(f"cannot encode text: {exc}") from exc
         failures: list[str] = []
         tried: set[str] = set()
         while True:
@@ -133,9 +129,7 @@ class ModemPool:
                 ref = await modem.send(
                     to, text, idem_key=idem_key, pace=limiter.acquire, on_accepted=on_accepted
                 )
-            except SendError as exc:
-                if not exc.transient:
-                    raise
+            except TransientSendError as exc:
                 failures.append(f"{modem.name}: {exc.reason}")
                 log.warning(
                     "send to %s failed on modem %s (%s); trying another modem",
@@ -154,7 +148,7 @@ class ModemPool:
         states = ", ".join(f"{m.name}={m.health.state}" for m in self._modems)
         reason = "; ".join(failures) if failures else "no modem is up"
         log.error("send to %s failed on every modem (%s): %s", mask_number(to), states, reason)
-        raise SendError(f"all modems failed ({states}): {reason}", transient=True)
+        raise TransientSendError(f"all modems failed ({states}): {reason}")
 
     async def run(self) -> None:
         """Run every modem's watchdog/poll loop; one failing modem never stops the others."""
