@@ -15,6 +15,7 @@ from typing import Any
 
 from pypdf import PdfReader
 
+from bot.errors import PermanentError
 from bot.textclean import clean_text  # one cleaner for documents and staff views
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _PARA_SPLIT = re.compile(r"\n[ \t]*\n+")
 _TOPIC_OK = re.compile(r"[^a-z0-9_-]+")
 
 
-class DocumentError(Exception):
+class DocumentError(PermanentError):
     """A file could not be read as a protocol document (reported, then skipped)."""
 
 

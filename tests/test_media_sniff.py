@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.errors import PermanentError
 from bot.media import (
     REASON_AUDIO_CORRUPT,
     REASON_EMPTY,
@@ -37,3 +38,11 @@ def test_expect_rejects(data: bytes, kind: str, reason: str, detail: str) -> Non
         expect(data, kind, max_bytes=10, reason=wanted)  # type: ignore[arg-type]
     assert info.value.reason == reason
     assert info.value.detail == detail
+
+
+def test_media_error_is_permanent_and_keeps_its_message() -> None:
+    err = MediaError(REASON_EMPTY, "0 bytes")
+    assert isinstance(err, PermanentError) and not err.transient
+    assert err.reason == REASON_EMPTY and err.detail == "0 bytes"
+    assert str(err) == "empty: 0 bytes" and str(MediaError(REASON_EMPTY)) == "empty"
+    assert err.user_message.startswith("Your file arrived empty")

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocols.documents import Chunk, DocInfo, Document, chunk_document
+import pytest
+
+from bot.errors import PermanentError
+from protocols.documents import (
+    Chunk,
+    DocInfo,
+    Document,
+    DocumentError,
+    chunk_document,
+    load_document,
+)
 from protocols.search import _passage
 from protocols.vectors import batches
 
@@ -61,3 +71,12 @@ def test_passage_quotes_its_chunk() -> None:
         0.75,
         "Boil water 1 minute.",
     )
+
+
+def test_document_error_is_permanent(tmp_path: Path) -> None:
+    bad = tmp_path / "x.docx"
+    bad.write_text("not a protocol")
+    with pytest.raises(DocumentError) as info:
+        load_document(bad)
+    assert isinstance(info.value, PermanentError) and not info.value.transient
+    assert str(info.value) == info.value.reason == "unsupported file type '.docx'"

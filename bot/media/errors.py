@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from bot.errors import PermanentError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
@@ -36,8 +38,8 @@ _USER_MESSAGES: dict[str, str] = {
 }
 
 
-class MediaError(Exception):
-    """A voice note or photo we cannot use.
+class MediaError(PermanentError):
+    """A voice note or photo we cannot use (sending the same bytes again cannot help).
 
     reason: machine code (one of the REASON_* constants), for logs, metrics and branching.
     user_message: short plain English for the sender.
@@ -45,12 +47,12 @@ class MediaError(Exception):
     """
 
     def __init__(self, reason: str, detail: str = "", *, user_message: str | None = None) -> None:
-        self.reason = reason
+        super().__init__(reason)
         self.user_message = user_message or _USER_MESSAGES.get(
             reason, _USER_MESSAGES[REASON_UNSUPPORTED]
         )
         self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.args = (f"{reason}: {detail}" if detail else reason,)
 
 
 def fail(reason: str, detail: str) -> MediaError:
