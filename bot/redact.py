@@ -1,4 +1,5 @@
-"""Personal data stays out of logs: numbers masked, bodies only when explicitly allowed."""
+"""Personal data stays out of logs: the one masker for phone numbers and Matrix ids, and
+message bodies only when explicitly allowed."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ def configure(*, log_bodies: bool) -> None:
 
 
 def mask_peer(peer: str) -> str:
-    """'+8801712345123' -> '+88017*****123'; Matrix ids keep their server part."""
+    """A sender or recipient as it may appear in a log line.
+
+    '+8801712345123' -> '+88017*****123' (country and operator prefix kept for routing
+    questions, the subscriber part hidden); a short number keeps only its last 2 digits;
+    '@alice:example.org' -> '@al***:example.org'; room ids and aliases are not people and
+    stay as they are."""
     if peer.startswith(("!", "#")):
         return peer  # a room, not a person
     if peer.startswith("@"):
@@ -21,6 +27,8 @@ def mask_peer(peer: str) -> str:
         return f"{local[:3]}***:{server}" if len(local) > 3 else peer
     if len(peer) <= 6:
         return "*" * max(len(peer) - 2, 0) + peer[-2:]
+    if len(peer) <= 9:  # too short to keep a prefix and still hide anything
+        return "*" * (len(peer) - 3) + peer[-3:]
     return peer[:6] + "*" * (len(peer) - 9) + peer[-3:]
 
 

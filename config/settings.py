@@ -2,20 +2,16 @@
 
 Unknown or mistyped keys fail at start with a message naming the key (extra="forbid"); so does a
 LIFELINE_ variable that matches no setting. Text settings take an env value verbatim, the others
-read it as a TOML value. Errors name the variable when the value came from the environment."""
+read it as a TOML value (config/env.py). Errors name the variable when the value came from the
+environment (config/report.py)."""
 
 from __future__ import annotations
 
-import difflib
-import functools
 import os
 import re
 import tomllib
-import types
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePath
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -29,8 +25,11 @@ from pydantic import (
     model_validator,
 )
 
+from bot.errors import UserError
+from config.env import CONFIG_ENV, ENV_PREFIX, EnvOverrides, read_env
+from config.report import format_validation_error
+
 DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
-ENV_PREFIX = "LIFELINE_"
 PACKAGED_LIBRARY = Path(__file__).resolve().parent.parent / "protocols" / "library"
 
 
@@ -249,99 +248,11 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """Config could not be loaded; the message names the file and every bad key."""
 
 
-CONFIG_ENV = "LIFELINE_CONFIG"
-
-
-@functools.cache
-def _env_settings() -> dict[str, tuple[str, str, Any]]:
-    """Every valid LIFELINE_<SECTION>__<KEY> → (section, key, the field's type)."""
-    out: dict[str, tuple[str, str, Any]] = {}
-    for section, field in Settings.model_fields.items():
-        table = field.annotation
-        if isinstance(table, type) and issubclass(table, BaseModel):
-            for key, sub in table.model_fields.items():
-                var = f"{ENV_PREFIX}{section.upper()}__{key.upper()}"
-                out[var] = (section, key, sub.annotation)
-    return out
-
-
-def _is_text(annotation: Any) -> bool:
-    """str, SecretStr, Path, string Literals and Optional/unions of those: values taken as is."""
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _is_text(get_args(annotation)[0])
-    if origin is Literal:
-        return all(isinstance(a, str) for a in get_args(annotation))
-    if origin is Union or origin is types.UnionType:
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        return bool(args) and all(_is_text(a) for a in args)
-    return isinstance(annotation, type) and issubclass(annotation, (str, SecretStr, PurePath))
-
-
-def _coerce_env(value: str, annotation: Any) -> Any:
-    """Env values are strings. A text setting takes the value verbatim (a password "12345678",
-    "true" or with quotes stays exactly that); other settings read it as a TOML value, so lists,
-    tables, booleans and numbers work ("[...]", "true", "4096")."""
-    if _is_text(annotation):
-        return value
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value  # validation then names the variable and the expected type
-
-
-@dataclass(frozen=True, slots=True)
-class _Env:
-    overrides: dict[str, dict[str, Any]]  # section → key → value
-    sources: dict[tuple[str, str], str]  # (section, key) → the variable that set it
-    unknown: list[str]  # messages for LIFELINE_ variables that match no setting
-
-
-def _read_env(environ: Mapping[str, str]) -> _Env:
-    known = _env_settings()
-    env = _Env({}, {}, [])
-    for var, value in sorted(environ.items()):
-        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
-            continue
-        match = known.get(var.upper())
-        if match is None:
-            env.unknown.append(_unknown_env(var, [*known, CONFIG_ENV]))
-            continue
-        section, key, annotation = match
-        env.overrides.setdefault(section, {})[key] = _coerce_env(value, annotation)
-        env.sources[(section, key)] = var
-    return env
-
-
-def _unknown_env(var: str, valid: list[str]) -> str:
-    section, sep, key = var[len(ENV_PREFIX) :].lower().partition("__")
-    what = f" ({section}.{key})" if sep and section and key else ""
-    if (
-        sep
-        and section in Settings.model_fields
-        and not any(v.startswith(f"{ENV_PREFIX}{section.upper()}__") for v in valid)
-    ):
-        return (
-            f"environment variable {var}: [{section}] is a list of tables and can only be "
-            "set in the config file"
-        )
-    same_section = [v for v in valid if sep and v.startswith(f"{ENV_PREFIX}{section.upper()}__")]
-    close = difflib.get_close_matches(var.upper(), same_section, n=1, cutoff=0.5)
-    close = close or difflib.get_close_matches(var.upper(), valid, n=1, cutoff=0.6)
-    hint = (
-        f"; did you mean {close[0]}?"
-        if close
-        else f"; settings are {ENV_PREFIX}<SECTION>__<KEY> (two underscores), "
-        "see config/lifeline.example.toml"
-    )
-    return f"environment variable {var} matches no setting{what}{hint}"
-
-
-def _merge_env(data: dict[str, Any], env: _Env) -> dict[str, Any]:
+def _merge_env(data: dict[str, Any], env: EnvOverrides) -> dict[str, Any]:
     merged = dict(data)
     for section, values in env.overrides.items():
         current = merged.get(section, {})
@@ -352,83 +263,6 @@ def _merge_env(data: dict[str, Any], env: _Env) -> dict[str, Any]:
             )
         merged[section] = {**current, **values}
     return merged
-
-
-def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
-    """The settings table that holds the last part of ``loc`` ("dispatch" for
-    dispatch.approvl, ModemSettings for sms.modems.0.devic), or None."""
-    model: type[BaseModel] = Settings
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue  # an item of a list of tables: same model as the list's
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        inner = field.annotation
-        while get_origin(inner) in (list, Annotated, Union, types.UnionType):
-            inner = next(a for a in get_args(inner) if a is not type(None))
-        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-            return None
-        model = inner
-    return model
-
-
-def _close_key(loc: Sequence[int | str]) -> str | None:
-    """Config-file typo → the key it most likely meant, written as in the file."""
-    if not loc or not isinstance(loc[-1], str):
-        return None
-    model = _model_at(loc)
-    if model is None:
-        return None
-    close = difflib.get_close_matches(loc[-1].lower(), list(model.model_fields), n=1, cutoff=0.6)
-    if not close:
-        return None
-    if len(loc) > 1:
-        return close[0]
-    is_list = get_origin(Settings.model_fields[close[0]].annotation) is list
-    return f"[[{close[0]}]]" if is_list else f"[{close[0]}]"
-
-
-def format_validation_error(
-    exc: ValidationError,
-    source: str,
-    env_sources: Mapping[tuple[str, str], str] | None = None,
-    unknown_env: Sequence[str] = (),
-) -> str:
-    """One line per problem, naming the key and where its value came from (file or variable)."""
-    env_sources = env_sources or {}
-    lines: list[str] = []
-    from_file = from_env = False
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        loc = tuple(str(p) for p in err["loc"][:2])
-        var = env_sources.get((loc[0], loc[1]), "") if len(loc) == 2 else ""
-        if var:
-            key += f" (from environment variable {var})"
-            from_env = True
-        else:
-            from_file = True
-        msg = err["msg"]
-        if err["type"] == "value_error" and "error" in err.get("ctx", {}):
-            msg = str(err["ctx"]["error"])  # our own message, without "Value error, "
-        if err["type"] == "extra_forbidden":
-            close = _close_key(err["loc"])
-            msg = (
-                f"unknown key; did you mean {close}?"
-                if close
-                else "unknown key (check spelling; see config/lifeline.example.toml)"
-            )
-        lines.append(f"  - {key}: {msg}")
-    lines += [f"  - {u}" for u in unknown_env]
-    from_env = from_env or bool(unknown_env)
-    where = (
-        f"{source} and the environment"
-        if from_file and from_env
-        else "the environment"
-        if from_env
-        else source
-    )
-    return "\n".join([f"invalid configuration in {where}:", *lines])
 
 
 def resolve_config_path(cli_path: Path | None, environ: dict[str, str] | None = None) -> Path:
@@ -458,13 +292,15 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
             raise ConfigError(f"{cfg_path}: cannot read: {exc.strerror or exc}") from exc
     elif path is not None or env.get(CONFIG_ENV):
         raise ConfigError(f"config file not found: {cfg_path}")
-    overrides = _read_env(env)
+    overrides = read_env(env, Settings)
     data = _merge_env(data, overrides)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
-            format_validation_error(exc, str(cfg_path), overrides.sources, overrides.unknown)
+            format_validation_error(
+                Settings, exc, str(cfg_path), overrides.sources, overrides.unknown
+            )
         ) from exc
     if overrides.unknown:
         lines = [f"  - {u}" for u in overrides.unknown]

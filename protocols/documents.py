@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from pypdf import PdfReader
 
+from bot.errors import PermanentError
 from bot.textclean import clean_text  # one cleaner for documents and staff views
 
 log = logging.getLogger(__name__)
@@ -42,35 +44,39 @@ _PARA_SPLIT = re.compile(r"\n[ \t]*\n+")
 _TOPIC_OK = re.compile(r"[^a-z0-9_-]+")
 
 
-class DocumentError(Exception):
+class DocumentError(PermanentError):
     """A file could not be read as a protocol document (reported, then skipped)."""
 
 
 @dataclass(frozen=True)
-class Document:
-    path: Path
-    key: str
+class DocInfo:
+    """What a document says about itself, and every chunk of it carries."""
+
     title: str
     topic: str
     lang: str
     source: str
     version: str
     sms: str
+
+    def info(self) -> dict[str, Any]:
+        """These fields alone, to build a chunk (or anything else) that carries them."""
+        return {f.name: getattr(self, f.name) for f in fields(DocInfo)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Document(DocInfo):
+    path: Path
+    key: str
     body: str
     meta: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Chunk:
+@dataclass(frozen=True, kw_only=True)
+class Chunk(DocInfo):
     id: str
     doc_key: str
     ord: int
-    title: str
-    topic: str
-    lang: str
-    source: str
-    version: str
-    sms: str
     text: str
     path: str = ""
 
@@ -275,14 +281,9 @@ def chunk_document(doc: Document, target: int = TARGET_CHARS) -> list[Chunk]:
                 id=cid,
                 doc_key=doc.key,
                 ord=len(chunks),
-                title=doc.title,
-                topic=doc.topic,
-                lang=doc.lang,
-                source=doc.source,
-                version=doc.version,
-                sms=doc.sms,
                 text=text,
                 path=str(doc.path),
+                **doc.info(),
             )
         )
     return chunks

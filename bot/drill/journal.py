@@ -87,6 +87,8 @@ _KINDS: dict[str, type[Any]] = {
     "notice": Notice,
     "sample": Sample,
 }
+# Where each kind of event is kept on the Journal.
+_LISTS = {"inject": "injected", "command": "commands", "notice": "notices", "sample": "samples"}
 
 
 class JournalWriter:
@@ -116,21 +118,21 @@ class JournalWriter:
             },
         )
 
+    def _record(self, kind: str, ev: Injected | Command | Notice | Sample) -> None:
+        getattr(self.journal, _LISTS[kind]).append(ev)
+        self._write(kind, asdict(ev))
+
     def inject(self, ev: Injected) -> None:
-        self.journal.injected.append(ev)
-        self._write("inject", asdict(ev))
+        self._record("inject", ev)
 
     def command(self, ev: Command) -> None:
-        self.journal.commands.append(ev)
-        self._write("command", asdict(ev))
+        self._record("command", ev)
 
     def notice(self, ev: Notice) -> None:
-        self.journal.notices.append(ev)
-        self._write("notice", asdict(ev))
+        self._record("notice", ev)
 
     def sample(self, ev: Sample) -> None:
-        self.journal.samples.append(ev)
-        self._write("sample", asdict(ev))
+        self._record("sample", ev)
 
     def fault(self, span: FaultSpan) -> None:
         """Record a fault when it ends (or, with end None, when it starts)."""
@@ -162,14 +164,6 @@ def read(path: Path) -> Journal:
         elif kind == "gateway_start":
             j.gateway_starts.append(data["t"])
         elif kind in _KINDS:
-            getattr(
-                j,
-                {
-                    "inject": "injected",
-                    "command": "commands",
-                    "notice": "notices",
-                    "sample": "samples",
-                }[kind],
-            ).append(_KINDS[kind](**data))
+            getattr(j, _LISTS[kind]).append(_KINDS[kind](**data))
     j.faults = sorted(faults.values(), key=lambda f: f.start)
     return j

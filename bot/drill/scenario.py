@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config.report import model_at
+
 LANGS = ("en", "bn", "hi", "ur", "romanised")
 FaultKind = Literal["homeserver_down", "model_down", "model_slow", "model_garbage", "gateway_kill"]
 
@@ -158,32 +160,13 @@ def _hint(word: object, valid: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _model_at(root: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """The pydantic model that holds the key at ``loc`` (for "did you mean")."""
-    model: Any = root
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", {})
-        field = fields.get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        nxt = next(
-            (a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None
-        )
-        model = nxt
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
 def format_errors(path: Path, exc: ValidationError) -> str:
     lines = [f"{path}: {exc.error_count()} problem(s)"]
     for e in exc.errors():
         loc = tuple(e["loc"])
         where = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            model = _model_at(Scenario, loc)
+            model = model_at(Scenario, loc)
             hint = _hint(loc[-1], model.model_fields) if model else ""
             lines.append(f"  {where}: unknown key{hint}")
         else:

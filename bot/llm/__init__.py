@@ -1,0 +1,30 @@
+"""The model boundary: the client (client.py), its classified errors (errors.py), the message
+form Ollama takes (messages.py) and what a turn or a probe returns (types.py)."""
+
+from bot.llm.client import LLM
+from bot.llm.errors import BadTurn, EmptyTurn, ModelError, ModelRejected, ModelUnavailable
+from bot.llm.messages import system_message, tool_result_message, user_message
+from bot.llm.types import (
+    REQUIRED_CAPABILITIES,
+    TEXT_CAPABILITIES,
+    ChatResult,
+    ModelHealth,
+    ToolCall,
+)
+
+__all__ = [
+    "LLM",
+    "REQUIRED_CAPABILITIES",
+    "TEXT_CAPABILITIES",
+    "BadTurn",
+    "ChatResult",
+    "EmptyTurn",
+    "ModelError",
+    "ModelHealth",
+    "ModelRejected",
+    "ModelUnavailable",
+    "ToolCall",
+    "system_message",
+    "tool_result_message",
+    "user_message",
+]

@@ -1,0 +1,52 @@
+"""What a model turn and a health probe return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# What Lifeline needs from the chat model (docs/facts.md: gemma4:e4b reports all of these).
+REQUIRED_CAPABILITIES: frozenset[str] = frozenset({"completion", "tools", "vision", "audio"})
+TEXT_CAPABILITIES: frozenset[str] = frozenset({"completion", "tools"})
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    content: str
+    tool_calls: tuple[ToolCall, ...]
+    prompt_eval_count: int
+    eval_count: int
+    total_s: float
+    raw_message: dict[str, Any]  # the assistant message to append to the history as is
+    done_reason: str = "stop"  # "length": stopped by num_predict, the reply is cut off
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    reachable: bool
+    model_present: bool
+    capabilities: frozenset[str]
+    version: str | None
+    detail: str
+
+    @property
+    def missing_capabilities(self) -> frozenset[str]:
+        return REQUIRED_CAPABILITIES - self.capabilities
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.model_present and not self.missing_capabilities
+
+    @property
+    def usable(self) -> bool:
+        """Text turns with tools work; voice notes/photos may still be unsupported."""
+        return self.reachable and self.model_present and self.capabilities >= TEXT_CAPABILITIES
+
+
+NOT_PROBED = ModelHealth(False, False, frozenset(), None, "not probed yet")
