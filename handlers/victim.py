@@ -119,8 +119,8 @@ class VictimFlow:
             if not incident.people_count and (count := people_count(msg.text)):
                 await store.update(conn, incident.id, now, people_count=count)
         await inbox.set_incident(conn, item.inbox_id, incident.id)
-        if "lat" in msg.meta and "lon" in msg.meta:
-            await store.update(conn, incident.id, now, lat=msg.meta["lat"], lon=msg.meta["lon"])
+        if msg.facts.lat is not None and msg.facts.lon is not None:
+            await store.update(conn, incident.id, now, lat=msg.facts.lat, lon=msg.facts.lon)
         escalated = verdict.priority < incident.priority
         fresh = await store.get(conn, incident.id)
         assert fresh is not None
@@ -139,11 +139,11 @@ class VictimFlow:
                 text=self._shape(msg.channel, say(template, verdict.lang, case=fresh.case)),
                 idem_key=f"ack:{item.inbox_id}",
                 lane=Lane.URGENT,
-                meta={"modem": msg.meta.get("modem")},
+                meta={"modem": msg.facts.modem},
             )
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
-        if msg.meta.get("partial") and item.route not in ("throttled", "merged"):
+        if msg.facts.partial and item.route not in ("throttled", "merged"):
             # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
             # sender learns that something may be missing.
             missing = Outbound(
@@ -153,7 +153,7 @@ class VictimFlow:
                 text=self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case)),
                 idem_key=f"partial:{item.inbox_id}",
                 lane=Lane.URGENT,
-                meta={"modem": msg.meta.get("modem")},
+                meta={"modem": msg.facts.modem},
             )
             await outbox.enqueue(
                 conn, missing, now=now, inbox_id=item.inbox_id, incident_id=fresh.id
@@ -307,14 +307,14 @@ class VictimFlow:
             text=shaped,
             idem_key=key,
             lane=Lane.URGENT if row.priority is Priority.CRITICAL else Lane.REPLY,
-            meta={"modem": row.meta.get("modem")},
+            meta={"modem": row.facts.modem},
         )
 
     async def _prepare_media(self, row: InboxRow, incident: Incident) -> PreparedMedia:
         out = PreparedMedia()
         settings = self.s.settings.media
         caps = self.llm.health.capabilities
-        transport_error = row.meta.get("media_error")
+        transport_error = row.facts.media_error
         if transport_error:
             limit_mb = self.s.settings.matrix.max_media_bytes // (1024 * 1024)
             note = (
