@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import pytest
 
 from bot.intake import Accepted, Intake
 from bot.models import Channel, Facts, Inbound, Outbound, Priority, Role
@@ -38,6 +40,14 @@ class Roles:
 
 async def _no_hook(conn: aiosqlite.Connection, item: Accepted, now: float) -> None:
     return None
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "l.db")
+    await database.open()
+    yield database
+    await database.close()
 
 
 def make_intake(db: Database, roles: Roles, *, per_hour: int = 100) -> Intake:
@@ -131,54 +141,44 @@ async def test_decision_is_stored_and_survives_a_restart(tmp_path: Path) -> None
         await db.close()
 
 
-async def test_role_is_decided_once_per_message(tmp_path: Path) -> None:
-    db = Database(tmp_path / "l.db")
-    await db.open()
-    try:
-        roles = Roles()
-        accepted = await make_intake(db, roles).accept(
-            [matrix("!teams", "$1", is_direct=True), sms("we are trapped", "s1")]
-        )
-        assert roles.calls == Counter({COORD: 1, "+8801711000000": 1})
-        assert [a.role for a in accepted] == [Role.COORDINATOR, Role.PUBLIC]
-        dispatcher, seen = recording_dispatcher(RouteTable(BOT))
-        for a in accepted:
-            row = await inbox.get(db, a.inbox_id)
-            assert row is not None and row.role is a.role and row.decision == a.decision
-            await dispatcher(row)
-        assert roles.calls == Counter({COORD: 1, "+8801711000000": 1})  # not asked again
-        assert [d.role for _, d in seen] == [Role.COORDINATOR, Role.PUBLIC]
-    finally:
-        await db.close()
+async def test_role_is_decided_once_per_message(db: Database) -> None:
+    roles = Roles()
+    accepted = await make_intake(db, roles).accept(
+        [matrix("!teams", "$1", is_direct=True), sms("we are trapped", "s1")]
+    )
+    assert roles.calls == Counter({COORD: 1, "+8801711000000": 1})
+    assert [a.role for a in accepted] == [Role.COORDINATOR, Role.PUBLIC]
+    dispatcher, seen = recording_dispatcher(RouteTable(BOT))
+    for a in accepted:
+        row = await inbox.get(db, a.inbox_id)
+        assert row is not None and row.role is a.role and row.decision == a.decision
+        await dispatcher(row)
+    assert roles.calls == Counter({COORD: 1, "+8801711000000": 1})  # not asked again
+    assert [d.role for _, d in seen] == [Role.COORDINATOR, Role.PUBLIC]
 
 
-async def test_admission_throttles_and_merges_after_the_table(tmp_path: Path) -> None:
-    db = Database(tmp_path / "l.db")
-    await db.open()
-    try:
-        intake = make_intake(db, Roles(), per_hour=2)
-        first, repeat = await intake.accept([sms("water rising", "a"), sms("water rising", "b")])
-        assert (first.route, repeat.route) == (Route.MODEL, Route.MERGED)
-        assert repeat.decision.rule == "merged" and repeat.decision.handler is Handler.VICTIM
-        (flood,) = await intake.accept([sms("please come", "c")])
-        assert (flood.route, flood.decision.rule) == (Route.THROTTLED, "throttled")
-        (stop,) = await intake.accept([sms("STOP", "d")])
-        assert stop.route is Route.FAST  # a keyword is never throttled
-        rows = [await inbox.get(db, a.inbox_id) for a in (first, repeat, flood, stop)]
-        assert [(r.status, r.needs_model) for r in rows if r is not None] == [
-            ("queued", True),
-            ("merged", False),
-            ("throttled", False),
-            ("queued", False),
-        ]
-        assert [r.decision.route for r in rows if r is not None and r.decision] == [
-            Route.MODEL,
-            Route.MERGED,
-            Route.THROTTLED,
-            Route.FAST,
-        ]
-    finally:
-        await db.close()
+async def test_admission_throttles_and_merges_after_the_table(db: Database) -> None:
+    intake = make_intake(db, Roles(), per_hour=2)
+    first, repeat = await intake.accept([sms("water rising", "a"), sms("water rising", "b")])
+    assert (first.route, repeat.route) == (Route.MODEL, Route.MERGED)
+    assert repeat.decision.rule == "merged" and repeat.decision.handler is Handler.VICTIM
+    (flood,) = await intake.accept([sms("please come", "c")])
+    assert (flood.route, flood.decision.rule) == (Route.THROTTLED, "throttled")
+    (stop,) = await intake.accept([sms("STOP", "d")])
+    assert stop.route is Route.FAST  # a keyword is never throttled
+    rows = [await inbox.get(db, a.inbox_id) for a in (first, repeat, flood, stop)]
+    assert [(r.status, r.needs_model) for r in rows if r is not None] == [
+        ("queued", True),
+        ("merged", False),
+        ("throttled", False),
+        ("queued", False),
+    ]
+    assert [r.decision.route for r in rows if r is not None and r.decision] == [
+        Route.MODEL,
+        Route.MERGED,
+        Route.THROTTLED,
+        Route.FAST,
+    ]
 
 
 async def test_rows_from_before_routing_are_decided_by_the_same_table(tmp_path: Path) -> None:
