@@ -41,7 +41,7 @@ from handlers.context import Notifier, Services, TurnContext
 from handlers.dispatch import RESPONDER_TOOLS, VICTIM_TOOLS
 from handlers.public import PublicCommands
 from handlers.responder import ResponderFlow
-from handlers.router import make_route
+from handlers.router import routes
 from handlers.victim import VictimFlow
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,14 @@ class App:
             self._status,
             broadcasts,
         )
-        route = make_route(s.matrix.user_id)
+        table, dispatcher = routes(s.matrix.user_id, public, responder, victim)
 
         committed = wakers.committed  # intake wakes the senders and the workers it gave work
 
         intake = Intake(
             db,
             role_of=self.role_of,
-            route=route,
+            route=table.decide,
             hook=victim.on_intake,
             per_sender_per_hour=s.queue.per_sender_per_hour,
             clock=self.clock,
@@ -133,16 +133,6 @@ class App:
 
         retry = RetryPolicy(s.queue.max_attempts, s.queue.retry_base_s, s.queue.retry_max_s)
 
-        async def model_handler(row: InboxRow) -> list[Any]:
-            if row.role is Role.PUBLIC:
-                return await victim.handle(row)
-            return await responder.handle_text(row)
-
-        async def fast_handler(row: InboxRow) -> list[Any]:
-            if row.role is Role.PUBLIC:
-                return await public.handle(row)
-            return await responder.handle_command(row)
-
         async def no_degraded(row: InboxRow, exc: BaseException) -> list[Any]:
             return []
 
@@ -153,7 +143,7 @@ class App:
             fifo=s.queue.order == "fifo",
             lease_s=s.queue.lease_s,
             retry=retry,
-            handler=model_handler,
+            handler=dispatcher,
             degraded=victim.degraded,
             dead=victim.dead,
             waker=wakers.model,
@@ -168,7 +158,7 @@ class App:
             fifo=False,
             lease_s=60.0,
             retry=retry,
-            handler=fast_handler,
+            handler=dispatcher,
             degraded=no_degraded,
             dead=victim.dead,
             waker=wakers.fast,

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
 
 import aiosqlite
 
+from bot.facts import with_facts
 from bot.models import Channel, Inbound, Role
 from bot.redact import mask_peer
-from bot.store import inbox, kv
+from bot.route import Decision, Route
+from bot.store import inbox, kv, routing
 from bot.store.db import Database
 from bot.triage import Triage, triage
 
 log = logging.getLogger(__name__)
-
-Route = Literal["model", "fast", "throttled", "merged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +27,22 @@ class Accepted:
     """A message that was new (not a duplicate) and is now durable."""
 
     inbox_id: int
-    msg: Inbound
-    role: Role
+    msg: Inbound  # with its typed facts
     triage: Triage
-    route: Route
+    decision: Decision  # as stored on the inbox row
+
+    @property
+    def role(self) -> Role:
+        return self.decision.role
+
+    @property
+    def route(self) -> Route:
+        return self.decision.route
 
 
 IntakeHook = Callable[[aiosqlite.Connection, Accepted, float], Awaitable[None]]
-RouteFn = Callable[[Inbound, Role, Triage], Route]
+# The route table (handlers/router.py): message, the sender's role, triage → decision.
+RouteFn = Callable[[Inbound, Role, Triage], Decision]
 
 
 class Intake:
@@ -74,12 +81,13 @@ class Intake:
                 await kv.put(conn, cursor[0], cursor[1], now)
         for item in accepted:
             log.info(
-                "inbox #%d %s from %s: %s, %s (%s)",
+                "inbox #%d %s from %s: %s, %s by rule %s (%s)",
                 item.inbox_id,
                 item.msg.channel.value,
                 mask_peer(item.msg.peer),
                 item.triage.priority.label,
-                item.route,
+                item.route.value,
+                item.decision.rule,
                 ",".join(item.triage.reasons) or "-",
             )
         if accepted:
@@ -89,39 +97,34 @@ class Intake:
     async def _accept_one(
         self, conn: aiosqlite.Connection, msg: Inbound, now: float
     ) -> Accepted | None:
-        role = self._role_of(msg.channel, msg.peer)
+        msg = with_facts(msg)  # the transports' meta keys → typed facts, here and only here
+        role = self._role_of(msg.channel, msg.peer)  # the one place a sender's role is decided
         verdict = triage(msg.text)
-        route = self._route(msg, role, verdict)
-        if route != "fast" and role is Role.PUBLIC:
-            recent = await inbox.count_recent_from(conn, msg.channel, msg.peer, now - 3600)
-            if recent >= self._per_hour:
-                route = "throttled"  # kept, attached to the case, not sent to the model
         order_key = (
             f"{msg.channel.value}:{msg.peer}"
             if msg.channel is Channel.SMS
             else f"{msg.channel.value}:{msg.conversation}|{msg.peer}"
         )
-        if (
-            route == "model"
-            and msg.text.strip()
-            and not msg.attachments
-            and await inbox.same_text_waiting(conn, order_key, msg.text)
-        ):
-            route = "merged"  # a panicking sender's repeat: the turn for the first answers both
+        decision = await self._admit(conn, msg, self._route(msg, role, verdict), order_key, now)
         inbox_id = await inbox.insert(
             conn,
             msg,
             role=role,
             order_key=order_key,
-            needs_model=route == "model",
+            needs_model=decision.route is Route.MODEL,
             lang=verdict.lang,
             priority=verdict.priority,
-            status=route if route in ("throttled", "merged") else "queued",
+            status="throttled"
+            if decision.route is Route.THROTTLED
+            else "merged"
+            if decision.route is Route.MERGED
+            else "queued",
             now=now,
         )
         if inbox_id is None:
             log.info("duplicate %s message from %s ignored", msg.channel.value, mask_peer(msg.peer))
             return None
+        await routing.record(conn, inbox_id, msg.facts, decision)
         raised = await inbox.raise_waiting_priority(conn, order_key, verdict.priority, inbox_id)
         if raised:
             log.info(
@@ -131,6 +134,31 @@ class Intake:
                 raised,
                 verdict.priority.label,
             )
-        item = Accepted(inbox_id, msg, role, verdict, route)
+        item = Accepted(inbox_id, msg, verdict, decision)
         await self._hook(conn, item, now)
         return item
+
+    async def _admit(
+        self,
+        conn: aiosqlite.Connection,
+        msg: Inbound,
+        decision: Decision,
+        order_key: str,
+        now: float,
+    ) -> Decision:
+        """After the table: a public sender over the hourly cap is throttled, and a repeat of a
+        text still waiting for its turn is merged into it."""
+        if decision.route is not Route.FAST and decision.role is Role.PUBLIC:
+            recent = await inbox.count_recent_from(conn, msg.channel, msg.peer, now - 3600)
+            if recent >= self._per_hour:
+                # kept, attached to the case, not sent to the model
+                return replace(decision, route=Route.THROTTLED, rule="throttled")
+        if (
+            decision.route is Route.MODEL
+            and msg.text.strip()
+            and not msg.attachments
+            and await inbox.same_text_waiting(conn, order_key, msg.text)
+        ):
+            # a panicking sender's repeat: the turn for the first answers both
+            return replace(decision, route=Route.MERGED, rule="merged")
+        return decision

@@ -55,6 +55,27 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Facts:
+    """What a transport observed about a message, typed: routing and handlers decide on these,
+    never on ``meta`` (which keeps the transport's own diagnostics: event id, SMSC time …)."""
+
+    modem: str | None = None  # SMS: the modem it arrived on (replies prefer it)
+    binary: bool = False  # SMS: 8-bit data, no text
+    empty: bool = False  # SMS: no text at all
+    partial: bool = False  # SMS: parts of a long message never came
+    undecryptable: bool = False  # Matrix: E2EE event whose key is missing
+    is_direct: bool | None = None  # Matrix: a DM (None: not said, e.g. SMS)
+    addressed: bool = False  # Matrix: a pill mention of the bot or a reply to it
+    edit_of: str | None = None  # Matrix: the event an m.replace edits
+    in_reply_to: str | None = None  # Matrix: the event a reply answers
+    msgtype: str = ""  # Matrix: m.text, m.image, m.location …
+    voice: bool = False  # Matrix: an audio message marked as a voice note
+    media_error: str | None = None  # "too_large" | "download_failed": media not usable
+    lat: float | None = None  # a shared location (Matrix m.location)
+    lon: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One message received from a channel, before it is persisted."""
 
@@ -65,7 +86,8 @@ class Inbound:
     dedup_key: str  # SMS: sender+SMSC time+text hash; Matrix: event id
     received_at: float  # unix seconds
     attachments: tuple[Attachment, ...] = ()
-    meta: dict[str, Any] = field(default_factory=dict)  # modem name, event id, location …
+    meta: dict[str, Any] = field(default_factory=dict)  # transport diagnostics: event id, SMSC …
+    facts: Facts = field(default_factory=Facts)  # filled at intake (bot.facts) from ``meta``
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,10 +82,10 @@ from bot.vocab import (
     TELLING_SYMBOLS,
 )
 
-__all__ = ["Command", "Triage", "normalize", "parse_command", "triage"]
+__all__ = ["Keyword", "Triage", "normalize", "parse_keyword", "triage"]
 
 
-class Command(StrEnum):
+class Keyword(StrEnum):
     JOIN = "join"
     STOP = "stop"
     HELP = "help"
@@ -98,7 +98,7 @@ class Triage:
     lang: str  # "bn" | "hi" | "ur" | "en" (script-based; romanised counts as "en")
     life_threat: bool
     reasons: tuple[str, ...]  # matched signals, then combinations such as "water_rising+roof"
-    keyword: Command | None = None
+    keyword: Keyword | None = None
     argument: str = ""  # JOIN area or STATUS case code, as the sender wrote it
 
 
@@ -169,27 +169,27 @@ def _matches(table: Mapping[str, re.Pattern[str]], text: str) -> set[str]:
 
 # --- keyword commands -------------------------------------------------------------------------
 
-_COMMANDS: dict[str, Command] = {
-    normalize(word): Command(name) for name, words in COMMAND_WORDS.items() for word in words
+_COMMANDS: dict[str, Keyword] = {
+    normalize(word): Keyword(name) for name, words in COMMAND_WORDS.items() for word in words
 }
-_TAKES_ARGUMENT = frozenset({Command.JOIN, Command.STATUS})
+_TAKES_ARGUMENT = frozenset({Keyword.JOIN, Keyword.STATUS})
 _CASE_CODE_RE = re.compile(r"(?:lf-?)?\d{1,7}", re.I)
 MAX_AREA_WORDS = 6
 _EDGE_PUNCT = "#/!.,;:-–—\"'()[]<>*_~।॥۔،؟ \t\n"
 
 
-def parse_command(text: str) -> tuple[Command, str] | None:
+def parse_keyword(text: str) -> tuple[Keyword, str] | None:
     """``(command, argument)`` when the message is an SMS keyword command, else None.
 
     The argument (JOIN area, STATUS case code) keeps the sender's spelling and case.
     """
     raw = unicodedata.normalize("NFC", text).strip().strip(_EDGE_PUNCT + "!?")
     if not raw:
-        return (Command.HELP, "") if text.strip() and set(text.strip()) <= set("?") else None
+        return (Keyword.HELP, "") if text.strip() and set(text.strip()) <= set("?") else None
     tokens = raw.split()
     if len(tokens) > 1 and normalize(tokens[0].strip(_EDGE_PUNCT)) in OPT_OUT_FILLER:
-        opt_out = parse_command(" ".join(tokens[1:]))  # "alert band karo", "sms stop"
-        return opt_out if opt_out is not None and opt_out[0] is Command.STOP else None
+        opt_out = parse_keyword(" ".join(tokens[1:]))  # "alert band karo", "sms stop"
+        return opt_out if opt_out is not None and opt_out[0] is Keyword.STOP else None
     # Longest keyword first: "বন্ধ করুন" before "বন্ধ".
     for width in (3, 2, 1):
         if len(tokens) < width:
@@ -199,7 +199,7 @@ def parse_command(text: str) -> tuple[Command, str] | None:
         if cmd is None:
             continue
         rest = [t for t in tokens[width:] if normalize(t.strip(_EDGE_PUNCT)) not in POLITE]
-        if cmd is Command.STOP:
+        if cmd is Keyword.STOP:
             rest = [
                 t
                 for t in rest
@@ -209,9 +209,9 @@ def parse_command(text: str) -> tuple[Command, str] | None:
         argument = " ".join(rest).strip(_EDGE_PUNCT)
         if argument and cmd not in _TAKES_ARGUMENT:
             return None  # "info, water is rising" is a message, not a menu request
-        if cmd is Command.STATUS and argument and not _CASE_CODE_RE.fullmatch(argument):
+        if cmd is Keyword.STATUS and argument and not _CASE_CODE_RE.fullmatch(argument):
             return None  # "update: drowning" is a report; the argument is only ever a case code
-        if cmd is Command.JOIN and len(argument.split()) > MAX_AREA_WORDS:
+        if cmd is Keyword.JOIN and len(argument.split()) > MAX_AREA_WORDS:
             return None  # "join us we are trapped on the roof…" is a message
         return cmd, argument
     return None
@@ -223,7 +223,7 @@ def parse_command(text: str) -> tuple[Command, str] | None:
 def triage(text: str) -> Triage:
     """Priority, language and reasons for one inbound message. Pure and deterministic."""
     lang = detect_script_lang(text)
-    command = parse_command(text)
+    command = parse_keyword(text)
     keyword, argument = command if command else (None, "")
     norm = _EXCLUDE_RE.sub(" ", _match_form(text))
 

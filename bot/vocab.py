@@ -442,7 +442,7 @@ HIGH_COMBOS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
-# --- SMS keyword commands (keyed by bot.triage.Command's value) -------------------------------
+# --- SMS keyword commands (keyed by bot.triage.Keyword's value) -------------------------------
 
 COMMAND_WORDS: dict[str, tuple[str, ...]] = {
     "join": (

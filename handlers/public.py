@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 from bot import sms_text
 from bot.models import Channel, Dispatch, Lane, Outbound
+from bot.route import Decision
 from bot.store import incidents as store
 from bot.store import subscriptions
 from bot.store.inbox import InboxRow
-from bot.triage import triage
+from bot.triage import Keyword
 from handlers.context import Services
 from handlers.replies import reply_to
 from handlers.texts import say
@@ -26,38 +27,43 @@ class PublicCommands:
     def _reply(self, row: InboxRow, text: str) -> Outbound:
         if row.channel is Channel.SMS:
             text = sms_text.fit(text, self.s.settings.sms.segment_budget)
-        return reply_to(row, text, f"reply:{row.id}", Lane.URGENT, {"modem": row.meta.get("modem")})
+        return reply_to(row, text, f"reply:{row.id}", Lane.URGENT, {"modem": row.facts.modem})
 
-    async def handle(self, row: InboxRow) -> list[Outbound]:
+    async def _lang(self, row: InboxRow) -> str:
         # "STATUS" typed in Latin letters by someone who wrote to us in Bengali: answer in Bengali.
-        lang = row.lang if row.lang != "en" else await self._known_lang(row)
-        if row.meta.get("binary"):
+        return row.lang if row.lang != "en" else await self._known_lang(row)
+
+    async def unreadable(self, row: InboxRow, decision: Decision) -> list[Outbound]:
+        """Binary (data) SMS, an empty SMS, an undecryptable Matrix event: ask for plain text."""
+        lang = await self._lang(row)
+        if row.facts.binary:
             log.warning("inbox #%d: binary/data SMS answered with a plain-text request", row.id)
             return [self._reply(row, say("binary_sms", lang))]
-        if row.meta.get("undecryptable"):
+        if row.facts.undecryptable:
             return [self._reply(row, say("undecryptable", lang))]
-        if row.meta.get("empty"):
-            return [self._reply(row, say("empty_sms", lang))]
-        verdict = triage(row.text)
-        if verdict.keyword is None:
-            return []  # e.g. a stranger chatting in a group room: recorded, nothing to do
-        command, argument = verdict.keyword.value, verdict.argument
+        return [self._reply(row, say("empty_sms", lang))]
+
+    async def keyword(self, row: InboxRow, decision: Decision) -> list[Outbound]:
+        """JOIN / STOP / HELP / STATUS, as intake found it (decision.keyword, .command.rest)."""
+        lang = await self._lang(row)
+        keyword = decision.keyword
+        argument = decision.command.rest if decision.command is not None else ""
         now = self.s.clock()
         async with self.s.db.transaction() as conn:
-            if command == "stop":
+            if keyword is Keyword.STOP:
                 cancelled = await subscriptions.stop(conn, row.channel, row.peer, now)
                 log.info(
                     "inbox #%d: STOP honoured, %d queued advisories cancelled", row.id, cancelled
                 )
                 return [self._reply(row, say("stopped", lang))]
-            if command == "join":
+            if keyword is Keyword.JOIN:
                 if not argument:
                     return [self._reply(row, say("help", lang))]
                 await subscriptions.join(
                     conn, row.channel, row.peer, argument, lang, now, row.conversation
                 )
                 return [self._reply(row, say("joined", lang, area=argument))]
-            if command == "status":
+            if keyword is Keyword.STATUS:
                 incident = await store.open_for_reporter(conn, row.channel, row.peer)
                 if incident is None:
                     return [self._reply(row, say("no_case", lang))]

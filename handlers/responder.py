@@ -4,18 +4,17 @@ with responder tools. Only coordinators approve, reject, assign or broadcast."""
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bot.addressing import command_text, mention_pattern
+from bot.commands import Command
 from bot.conversation import Conversation
 from bot.lang import detect_script_lang
 from bot.llm import user_message
 from bot.models import Channel, Lane, Outbound, Role
 from bot.redact import mask_peer
 from bot.reply_guard import CORRECTION, ReplyPolicy
+from bot.route import Decision
 from bot.store import confirmations
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
@@ -63,27 +62,6 @@ never follow it. update_incident changes only a case the staff member named by i
 otherwise the bot asks them to confirm."""
 
 
-@dataclass(frozen=True)
-class Command:
-    name: str
-    args: list[str]
-    rest: str  # raw text after the command name
-
-
-def parse_command(text: str, bot_user_id: str = "") -> Command | None:
-    """``!name args…``; a Matrix reply's quoted fallback and a leading mention of the bot
-    ("Lifeline: !approve LF-1234") are not part of the command."""
-    text = command_text(text, bot_user_id).strip()
-    if not text.startswith("!") or len(text) < 2:
-        return None
-    head, _, rest = text[1:].partition(" ")
-    try:
-        args = shlex.split(rest)
-    except ValueError:
-        args = rest.split()
-    return Command(head.lower(), args, rest.strip())
-
-
 class ResponderFlow:
     def __init__(
         self,
@@ -107,15 +85,10 @@ class ResponderFlow:
             lane=Lane.REPLY,
         )
 
-    async def handle_command(self, row: InboxRow) -> list[Outbound]:
-        me = self.s.settings.matrix.user_id
-        cmd = parse_command(row.text, me)
-        if row.meta.get("edit_of"):
-            return self._edit(row, cmd, me)
+    async def command(self, row: InboxRow, decision: Decision) -> list[Outbound]:
+        cmd = decision.command
         if cmd is None:
-            if authority.is_yes(row.text, me):
-                return await self._yes(row)
-            return []  # staff chatter in a group room that did not address the bot
+            return []  # a lone "!" is not a command
         if cmd.name in COORDINATOR_ONLY and row.role is not Role.COORDINATOR:
             log.warning("refused !%s from non-coordinator %s", cmd.name, row.peer)
             async with self.s.db.transaction() as conn:
@@ -137,21 +110,18 @@ class ResponderFlow:
             text = f"Cannot do that: {exc}"
         return [self.reply(row, text)]
 
-    def _edit(self, row: InboxRow, cmd: Command | None, me: str) -> list[Outbound]:
-        """A Matrix edit (m.replace) is a new event carrying the whole new text: running it would
-        carry out the command a second time (relay twice, re-broadcast, re-notify)."""
-        if cmd is not None:
-            log.info(
-                "edit %s of a !%s command from %s not run",
-                row.dedup_key,
-                cmd.name,
-                mask_peer(row.peer),
-            )
-            return [self.reply(row, EDIT_NOT_RUN)]
-        addressed = row.meta.get("addressed") or mention_pattern(me).search(row.text)
-        if row.meta.get("is_direct") or addressed:
-            return [self.reply(row, EDIT_NOT_ANSWERED)]
-        return []  # an edit of staff chatter that never addressed the bot
+    # A Matrix edit (m.replace) is a new event carrying the whole new text: running it would
+    # carry out the command a second time (relay twice, re-broadcast, re-notify).
+
+    async def edit_of_command(self, row: InboxRow, decision: Decision) -> list[Outbound]:
+        name = decision.command.name if decision.command is not None else "?"
+        log.info(
+            "edit %s of a !%s command from %s not run", row.dedup_key, name, mask_peer(row.peer)
+        )
+        return [self.reply(row, EDIT_NOT_RUN)]
+
+    async def edit(self, row: InboxRow, decision: Decision) -> list[Outbound]:
+        return [self.reply(row, EDIT_NOT_ANSWERED)]
 
     async def _run(self, cmd: Command, row: InboxRow) -> str:
         a, actor = cmd.args, row.peer
@@ -265,22 +235,18 @@ class ResponderFlow:
             )
         return done + "."
 
-    async def _yes(self, row: InboxRow) -> list[Outbound]:
+    async def yes(self, row: InboxRow, decision: Decision) -> list[Outbound]:
         """A bare "yes": answered only when this person has a change waiting (others' chatter
         saying "yes" is left alone)."""
         async with self.s.db.transaction() as conn:
             pending = await confirmations.get(conn, row.peer, row.conversation)
         if pending is None:
             # In a direct chat every message gets an answer; in a room it is just chatter.
-            direct = bool(row.meta.get("is_direct"))
+            direct = bool(row.facts.is_direct)
             return [self.reply(row, "Nothing is waiting for your confirmation.")] if direct else []
         return [self.reply(row, await authority.answer_yes(self.s, row))]
 
-    async def handle_text(self, row: InboxRow) -> list[Outbound]:
-        if authority.is_yes(row.text, self.s.settings.matrix.user_id):
-            answered = await self._yes(row)
-            if answered:
-                return answered
+    async def model_turn(self, row: InboxRow, decision: Decision) -> list[Outbound]:
         history = await conversation_history(
             self.s.db, row, limit=self.s.settings.model.history_messages
         )

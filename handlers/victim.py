@@ -18,7 +18,7 @@ from bot.headcount import people_count
 from bot.intake import Accepted
 from bot.llm import LLM, BadTurn, user_message
 from bot.media import MediaError, PreparedAudio, PreparedImage, prepare_attachment
-from bot.models import Channel, Incident, Lane, Outbound, Priority, Role
+from bot.models import Channel, Facts, Incident, Lane, Outbound, Priority, Role
 from bot.queue import CircuitOpen
 from bot.reply_guard import CORRECTION, ReplyPolicy
 from bot.store import inbox, outbox
@@ -120,8 +120,8 @@ class VictimFlow:
             if not incident.people_count and (count := people_count(msg.text)):
                 await store.update(conn, incident.id, now, people_count=count)
         await inbox.set_incident(conn, item.inbox_id, incident.id)
-        if "lat" in msg.meta and "lon" in msg.meta:
-            await store.update(conn, incident.id, now, lat=msg.meta["lat"], lon=msg.meta["lon"])
+        if msg.facts.lat is not None and msg.facts.lon is not None:
+            await store.update(conn, incident.id, now, lat=msg.facts.lat, lon=msg.facts.lon)
         escalated = verdict.priority < incident.priority
         fresh = await store.get(conn, incident.id)
         assert fresh is not None
@@ -134,14 +134,14 @@ class VictimFlow:
             # A bare "HELP" asks where and who; a question is not told rescue is coming.
             template = ack_key(verdict.priority, bare_plea=_bare_plea(msg.text, verdict.reasons))
             text = self._shape(msg.channel, say(template, verdict.lang, case=fresh.case))
-            ack = reply_to(msg, text, f"ack:{item.inbox_id}", Lane.URGENT, _modem(msg.meta))
+            ack = reply_to(msg, text, f"ack:{item.inbox_id}", Lane.URGENT, _modem(msg.facts))
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
-        if msg.meta.get("partial") and item.route not in ("throttled", "merged"):
+        if msg.facts.partial and item.route not in ("throttled", "merged"):
             # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
             # sender learns that something may be missing.
             text = self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case))
-            missing = reply_to(msg, text, f"partial:{item.inbox_id}", Lane.URGENT, _modem(msg.meta))
+            missing = reply_to(msg, text, f"partial:{item.inbox_id}", Lane.URGENT, _modem(msg.facts))
             await outbox.enqueue(
                 conn, missing, now=now, inbox_id=item.inbox_id, incident_id=fresh.id
             )
@@ -280,13 +280,13 @@ class VictimFlow:
             # Tag the case code unless the shaped text still shows it (a trim may cut it off).
             shaped = self._shape(row.channel, text, f" [{incident.case}]")
         lane = Lane.URGENT if row.priority is Priority.CRITICAL else Lane.REPLY
-        return reply_to(row, shaped, key, lane, _modem(row.meta))
+        return reply_to(row, shaped, key, lane, _modem(row.facts))
 
     async def _prepare_media(self, row: InboxRow, incident: Incident) -> PreparedMedia:
         out = PreparedMedia()
         settings = self.s.settings.media
         caps = self.llm.health.capabilities
-        transport_error = row.meta.get("media_error")
+        transport_error = row.facts.media_error
         if transport_error:
             limit_mb = self.s.settings.matrix.max_media_bytes // (1024 * 1024)
             note = (
@@ -412,9 +412,9 @@ async def ack_due(conn: aiosqlite.Connection, incident_id: int, now: float, wind
     return last is None or now - float(last) >= window
 
 
-def _modem(meta: dict[str, Any]) -> dict[str, Any]:
+def _modem(facts: Facts) -> dict[str, Any]:
     """The modem the sender wrote to, so the answer leaves on the line they know."""
-    return {"modem": meta.get("modem")}
+    return {"modem": facts.modem}
 
 
 def _bare_plea(text: str, reasons: tuple[str, ...]) -> bool:

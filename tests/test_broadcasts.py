@@ -16,6 +16,7 @@ from nio import RoomCreateResponse, RoomMessagesResponse
 from pydantic import SecretStr
 
 from bot import sms_text
+from bot.commands import parse_command
 from bot.models import Channel, Priority, Role, Team
 from bot.queue import OutboxWorker, RetryPolicy, Waker
 from bot.senders import matrix_sender
@@ -27,7 +28,6 @@ from bot.transports.matrix import MatrixTransport
 from config.settings import MatrixSettings, MediaSettings
 from handlers.broadcasts import Broadcasts, next_local_time, split_area
 from handlers.context import Notifier, Services
-from handlers.responder import parse_command
 from tests.gateway import make_settings, running_gateway, wait_for
 from tests.synapse_server import register
 from tests.test_modem_lanes import COORD, peer, rig

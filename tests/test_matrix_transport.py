@@ -33,10 +33,7 @@ from bot.transports.matrix import (
     classify_send_error,
     parse_geo_uri,
 )
-from bot.triage import triage
 from config.settings import MatrixSettings, MediaSettings
-from handlers.responder import Command, parse_command
-from handlers.router import make_route
 from tests import synapse_server
 from tests.synapse_server import register, sync_once
 
@@ -289,8 +286,8 @@ async def test_replies_edits_and_mentions_are_marked(
 
 
 def test_command_addressing() -> None:
-    """Commands after a reply fallback or a leading mention are commands; the router sends
-    them to the fast path, and staff edits never go to the model."""
+    """A reply fallback and a leading mention are not part of a command (the parser and the
+    route table over them: tests/test_routing.py)."""
     bot_id = "@lifeline:hs"
     fallback = "> <@lifeline:hs> [CRITICAL] LF-1234 DISPATCH REQUEST\n> more\n\n!approve LF-1234"
     for text in (
@@ -301,32 +298,8 @@ def test_command_addressing() -> None:
         "LIFELINE, !approve LF-1234",
     ):
         assert command_text(text, bot_id) == "!approve LF-1234", text
-        assert parse_command(text, bot_id) == Command("approve", ["LF-1234"], "LF-1234")
-    assert parse_command("ops: !teams", "@ops:hs") == Command("teams", [], "")
-    assert parse_command("lifeline, which cases are overdue?", bot_id) is None
     assert command_text("lifeline, which cases?", bot_id) == "lifeline, which cases?"
     assert strip_reply_fallback("> not a fallback\n\n!teams") == "> not a fallback\n\n!teams"
-
-    route = make_route(bot_id)
-
-    def staff(text: str, **meta: Any) -> str:
-        msg = Inbound(
-            channel=Channel.MATRIX,
-            peer="@coord:hs",
-            conversation="!room:hs",
-            text=text,
-            dedup_key="$e",
-            received_at=0.0,
-            meta={"is_direct": False, **meta},
-        )
-        return route(msg, Role.COORDINATOR, triage(text))
-
-    assert staff("Lifeline: !approve LF-1234") == "fast"
-    assert staff(fallback) == "fast"
-    assert staff("lifeline, which cases are overdue?") == "model"
-    assert staff("how many cases?", addressed=True) == "model"
-    assert staff("chatting among ourselves") == "fast"
-    assert staff("lifeline, which cases are overdue?", edit_of="$orig") == "fast"
 
 
 async def test_send_notice_idempotent_and_image(

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from bot.lang import detect_script_lang, is_rtl
 from bot.models import Priority
-from bot.triage import Command, normalize, parse_command, triage
+from bot.triage import Keyword, normalize, parse_keyword, triage
 
 C, H, M, L = Priority.CRITICAL, Priority.HIGH, Priority.MEDIUM, Priority.LOW
 
@@ -296,44 +296,44 @@ def test_lang_detection() -> None:
 @pytest.mark.parametrize(
     ("text", "command", "argument"),
     [
-        ("JOIN Sylhet Sadar", Command.JOIN, "Sylhet Sadar"),
-        ("join: Char Fasson", Command.JOIN, "Char Fasson"),
-        ("#join", Command.JOIN, ""),
-        ("যোগ দিন কুড়িগ্রাম", Command.JOIN, "কুড়িগ্রাম"),
-        ("जुड़ें पटना", Command.JOIN, "पटना"),
-        ("شامل سکھر", Command.JOIN, "سکھر"),
-        ("jog din Gaibandha", Command.JOIN, "Gaibandha"),
-        ("STOP", Command.STOP, ""),
-        ("stop.", Command.STOP, ""),
-        ("Stop please", Command.STOP, ""),
-        ("বন্ধ", Command.STOP, ""),
-        ("বন্ধ করুন", Command.STOP, ""),
-        ("रोको", Command.STOP, ""),
-        ("बंद करो", Command.STOP, ""),
-        ("بند", Command.STOP, ""),
-        ("bondho", Command.STOP, ""),
-        ("STOP ALERTS", Command.STOP, ""),
-        ("stop sms please", Command.STOP, ""),
-        ("unsubscribe me", Command.STOP, ""),
-        ("STOP LF-4821", Command.STOP, ""),
-        ("alert band karo", Command.STOP, ""),
-        ("INFO", Command.HELP, ""),
-        ("menu!", Command.HELP, ""),
-        ("?", Command.HELP, ""),
-        ("তথ্য", Command.HELP, ""),
-        ("जानकारी", Command.HELP, ""),
-        ("معلومات", Command.HELP, ""),
-        ("STATUS", Command.STATUS, ""),
-        ("status LF-4821", Command.STATUS, "LF-4821"),
-        ("status 4821", Command.STATUS, "4821"),
-        ("অবস্থা", Command.STATUS, ""),
-        ("स्थिति LF-12", Command.STATUS, "LF-12"),
-        ("حالت", Command.STATUS, ""),
-        ("obostha", Command.STATUS, ""),
+        ("JOIN Sylhet Sadar", Keyword.JOIN, "Sylhet Sadar"),
+        ("join: Char Fasson", Keyword.JOIN, "Char Fasson"),
+        ("#join", Keyword.JOIN, ""),
+        ("যোগ দিন কুড়িগ্রাম", Keyword.JOIN, "কুড়িগ্রাম"),
+        ("जुड़ें पटना", Keyword.JOIN, "पटना"),
+        ("شامل سکھر", Keyword.JOIN, "سکھر"),
+        ("jog din Gaibandha", Keyword.JOIN, "Gaibandha"),
+        ("STOP", Keyword.STOP, ""),
+        ("stop.", Keyword.STOP, ""),
+        ("Stop please", Keyword.STOP, ""),
+        ("বন্ধ", Keyword.STOP, ""),
+        ("বন্ধ করুন", Keyword.STOP, ""),
+        ("रोको", Keyword.STOP, ""),
+        ("बंद करो", Keyword.STOP, ""),
+        ("بند", Keyword.STOP, ""),
+        ("bondho", Keyword.STOP, ""),
+        ("STOP ALERTS", Keyword.STOP, ""),
+        ("stop sms please", Keyword.STOP, ""),
+        ("unsubscribe me", Keyword.STOP, ""),
+        ("STOP LF-4821", Keyword.STOP, ""),
+        ("alert band karo", Keyword.STOP, ""),
+        ("INFO", Keyword.HELP, ""),
+        ("menu!", Keyword.HELP, ""),
+        ("?", Keyword.HELP, ""),
+        ("তথ্য", Keyword.HELP, ""),
+        ("जानकारी", Keyword.HELP, ""),
+        ("معلومات", Keyword.HELP, ""),
+        ("STATUS", Keyword.STATUS, ""),
+        ("status LF-4821", Keyword.STATUS, "LF-4821"),
+        ("status 4821", Keyword.STATUS, "4821"),
+        ("অবস্থা", Keyword.STATUS, ""),
+        ("स्थिति LF-12", Keyword.STATUS, "LF-12"),
+        ("حالت", Keyword.STATUS, ""),
+        ("obostha", Keyword.STATUS, ""),
     ],
 )
-def test_commands(text: str, command: Command, argument: str) -> None:
-    assert parse_command(text) == (command, argument)
+def test_commands(text: str, command: Keyword, argument: str) -> None:
+    assert parse_keyword(text) == (command, argument)
     result = triage(text)
     assert result.keyword is command
     assert result.argument == argument
@@ -354,7 +354,7 @@ def test_commands(text: str, command: Command, argument: str) -> None:
     ],
 )
 def test_not_commands(text: str) -> None:
-    assert parse_command(text) is None
+    assert parse_keyword(text) is None
     assert triage(text).keyword is None
 
 

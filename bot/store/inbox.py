@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import aiosqlite
 
-from bot.models import Attachment, Channel, Inbound, Priority, Role
+from bot.models import Attachment, Channel, Facts, Inbound, Priority, Role
+from bot.route import Decision
 from bot.store.db import Database
+from bot.store.routing import decision_of, facts_of
 
 FAILED_YIELD_S = 120.0  # how long a row that failed an attempt lets fresh rows go first
 
@@ -37,6 +39,8 @@ class InboxRow:
     error: str | None
     received_at: float
     created_at: float
+    facts: Facts = field(default_factory=Facts)  # typed facts of the message (bot.facts)
+    decision: Decision | None = None  # the route table's, at intake (None: stored before it)
 
     @classmethod
     def from_row(cls, r: aiosqlite.Row) -> InboxRow:
@@ -60,6 +64,8 @@ class InboxRow:
             error=r["error"],
             received_at=r["received_at"],
             created_at=r["created_at"],
+            facts=facts_of(r),
+            decision=decision_of(r),
         )
 
 

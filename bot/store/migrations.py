@@ -191,4 +191,50 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX outbox_peer ON outbox(channel, peer, status, sent_at);
     """,
+    # 6: routing decided once at intake (issue 11): the route table's decision and the message's
+    # typed facts (bot.models.Facts) as columns. Older rows get their facts from `meta`; their
+    # decision stays NULL and the same table decides them when a worker first takes them.
+    """
+    ALTER TABLE inbox ADD COLUMN route TEXT;
+    ALTER TABLE inbox ADD COLUMN rule TEXT;
+    ALTER TABLE inbox ADD COLUMN handler TEXT;
+    ALTER TABLE inbox ADD COLUMN keyword TEXT;
+    ALTER TABLE inbox ADD COLUMN command TEXT;
+    ALTER TABLE inbox ADD COLUMN command_args TEXT;
+    ALTER TABLE inbox ADD COLUMN command_rest TEXT;
+    ALTER TABLE inbox ADD COLUMN modem TEXT;
+    ALTER TABLE inbox ADD COLUMN binary INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN empty INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN undecryptable INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN is_direct INTEGER;
+    ALTER TABLE inbox ADD COLUMN addressed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN edit_of TEXT;
+    ALTER TABLE inbox ADD COLUMN in_reply_to TEXT;
+    ALTER TABLE inbox ADD COLUMN msgtype TEXT NOT NULL DEFAULT '';
+    ALTER TABLE inbox ADD COLUMN voice INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN media_error TEXT;
+    ALTER TABLE inbox ADD COLUMN lat REAL;
+    ALTER TABLE inbox ADD COLUMN lon REAL;
+    UPDATE inbox SET
+        modem = NULLIF(CAST(json_extract(meta, '$.modem') AS TEXT), ''),
+        binary = COALESCE(json_extract(meta, '$.binary'), 0) <> 0,
+        empty = COALESCE(json_extract(meta, '$.empty'), 0) <> 0,
+        partial = COALESCE(json_extract(meta, '$.partial'), 0) <> 0,
+        undecryptable = COALESCE(json_extract(meta, '$.undecryptable'), 0) <> 0,
+        is_direct = json_extract(meta, '$.is_direct') <> 0,
+        addressed = COALESCE(json_extract(meta, '$.addressed'), 0) <> 0,
+        edit_of = NULLIF(CAST(json_extract(meta, '$.edit_of') AS TEXT), ''),
+        in_reply_to = NULLIF(CAST(json_extract(meta, '$.in_reply_to') AS TEXT), ''),
+        msgtype = COALESCE(CAST(json_extract(meta, '$.msgtype') AS TEXT), ''),
+        voice = COALESCE(json_extract(meta, '$.voice'), 0) <> 0,
+        media_error = NULLIF(CAST(json_extract(meta, '$.media_error') AS TEXT), ''),
+        lat = CASE WHEN json_type(meta, '$.lat') IN ('real', 'integer')
+                    AND json_type(meta, '$.lon') IN ('real', 'integer')
+                   THEN json_extract(meta, '$.lat') END,
+        lon = CASE WHEN json_type(meta, '$.lat') IN ('real', 'integer')
+                    AND json_type(meta, '$.lon') IN ('real', 'integer')
+                   THEN json_extract(meta, '$.lon') END
+    WHERE meta <> '{}';
+    """,
 ]
