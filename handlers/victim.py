@@ -141,7 +141,9 @@ class VictimFlow:
             # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
             # sender learns that something may be missing.
             text = self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case))
-            missing = reply_to(msg, text, f"partial:{item.inbox_id}", Lane.URGENT, _modem(msg.facts))
+            missing = reply_to(
+                msg, text, f"partial:{item.inbox_id}", Lane.URGENT, _modem(msg.facts)
+            )
             await outbox.enqueue(
                 conn, missing, now=now, inbox_id=item.inbox_id, incident_id=fresh.id
             )
