@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from bot.llm import LLM, ModelHealth
 from bot.models import Channel, Inbound, Lane, Outbound, Priority, Role, Team
 from bot.queue import DeadNotice, InboxWorker, OutboxWorker, RetryPolicy, SendError, Waker
 from bot.retention import run_retention
-from bot.store import inbox, incidents, kv, outbox
+from bot.store import inbox, incidents, kv, model_turns, outbox
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
 from bot.store.outbox import OutboxRow
@@ -514,10 +513,7 @@ class App:
         ins = await inbox.status_counts(rt.db)
         outs = await outbox.status_counts(rt.db)
         oldest = await inbox.oldest_waiting_at(rt.db)
-        turns = await rt.db.fetchall(
-            "SELECT seconds FROM model_turns WHERE ok=1 ORDER BY id DESC LIMIT 50"
-        )
-        median = statistics.median([r[0] for r in turns]) if turns else None
+        median = await model_turns.median_ok_seconds(rt.db)
         h = rt.llm.health
         lines = [
             "inbox: " + (", ".join(f"{k} {v}" for k, v in sorted(ins.items())) or "empty"),

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,6 +20,7 @@ from bot import redact
 from bot.cli_table import Col, render, short_coding, short_time
 from bot.drill.cli import drill_app
 from bot.store import incidents as incident_store
+from bot.store import messages as message_store
 from bot.store.db import Database, DatabaseMissing, StorageError
 from bot.textclean import clean_text, escape_unsafe
 from config.settings import ConfigError, Settings, load_settings
@@ -208,30 +210,9 @@ def messages(
     s = settings()
 
     async def go(db: Database) -> list[dict[str, Any]]:
-        rows = await db.fetchall(
-            """SELECT * FROM (
-                 SELECT 'in' AS direction, i.channel, i.peer, i.text, i.status, c.case_code,
-                        i.created_at, i.error, i.id AS rid
-                   FROM inbox i LEFT JOIN incidents c ON c.id = i.incident_id
-                 UNION ALL
-                 SELECT 'out', o.channel, o.peer, o.text, o.status, c.case_code, o.created_at,
-                        o.error, o.id
-                   FROM outbox o LEFT JOIN incidents c ON c.id = o.incident_id
-               ) ORDER BY created_at DESC, rid DESC LIMIT ?""",
-            (limit,),
-        )
         return [
-            {
-                "direction": r[0],
-                "channel": r[1],
-                "peer": r[2],
-                "text": r[3],
-                "status": r[4],
-                "case": r[5],
-                "created_at": iso(r[6]),
-                "error": r[7],
-            }
-            for r in reversed(rows)
+            {**asdict(m), "created_at": iso(m.created_at)}
+            for m in await message_store.recent(db, limit=limit)
         ]
 
     rows = run_async(lambda: with_db(s, go))
