@@ -21,14 +21,7 @@ def public_text(text: str) -> str:
 async def conversation_history(db: Database, row: InboxRow, *, limit: int) -> list[dict[str, Any]]:
     if limit <= 0:
         return []
-    turns = await messages.exchange(
-        db,
-        channel=row.channel,
-        peer=row.peer,
-        conversation=row.conversation,
-        before_id=row.id,
-        limit=limit,
-    )
+    turns = await messages.exchange(db, row, limit=limit)
     public = row.role is Role.PUBLIC
     return [
         {"role": role, "content": public_text(text) if public and role == "user" else text}

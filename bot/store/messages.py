@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.models import Channel, InboxStatus, OutboxStatus
+from bot.models import InboxStatus, OutboxStatus
 from bot.store.db import Database
+from bot.store.inbox import InboxRow
 from bot.store.rows import build
 
 
@@ -44,13 +45,11 @@ async def recent(db: Database, *, limit: int) -> list[MessageLine]:
 Speaker = Literal["user", "assistant"]
 
 
-async def exchange(
-    db: Database, *, channel: Channel, peer: str, conversation: str, before_id: int, limit: int
-) -> list[tuple[Speaker, str]]:
-    """The last ``limit`` messages between this sender and the gateway before inbox row
-    ``before_id``, oldest first: what they wrote (answered rows) and the replies to them (sent or
+async def exchange(db: Database, row: InboxRow, *, limit: int) -> list[tuple[Speaker, str]]:
+    """The last ``limit`` messages between ``row``'s sender and the gateway in its conversation
+    before it, oldest first: what they wrote (answered rows) and the replies to them (sent or
     still queued)."""
-    rows = await db.fetchall(
+    found = await db.fetchall(
         """SELECT * FROM (
              SELECT created_at AS at, 'user' AS role, text FROM inbox
                WHERE channel=? AND peer=? AND conversation=? AND id<? AND status=?
@@ -60,17 +59,17 @@ async def exchange(
                  AND idem_key LIKE 'reply:%'
            ) ORDER BY at DESC LIMIT ?""",
         (
-            channel.value,
-            peer,
-            conversation,
-            before_id,
+            row.channel.value,
+            row.peer,
+            row.conversation,
+            row.id,
             InboxStatus.DONE,
-            channel.value,
-            conversation,
-            peer,
+            row.channel.value,
+            row.conversation,
+            row.peer,
             OutboxStatus.SENT,
             OutboxStatus.QUEUED,
             limit,
         ),
     )
-    return [(r["role"], r["text"]) for r in reversed(rows)]
+    return [(r["role"], r["text"]) for r in reversed(found)]
