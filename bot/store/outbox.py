@@ -17,6 +17,8 @@ from bot.store.db import Database
 from bot.store.queue_rows import OUTBOX
 from bot.store.rows import RowLike, build
 
+QUEUED, SENDING, SENT = OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
@@ -89,7 +91,7 @@ async def enqueue(
                AND incident_id=? AND lane>? AND id<?""",
             (
                 int(out.lane),
-                OutboxStatus.QUEUED,
+                QUEUED,
                 out.channel.value,
                 out.peer,
                 incident_id,
@@ -108,18 +110,20 @@ async def enqueue(
 HEADS_WINDOW = 64
 _CLAIM_SQL = """
 SELECT h.*, (SELECT MAX(s.sent_at) FROM outbox AS s
-             WHERE s.channel=h.channel AND s.peer=h.peer AND s.status='sent') AS served_at
+             WHERE s.channel=h.channel AND s.peer=h.peer AND s.status=:sent) AS served_at
 FROM (SELECT o.* FROM outbox AS o
-      WHERE o.status='queued' AND o.channel=? AND o.lane=? AND o.next_attempt_at<=?
+      WHERE o.status=:queued AND o.channel=:channel AND o.lane=:lane AND o.next_attempt_at<=:now
         AND NOT EXISTS (SELECT 1 FROM outbox AS f
-                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='sending')
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status=:sending)
         AND NOT EXISTS (SELECT 1 FROM outbox AS f INDEXED BY outbox_peer
-                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='queued'
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status=:queued
                           AND (f.lane<o.lane OR (f.lane=o.lane AND f.id<o.id)))
-      ORDER BY o.id LIMIT ?) AS h
+      ORDER BY o.id LIMIT :window) AS h
 ORDER BY served_at IS NOT NULL, served_at, h.id
 LIMIT 1
 """
+
+_CLAIM_STATUSES = {"sent": SENT, "queued": QUEUED, "sending": SENDING}
 
 
 async def claim_next(
@@ -131,7 +135,16 @@ async def claim_next(
 
     async def pick(conn: aiosqlite.Connection) -> aiosqlite.Row | None:
         for lane in Lane:
-            cur = await conn.execute(_CLAIM_SQL, (channel.value, int(lane), now, HEADS_WINDOW))
+            cur = await conn.execute(
+                _CLAIM_SQL,
+                {
+                    **_CLAIM_STATUSES,
+                    "channel": channel.value,
+                    "lane": int(lane),
+                    "now": now,
+                    "window": HEADS_WINDOW,
+                },
+            )
             row = await cur.fetchone()
             if row is not None:
                 return row
@@ -141,7 +154,7 @@ async def claim_next(
     return None if row is None else OutboxRow.from_row(row)
 
 
-_MARK_SENT = """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
+_MARK_SENT = """UPDATE outbox SET status=?, via=?, ref=?, error=NULL, lease_until=NULL,
                  sent_at=?, updated_at=? WHERE id=?"""
 
 
@@ -149,7 +162,7 @@ async def mark_sent(db: Database, row_id: int, *, via: str, ref: str, now: float
     """Record a send the moment it happened, on the store's own short-write connection: the
     window in which a crash makes an SMS go out twice is this one commit, never a wait behind
     other work on the main connection."""
-    await db.commit_now(_MARK_SENT, (via, ref, now, now, row_id))
+    await db.commit_now(_MARK_SENT, (SENT, via, ref, now, now, row_id))
 
 
 _thread = threading.local()  # one connection per modem thread for mark_sent_on_this_thread
@@ -164,7 +177,7 @@ def mark_sent_on_this_thread(path: Path, row_id: int, *, via: str, ref: str, now
         conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
         conn.execute("PRAGMA synchronous=FULL")
         _thread.conn, _thread.path = conn, path
-    conn.execute(_MARK_SENT + " AND status='sending'", (via, ref, now, now, row_id))
+    conn.execute(_MARK_SENT + " AND status=?", (SENT, via, ref, now, now, row_id, SENDING))
 
 
 retry_later = OUTBOX.retry_later
@@ -191,8 +204,8 @@ async def cancel_for_peer(
 ) -> int:
     """STOP honoured immediately: queued rows of a lane (advisories) to this peer are cancelled."""
     cur = await conn.execute(
-        """UPDATE outbox SET status='cancelled', error=?, updated_at=?
-           WHERE status='queued' AND channel=? AND peer=? AND lane=?""",
-        (reason, now, channel.value, peer, int(lane)),
+        """UPDATE outbox SET status=?, error=?, updated_at=?
+           WHERE status=? AND channel=? AND peer=? AND lane=?""",
+        (OutboxStatus.CANCELLED, reason, now, QUEUED, channel.value, peer, int(lane)),
     )
     return cur.rowcount
