@@ -1,4 +1,5 @@
-"""Rows to frozen dataclasses: one mapper for every table instead of one per dataclass."""
+"""What every store module shares: one row→dataclass mapper (instead of one per dataclass),
+``IN`` placeholders, one-row and all-rows reads, and the allow-listed ``UPDATE``."""
 
 from __future__ import annotations
 
