@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from bot.queue import InboxWorker, RetryPolicy
 from bot.retention import run_retention
 from bot.runtime import Runtime
 from bot.status import StatusFacts, status_report
-from bot.store import inbox, incidents, outbox
+from bot.store import inbox, incidents, model_turns, outbox
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
 from bot.tools import ToolRegistry
@@ -202,10 +201,7 @@ class App:
         ins = await inbox.status_counts(rt.db)
         outs = await outbox.status_counts(rt.db)
         oldest = await inbox.oldest_waiting_at(rt.db)
-        turns = await rt.db.fetchall(
-            "SELECT seconds FROM model_turns WHERE ok=1 ORDER BY id DESC LIMIT 50"
-        )
-        median = statistics.median([r[0] for r in turns]) if turns else None
+        median = await model_turns.median_ok_seconds(rt.db)
         h = rt.llm.health
         return status_report(
             StatusFacts(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +29,7 @@ from bot.cli_sim import sim_app
 from bot.cli_table import Col, short_time
 from bot.drill.cli import drill_app
 from bot.store import incidents as incident_store
+from bot.store import messages as message_store
 from bot.store.db import Database
 from config.settings import ConfigError, load_settings
 
@@ -113,30 +115,9 @@ def messages(
     s = settings()
 
     async def go(db: Database) -> list[dict[str, Any]]:
-        rows = await db.fetchall(
-            """SELECT * FROM (
-                 SELECT 'in' AS direction, i.channel, i.peer, i.text, i.status, c.case_code,
-                        i.created_at, i.error, i.id AS rid
-                   FROM inbox i LEFT JOIN incidents c ON c.id = i.incident_id
-                 UNION ALL
-                 SELECT 'out', o.channel, o.peer, o.text, o.status, c.case_code, o.created_at,
-                        o.error, o.id
-                   FROM outbox o LEFT JOIN incidents c ON c.id = o.incident_id
-               ) ORDER BY created_at DESC, rid DESC LIMIT ?""",
-            (limit,),
-        )
         return [
-            {
-                "direction": r[0],
-                "channel": r[1],
-                "peer": r[2],
-                "text": r[3],
-                "status": r[4],
-                "case": r[5],
-                "created_at": iso(r[6]),
-                "error": r[7],
-            }
-            for r in reversed(rows)
+            {**asdict(m), "created_at": iso(m.created_at)}
+            for m in await message_store.recent(db, limit=limit)
         ]
 
     rows = run_async(lambda: with_db(s, go))

@@ -35,6 +35,62 @@ class Priority(IntEnum):
         return cls[label.strip().upper()]
 
 
+class InboxStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"  # leased by a worker
+    DONE = "done"
+    DEAD = "dead"
+    THROTTLED = "throttled"  # kept and attached to its case, never sent to the model
+    MERGED = "merged"  # a repeat answered by the turn for the first message
+
+
+class OutboxStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"  # leased by a sender
+    SENT = "sent"
+    DEAD = "dead"
+    CANCELLED = "cancelled"  # STOP, or a broadcast a coordinator cancelled
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    DISPATCH_REQUESTED = "dispatch_requested"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+
+
+class DispatchStatus(StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    ASSIGNED = "assigned"
+    EN_ROUTE = "en_route"
+    ARRIVED = "arrived"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+
+
+class TeamStatus(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    OFFLINE = "offline"  # no longer in the config; kept because dispatches name it
+
+
+# Statuses are StrEnums: equal to their plain-string values, so SQL parameters, JSON output and
+# comparisons with strings are unchanged.
+OPEN_INCIDENT: tuple[IncidentStatus, ...] = (
+    IncidentStatus.OPEN,
+    IncidentStatus.DISPATCH_REQUESTED,
+    IncidentStatus.ASSIGNED,
+)
+ACTIVE_DISPATCH: tuple[DispatchStatus, ...] = (
+    DispatchStatus.PENDING_APPROVAL,
+    DispatchStatus.APPROVED,
+    DispatchStatus.ASSIGNED,
+    DispatchStatus.EN_ROUTE,
+    DispatchStatus.ARRIVED,
+)
+
+
 class Lane(IntEnum):
     """Outbound priority lanes: lower drains first."""
 
@@ -109,7 +165,9 @@ class Team:
     kind: str  # "boat" | "medical" | "supply"
     base: str
     capacity: int
-    status: str = "available"  # "available" | "busy" | "offline"
+    # A TeamStatus (bot.store.teams reads it as one); annotated str until the sitrep in
+    # handlers/broadcasts.py counts teams by TeamStatus instead of by plain string.
+    status: str = TeamStatus.AVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +175,7 @@ class Dispatch:
     id: int
     incident_id: int
     team_id: str | None
-    status: str  # active: bot.store.incidents.ACTIVE_DISPATCH; then completed | rejected
+    status: DispatchStatus  # active: ACTIVE_DISPATCH; then completed | rejected
     priority: Priority
     location: str
     idem_key: str
@@ -130,7 +188,7 @@ class Incident:
     id: int
     case: str  # short case code, e.g. LF-4821
     priority: Priority
-    status: str  # "open" | "dispatch_requested" | "assigned" | "resolved"
+    status: IncidentStatus
     location: str
     people_count: int
     needs: str

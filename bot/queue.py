@@ -119,13 +119,9 @@ class InboxWorker:
         """The model is back: rows deferred by the outage become due now."""
         self._circuit_until = 0.0
         self._outage_streak = 0
-        async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE inbox SET next_attempt_at=0 WHERE status='queued' AND needs_model=?",
-                (int(self._needs_model),),
-            )
+        due = await inbox.make_due(self._db, self._needs_model)
         self._waker.wake()
-        return cur.rowcount
+        return due
 
     async def run(self) -> None:
         log.info("worker %s started", self.name)
@@ -143,7 +139,7 @@ class InboxWorker:
                 in_conversation_order=now >= self._circuit_until,
             )
             if row is None:
-                due = await inbox.next_due_at(self._db, needs_model=self._needs_model)
+                due = await inbox.next_due_at(self._db, self._needs_model)
                 wait = 5.0 if due is None else min(5.0, due - self._clock())
                 await self._waker.sleep(wait)
                 continue
@@ -213,7 +209,7 @@ class InboxWorker:
             async with self._db.transaction() as conn:
                 for out in outs:
                     await outbox.enqueue(conn, out, now=now, inbox_id=row.id)
-                await inbox.dead_letter(conn, row.id, reason, now)
+                await inbox.dead_letter(conn, row.id, reason=reason, now=now)
             log.error("inbox #%d dead-lettered after %d attempts: %s", row.id, row.attempts, reason)
             return
         await self._enqueue(row, await self._degraded(row, exc))
@@ -354,7 +350,7 @@ class OutboxWorker:
         attempt and dead-letters once `max_attempts` are used."""
         now = self._clock()
         reason = f"{type(exc).__name__}: {exc}"
-        attempts = row.attempts + 1  # the claim counted this one
+        attempts = row.attempts  # the claim counted this one
         transient = is_transient(exc)
         classified = isinstance(exc, SendError)
         if (classified and not transient) or (not classified and attempts >= self._max_attempts):

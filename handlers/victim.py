@@ -21,7 +21,7 @@ from bot.media import MediaError, PreparedAudio, PreparedImage, prepare_attachme
 from bot.models import Channel, Facts, Incident, Lane, Outbound, Priority, Role
 from bot.queue import CircuitOpen
 from bot.reply_guard import CORRECTION, ReplyPolicy
-from bot.store import inbox, outbox
+from bot.store import inbox, model_turns, outbox
 from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers.context import Services, TurnContext
@@ -378,10 +378,14 @@ class VictimFlow:
         ok = error is None
         if guard is not None and guard.rejections:  # answered after a corrective re-prompt
             error = "reply guard (re-prompted): " + "; ".join(guard.rejections)
-        await self.s.db.execute(
-            "INSERT INTO model_turns (inbox_id, at, ok, seconds, prompt_tokens, error) "
-            "VALUES (?,?,?,?,?,?)",
-            (row.id, self.s.clock(), int(ok), seconds, prompt_tokens, error),
+        await model_turns.record(
+            self.s.db,
+            inbox_id=row.id,
+            at=self.s.clock(),
+            ok=ok,
+            seconds=seconds,
+            prompt_tokens=prompt_tokens,
+            error=error,
         )
 
 
@@ -408,10 +412,8 @@ def victim_policy(
 
 async def ack_due(conn: aiosqlite.Connection, incident_id: int, now: float, window: float) -> bool:
     """One ack per case per window: a panicking sender's repeats merge into the case quietly."""
-    cur = await conn.execute("SELECT last_ack_at FROM incidents WHERE id=?", (incident_id,))
-    row = await cur.fetchone()
-    last = None if row is None else row[0]
-    return last is None or now - float(last) >= window
+    last = await store.last_ack_at(conn, incident_id)
+    return last is None or now - last >= window
 
 
 def _modem(facts: Facts) -> dict[str, Any]:

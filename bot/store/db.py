@@ -123,12 +123,8 @@ class Database:
         in flight must not leave the single connection inside a transaction forever."""
         async with self._lock:
             conn = self.conn
-            begin = asyncio.ensure_future(conn.execute("BEGIN IMMEDIATE"))
             try:
-                await asyncio.shield(begin)
-            except asyncio.CancelledError:
-                await self._settle(begin)
-                raise
+                await self._shielded("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot begin transaction: {exc}") from exc
             try:
@@ -136,15 +132,21 @@ class Database:
             except BaseException:
                 await asyncio.shield(self._rollback_quietly())
                 raise
-            commit = asyncio.ensure_future(conn.execute("COMMIT"))
             try:
-                await asyncio.shield(commit)
-            except asyncio.CancelledError:
-                await self._settle(commit)
-                raise
+                await self._shielded("COMMIT")
             except sqlite3.Error as exc:
                 await asyncio.shield(self._rollback_quietly())
                 raise StorageError(f"commit failed ({self.path}): {exc}") from exc
+
+    async def _shielded(self, sql: str) -> None:
+        """BEGIN or COMMIT, finished even if the caller is cancelled meanwhile (and then rolled
+        back if still open) before the cancellation goes on."""
+        statement = asyncio.ensure_future(self.conn.execute(sql))
+        try:
+            await asyncio.shield(statement)
+        except asyncio.CancelledError:
+            await self._settle(statement)
+            raise
 
     async def _settle(self, statement: asyncio.Future[Any]) -> None:
         """Cancelled around BEGIN/COMMIT: let the statement finish, then roll back whatever

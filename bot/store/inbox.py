@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import aiosqlite
 
-from bot.models import Attachment, Channel, Facts, Inbound, Priority, Role
+from bot.models import Attachment, Channel, Facts, Inbound, InboxStatus, Priority, Role
 from bot.route import Decision
 from bot.store.db import Database
+from bot.store.queue_rows import INBOX
 from bot.store.routing import decision_of, facts_of
+from bot.store.rows import RowLike
 
 FAILED_YIELD_S = 120.0  # how long a row that failed an attempt lets fresh rows go first
-
-InboxStatus = Literal["queued", "processing", "done", "dead", "throttled", "merged"]
+WAITING = (InboxStatus.QUEUED, InboxStatus.PROCESSING)  # not yet answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,8 @@ class InboxRow:
     meta: dict[str, Any]
     lang: str
     priority: Priority
-    status: str
-    attempts: int
+    status: InboxStatus
+    attempts: int  # including the attempt running now (bot.store.queue_rows)
     incident_id: int | None
     error: str | None
     received_at: float
@@ -43,7 +44,7 @@ class InboxRow:
     decision: Decision | None = None  # the route table's, at intake (None: stored before it)
 
     @classmethod
-    def from_row(cls, r: aiosqlite.Row) -> InboxRow:
+    def from_row(cls, r: RowLike) -> InboxRow:
         return cls(
             id=r["id"],
             channel=Channel(r["channel"]),
@@ -58,7 +59,7 @@ class InboxRow:
             meta=json.loads(r["meta"]),
             lang=r["lang"],
             priority=Priority(r["priority"]),
-            status=r["status"],
+            status=InboxStatus(r["status"]),
             attempts=r["attempts"],
             incident_id=r["incident_id"],
             error=r["error"],
@@ -87,10 +88,11 @@ async def insert(
     needs_model: bool,
     lang: str,
     priority: Priority,
-    status: InboxStatus,
+    status: str,
     now: float,
 ) -> int | None:
-    """INSERT OR IGNORE on (channel, dedup_key): returns the new id, or None for a duplicate."""
+    """INSERT OR IGNORE on (channel, dedup_key): returns the new id, or None for a duplicate.
+    ``status`` is an InboxStatus (or its value)."""
     cur = await conn.execute(
         """INSERT OR IGNORE INTO inbox (channel, dedup_key, peer, conversation, order_key, role,
                needs_model, text, attachments, meta, lang, priority, status, received_at,
@@ -109,7 +111,7 @@ async def insert(
             json.dumps(msg.meta, default=str),
             lang,
             int(priority),
-            status,
+            InboxStatus(status),
             msg.received_at,
             now,
             now,
@@ -122,8 +124,8 @@ async def same_text_waiting(conn: aiosqlite.Connection, order_key: str, text: st
     """Is the same text from this conversation still waiting for (or in) its model turn?"""
     cur = await conn.execute(
         """SELECT 1 FROM inbox WHERE order_key = ? AND text = ? AND needs_model = 1
-           AND status IN ('queued', 'processing') LIMIT 1""",
-        (order_key, text),
+           AND status IN (?, ?) LIMIT 1""",
+        (order_key, text, *WAITING),
     )
     return await cur.fetchone() is not None
 
@@ -134,9 +136,9 @@ async def raise_waiting_priority(
     """A conversation is answered in order, so a life threat must not wait behind the same
     sender's earlier low-priority question: their still-queued rows take the new priority."""
     cur = await conn.execute(
-        """UPDATE inbox SET priority = ? WHERE order_key = ? AND id < ? AND status = 'queued'
+        """UPDATE inbox SET priority = ? WHERE order_key = ? AND id < ? AND status = ?
            AND priority > ?""",
-        (int(priority), order_key, newer_id, int(priority)),
+        (int(priority), order_key, newer_id, InboxStatus.QUEUED, int(priority)),
     )
     return cur.rowcount
 
@@ -170,75 +172,45 @@ async def claim_next(
     blocked = (
         """AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.order_key = i.order_key
                               AND j.needs_model = i.needs_model AND j.id < i.id
-                              AND j.status IN ('queued', 'processing'))"""
+                              AND j.status IN (?, ?))"""
         if in_conversation_order
         else ""
     )
-    async with db.transaction() as conn:
+
+    async def pick(conn: aiosqlite.Connection) -> aiosqlite.Row | None:
         cur = await conn.execute(
             f"""SELECT i.* FROM inbox i
-                WHERE i.status = 'queued' AND i.needs_model = ? AND i.next_attempt_at <= ?
+                WHERE i.status = ? AND i.needs_model = ? AND i.next_attempt_at <= ?
                 {blocked}
                 ORDER BY {order} LIMIT 1""",  # noqa: S608 - two fixed fragments
-            (int(needs_model), now, now - FAILED_YIELD_S),
+            (
+                InboxStatus.QUEUED,
+                int(needs_model),
+                now,
+                *(WAITING if in_conversation_order else ()),
+                now - FAILED_YIELD_S,
+            ),
         )
-        row = await cur.fetchone()
-        if row is None:
-            return None
-        await conn.execute(
-            """UPDATE inbox SET status='processing', attempts=attempts+1, lease_until=?,
-               updated_at=? WHERE id=?""",
-            (now + lease_s, now, row["id"]),
-        )
-    claimed = InboxRow.from_row(row)
-    return replace(claimed, status="processing", attempts=claimed.attempts + 1)
+        return await cur.fetchone()
+
+    row = await INBOX.claim(db, pick, now=now, lease_s=lease_s)
+    return None if row is None else InboxRow.from_row(row)
 
 
-async def next_due_at(db: Database, *, needs_model: bool) -> float | None:
-    row = await db.fetchone(
-        "SELECT MIN(next_attempt_at) FROM inbox WHERE status='queued' AND needs_model=?",
-        (int(needs_model),),
-    )
-    return None if row is None or row[0] is None else float(row[0])
+next_due_at = INBOX.next_due_at  # (db, needs_model)
+make_due = INBOX.make_due  # (db, needs_model)
+retry_later = INBOX.retry_later
+dead_letter = INBOX.dead_letter
+recover_after_crash = INBOX.recover_after_crash
+status_counts = INBOX.status_counts
 
 
 async def complete(conn: aiosqlite.Connection, inbox_id: int, now: float) -> None:
     await conn.execute(
-        """UPDATE inbox SET status='done', lease_until=NULL, error=NULL, done_at=?, updated_at=?
+        """UPDATE inbox SET status=?, lease_until=NULL, error=NULL, done_at=?, updated_at=?
            WHERE id=?""",
-        (now, now, inbox_id),
+        (InboxStatus.DONE, now, now, inbox_id),
     )
-
-
-async def retry_later(
-    db: Database, inbox_id: int, *, at: float, error: str, now: float, count_attempt: bool
-) -> None:
-    """Back to the queue; a transient model outage does not use up the attempt budget."""
-    async with db.transaction() as conn:
-        await conn.execute(
-            f"""UPDATE inbox SET status='queued', lease_until=NULL, next_attempt_at=?, error=?,
-                updated_at=?{"" if count_attempt else ", attempts=attempts-1"} WHERE id=?""",  # noqa: S608
-            (at, error[:500], now, inbox_id),
-        )
-
-
-async def dead_letter(conn: aiosqlite.Connection, inbox_id: int, reason: str, now: float) -> None:
-    await conn.execute(
-        """UPDATE inbox SET status='dead', lease_until=NULL, error=?, done_at=?, updated_at=?
-           WHERE id=?""",
-        (reason[:500], now, now, inbox_id),
-    )
-
-
-async def recover_after_crash(db: Database, now: float) -> int:
-    """Rows a dead process was working on go back to the queue (their effects are idempotent)."""
-    async with db.transaction() as conn:
-        cur = await conn.execute(
-            "UPDATE inbox SET status='queued', lease_until=NULL, updated_at=? "
-            "WHERE status='processing'",
-            (now,),
-        )
-        return cur.rowcount
 
 
 async def count_recent_from(
@@ -257,15 +229,8 @@ async def get(db: Database, inbox_id: int) -> InboxRow | None:
     return None if row is None else InboxRow.from_row(row)
 
 
-async def status_counts(db: Database) -> dict[str, int]:
-    rows = await db.fetchall("SELECT status, COUNT(*) FROM inbox GROUP BY status")
-    return {r[0]: int(r[1]) for r in rows}
-
-
 async def oldest_waiting_at(db: Database) -> float | None:
-    row = await db.fetchone(
-        "SELECT MIN(received_at) FROM inbox WHERE status IN ('queued','processing')"
-    )
+    row = await db.fetchone("SELECT MIN(received_at) FROM inbox WHERE status IN (?, ?)", WAITING)
     return None if row is None or row[0] is None else float(row[0])
 
 

@@ -12,8 +12,12 @@ from typing import Any
 
 import aiosqlite
 
-from bot.models import Channel, Lane, Outbound
+from bot.models import Channel, Lane, Outbound, OutboxStatus
 from bot.store.db import Database
+from bot.store.queue_rows import OUTBOX
+from bot.store.rows import RowLike, build
+
+QUEUED, SENDING, SENT = OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.SENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +30,8 @@ class OutboxRow:
     text: str
     lane: Lane
     meta: dict[str, Any]
-    status: str
-    attempts: int
+    status: OutboxStatus
+    attempts: int  # including the attempt running now (bot.store.queue_rows)
     inbox_id: int | None
     incident_id: int | None
     via: str | None
@@ -36,25 +40,8 @@ class OutboxRow:
     sent_at: float | None
 
     @classmethod
-    def from_row(cls, r: aiosqlite.Row) -> OutboxRow:
-        return cls(
-            id=r["id"],
-            idem_key=r["idem_key"],
-            channel=Channel(r["channel"]),
-            peer=r["peer"],
-            conversation=r["conversation"],
-            text=r["text"],
-            lane=Lane(r["lane"]),
-            meta=json.loads(r["meta"]),
-            status=r["status"],
-            attempts=r["attempts"],
-            inbox_id=r["inbox_id"],
-            incident_id=r["incident_id"],
-            via=r["via"],
-            error=r["error"],
-            created_at=r["created_at"],
-            sent_at=r["sent_at"],
-        )
+    def from_row(cls, r: RowLike) -> OutboxRow:
+        return build(cls, r, channel=Channel, lane=Lane, meta=json.loads, status=OutboxStatus)
 
     def to_outbound(self) -> Outbound:
         return Outbound(
@@ -100,9 +87,17 @@ async def enqueue(
         # A case's earlier messages to the same recipient inherit this one's lane: the new-case
         # alert (REPLY for a high case) still goes before that case's URGENT dispatch request.
         await conn.execute(
-            """UPDATE outbox SET lane=? WHERE status='queued' AND channel=? AND peer=?
+            """UPDATE outbox SET lane=? WHERE status=? AND channel=? AND peer=?
                AND incident_id=? AND lane>? AND id<?""",
-            (int(out.lane), out.channel.value, out.peer, incident_id, int(out.lane), cur.lastrowid),
+            (
+                int(out.lane),
+                QUEUED,
+                out.channel.value,
+                out.peer,
+                incident_id,
+                int(out.lane),
+                cur.lastrowid,
+            ),
         )
     return inserted
 
@@ -115,18 +110,20 @@ async def enqueue(
 HEADS_WINDOW = 64
 _CLAIM_SQL = """
 SELECT h.*, (SELECT MAX(s.sent_at) FROM outbox AS s
-             WHERE s.channel=h.channel AND s.peer=h.peer AND s.status='sent') AS served_at
+             WHERE s.channel=h.channel AND s.peer=h.peer AND s.status=:sent) AS served_at
 FROM (SELECT o.* FROM outbox AS o
-      WHERE o.status='queued' AND o.channel=? AND o.lane=? AND o.next_attempt_at<=?
+      WHERE o.status=:queued AND o.channel=:channel AND o.lane=:lane AND o.next_attempt_at<=:now
         AND NOT EXISTS (SELECT 1 FROM outbox AS f
-                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='sending')
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status=:sending)
         AND NOT EXISTS (SELECT 1 FROM outbox AS f INDEXED BY outbox_peer
-                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status='queued'
+                        WHERE f.channel=o.channel AND f.peer=o.peer AND f.status=:queued
                           AND (f.lane<o.lane OR (f.lane=o.lane AND f.id<o.id)))
-      ORDER BY o.id LIMIT ?) AS h
+      ORDER BY o.id LIMIT :window) AS h
 ORDER BY served_at IS NOT NULL, served_at, h.id
 LIMIT 1
 """
+
+_CLAIM_STATUSES = {"sent": SENT, "queued": QUEUED, "sending": SENDING}
 
 
 async def claim_next(
@@ -135,32 +132,37 @@ async def claim_next(
     """Lease the next row: by lane, then round-robin across recipients, then age. One message
     per recipient is in flight at a time and never ahead of that recipient's earlier ones, so
     with several modems (or Matrix senders) a victim's ack cannot arrive after its reply."""
-    async with db.transaction() as conn:
-        row = None
+
+    async def pick(conn: aiosqlite.Connection) -> aiosqlite.Row | None:
         for lane in Lane:
-            cur = await conn.execute(_CLAIM_SQL, (channel.value, int(lane), now, HEADS_WINDOW))
+            cur = await conn.execute(
+                _CLAIM_SQL,
+                {
+                    **_CLAIM_STATUSES,
+                    "channel": channel.value,
+                    "lane": int(lane),
+                    "now": now,
+                    "window": HEADS_WINDOW,
+                },
+            )
             row = await cur.fetchone()
             if row is not None:
-                break
-        if row is None:
-            return None
-        await conn.execute(
-            """UPDATE outbox SET status='sending', attempts=attempts+1, lease_until=?,
-               updated_at=? WHERE id=?""",
-            (now + lease_s, now, row["id"]),
-        )
-    return OutboxRow.from_row(row)
+                return row
+        return None
+
+    row = await OUTBOX.claim(db, pick, now=now, lease_s=lease_s)
+    return None if row is None else OutboxRow.from_row(row)
+
+
+_MARK_SENT = """UPDATE outbox SET status=?, via=?, ref=?, error=NULL, lease_until=NULL,
+                 sent_at=?, updated_at=? WHERE id=?"""
 
 
 async def mark_sent(db: Database, row_id: int, *, via: str, ref: str, now: float) -> None:
     """Record a send the moment it happened, on the store's own short-write connection: the
     window in which a crash makes an SMS go out twice is this one commit, never a wait behind
     other work on the main connection."""
-    await db.commit_now(
-        """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
-           sent_at=?, updated_at=? WHERE id=?""",
-        (via, ref, now, now, row_id),
-    )
+    await db.commit_now(_MARK_SENT, (SENT, via, ref, now, now, row_id))
 
 
 _thread = threading.local()  # one connection per modem thread for mark_sent_on_this_thread
@@ -175,23 +177,13 @@ def mark_sent_on_this_thread(path: Path, row_id: int, *, via: str, ref: str, now
         conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
         conn.execute("PRAGMA synchronous=FULL")
         _thread.conn, _thread.path = conn, path
-    conn.execute(
-        """UPDATE outbox SET status='sent', via=?, ref=?, error=NULL, lease_until=NULL,
-           sent_at=?, updated_at=? WHERE id=? AND status='sending'""",
-        (via, ref, now, now, row_id),
-    )
+    conn.execute(_MARK_SENT + " AND status=?", (SENT, via, ref, now, now, row_id, SENDING))
 
 
-async def retry_later(
-    db: Database, row_id: int, *, at: float, error: str, now: float, count_attempt: bool = True
-) -> None:
-    """Back to the queue until ``at``. ``count_attempt=False`` (a transient failure: homeserver
-    or modem down) gives back the attempt the claim took, so an outage never uses up the budget."""
-    await db.execute(
-        """UPDATE outbox SET status='queued', lease_until=NULL, next_attempt_at=?, error=?,
-           attempts=attempts - ?, updated_at=? WHERE id=?""",
-        (at, error[:500], 0 if count_attempt else 1, now, row_id),
-    )
+retry_later = OUTBOX.retry_later
+recover_after_crash = OUTBOX.recover_after_crash
+next_due_at = OUTBOX.next_due_at  # (db, channel)
+status_counts = OUTBOX.status_counts
 
 
 async def dead_letter(
@@ -200,10 +192,7 @@ async def dead_letter(
     """Dead, with the coordinator notices about it committed in the same transaction (once:
     their idem_keys derive from the row)."""
     async with db.transaction() as conn:
-        await conn.execute(
-            "UPDATE outbox SET status='dead', lease_until=NULL, error=?, updated_at=? WHERE id=?",
-            (reason[:500], now, row_id),
-        )
+        await OUTBOX.dead_letter(conn, row_id, reason=reason, now=now)
         cur = await conn.execute("SELECT incident_id FROM outbox WHERE id=?", (row_id,))
         found = await cur.fetchone()
         for notice in notices:
@@ -215,33 +204,8 @@ async def cancel_for_peer(
 ) -> int:
     """STOP honoured immediately: queued rows of a lane (advisories) to this peer are cancelled."""
     cur = await conn.execute(
-        """UPDATE outbox SET status='cancelled', error=?, updated_at=?
-           WHERE status='queued' AND channel=? AND peer=? AND lane=?""",
-        (reason, now, channel.value, peer, int(lane)),
+        """UPDATE outbox SET status=?, error=?, updated_at=?
+           WHERE status=? AND channel=? AND peer=? AND lane=?""",
+        (OutboxStatus.CANCELLED, reason, now, QUEUED, channel.value, peer, int(lane)),
     )
     return cur.rowcount
-
-
-async def recover_after_crash(db: Database, now: float) -> int:
-    """'sending' rows of a dead process are retried: for SMS at-least-once beats a lost reply;
-    Matrix sends reuse idem_key as tx_id, so the homeserver absorbs the repeat."""
-    async with db.transaction() as conn:
-        cur = await conn.execute(
-            "UPDATE outbox SET status='queued', lease_until=NULL, updated_at=? "
-            "WHERE status='sending'",
-            (now,),
-        )
-        return cur.rowcount
-
-
-async def next_due_at(db: Database, channel: Channel) -> float | None:
-    row = await db.fetchone(
-        "SELECT MIN(next_attempt_at) FROM outbox WHERE status='queued' AND channel=?",
-        (channel.value,),
-    )
-    return None if row is None or row[0] is None else float(row[0])
-
-
-async def status_counts(db: Database) -> dict[str, int]:
-    rows = await db.fetchall("SELECT status, COUNT(*) FROM outbox GROUP BY status")
-    return {r[0]: int(r[1]) for r in rows}

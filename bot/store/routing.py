@@ -10,6 +10,7 @@ import aiosqlite
 from bot.commands import Command
 from bot.models import Facts, Role
 from bot.route import Decision, Handler, Route
+from bot.store.rows import RowLike
 from bot.triage import Keyword
 
 
@@ -51,7 +52,7 @@ async def record(
     )
 
 
-def facts_of(r: aiosqlite.Row) -> Facts:
+def facts_of(r: RowLike) -> Facts:
     return Facts(
         modem=r["modem"],
         binary=bool(r["binary"]),
@@ -70,7 +71,7 @@ def facts_of(r: aiosqlite.Row) -> Facts:
     )
 
 
-def decision_of(r: aiosqlite.Row) -> Decision | None:
+def decision_of(r: RowLike) -> Decision | None:
     """None for a row stored before migration 6 (the route table decides it when taken)."""
     if r["route"] is None:
         return None
