@@ -163,7 +163,8 @@ def test_kill9_at_random_points_of_a_mixed_run(tmp_path: Path, standin: OllamaSt
             if sent_so_far < kills and i == kill_after[sent_so_far]:
                 # Start-up work (the protocol index) runs on threads after "ready": let it end,
                 # so the kill lands while messages are processed and sent.
-                gw.wait_log("protocol library ready", timeout=60)
+                # ": " so the banner's hint "until the log says 'protocol library ready'" is not it
+                gw.wait_log(": protocol library ready", timeout=60)
                 time.sleep(rng.uniform(0.2, 2.0))  # let work be in flight
                 gw.kill9()
                 sent_so_far += 1
