@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.drill.hardware import held, held_extra
 from bot.drill.journal import FaultSpan, Injected, Journal
 from bot.store.snapshot import Row, Snapshot
 
@@ -158,6 +159,9 @@ def ack_budgets(ev: Evidence) -> dict[str, float]:
             end = (f.end if f.end is not None else ev.journal.ended) + restart
             if f.start < inj.t + budget and end > inj.t:
                 budget += end - max(f.start, inj.t)
+        # its modem was unplugged: the SMS waited on the SIM until the modem was back
+        spans = held(ev.journal, inj.modem)
+        budget += held_extra(inj.t, budget, spans, ev.journal.ended, restart)
         budgets[inj.number] = budget
     return budgets
 
@@ -211,7 +215,9 @@ def critical_alerted(ev: Evidence) -> Result:
             r.add(first.t, number, f"no case opened for {_short(first.text)!r}")
             continue
         case = inc["case_code"]
-        reachable = _down_until(first.t, outages, ev.journal.ended)
+        # (an SMS on an unplugged modem is read once the modem is back)
+        spans = outages + held(ev.journal, first.modem)
+        reachable = _down_until(first.t, spans, ev.journal.ended)
         seen = [n.t for n in ev.journal.notices if case in n.body and n.t >= first.t - 1.0]
         if not seen:
             r.add(first.t, case, f"no alert for {case} in the coordination room ({number})")

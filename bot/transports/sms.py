@@ -737,6 +737,11 @@ class Modem:
         except TimeoutError:
             self._abandon_thread(what)
             raise self._link_failed(f"{what} timed out after {limit_s:g} s") from None
+        except asyncio.CancelledError:
+            raise_if_cancelling()
+            # Not our cancellation: the call waited behind a stuck one whose thread was
+            # abandoned (its queue is cancelled). A link failure, so a send fails over.
+            raise self._link_failed(f"{what}: modem thread abandoned") from None
 
     def _abandon_thread(self, what: str) -> None:
         executor = self._executor
