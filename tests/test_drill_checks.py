@@ -385,3 +385,18 @@ def test_the_journal_reads_back_what_was_written(tmp_path: Path) -> None:
     assert again.injected == original.injected and again.commands == original.commands
     assert again.notices == original.notices and again.started == T0
     assert again.faults == [FaultSpan("homeserver_down", T0 + 5, T0 + 9)]
+
+
+def test_an_unplugged_modem_extends_the_ack_and_alert_budgets_of_its_own_senders() -> None:
+    ev = clean()
+    ev.sent[0] = Sent(T0 + 100, A, "ack after the modem came back", "aaaa")
+    ev.sent[2] = Sent(T0 + 101, A, "Boat requested", "cccc")
+    ev.journal.notices[:] = [Notice(T0 + 120, "[CRITICAL] LF-1000 new case")]
+    assert not checks.acked_in_time(ev).ok
+    assert not checks.critical_alerted(ev).ok
+    other = FaultSpan("modem_unplugged", T0 + 0.5, T0 + 70, target="sim2")
+    ev.journal.faults.append(other)  # another modem's outage excuses nothing
+    assert not checks.acked_in_time(ev).ok
+    ev.journal.faults.append(FaultSpan("modem_unplugged", T0 + 0.5, T0 + 70, target="sim1"))
+    assert checks.acked_in_time(ev).ok
+    assert checks.critical_alerted(ev).ok

@@ -136,3 +136,30 @@ def test_the_report_renders_and_re_renders_from_its_json(tmp_path: Path) -> None
     assert (
         victim_a["ack_s"] == 3.0 and victim_a["approved_s"] == 20.0 and victim_a["alert_s"] == 2.0
     )
+
+
+@pytest.mark.parametrize(
+    ("fault", "modems", "message"),
+    [
+        ('kind = "sim_blocked"\nmodem = 3', 2, "names modem 3, but [sim] modems = 2"),
+        ('kind = "modem_unplugged"\nmodem = 2', 1, "names modem 2, but [sim] modems = 1"),
+        ('kind = "sim_blocked"', 1, "sim_blocked needs [sim] modems >= 2"),
+        ('kind = "modem_unpluged"', 2, "modem_unplugged"),
+    ],
+)
+def test_modem_faults_name_a_modem_the_drill_has(
+    tmp_path: Path, fault: str, modems: int, message: str
+) -> None:
+    text = BASE + f"[sim]\nmodems = {modems}\n[[faults]]\nat_s = 5\nfor_s = 10\n{fault}\n"
+    with pytest.raises(sc.ScenarioError) as err:
+        sc.load(write(tmp_path, text))
+    assert message in str(err.value)
+
+
+def test_the_new_fault_kinds_load(tmp_path: Path) -> None:
+    faults = "".join(
+        f'[[faults]]\nkind = "{kind}"\nat_s = 5\nfor_s = 10\nmodem = 2\n'
+        for kind in ("modem_unplugged", "sim_blocked", "model_drop_tools")
+    )
+    scenario = sc.load(write(tmp_path, BASE + "[sim]\nmodems = 2\n" + faults))
+    assert [f.modem for f in scenario.faults] == [2, 2, 2]

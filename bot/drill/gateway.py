@@ -66,8 +66,9 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 class GatewayProcess:
-    def __init__(self, workdir: Path, config: dict[str, Any]) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], *, module: str = "bot") -> None:
         self.workdir = workdir
+        self.module = module  # bot.drill.simnet: the same CLI on a network that can bar a SIM
         Settings.model_validate(config)  # a bad [gateway] override fails before anything starts
         self.config_path = workdir / "lifeline.toml"
         self.config_path.write_text(to_toml(config), encoding="utf-8")
@@ -83,7 +84,7 @@ class GatewayProcess:
         env["COLUMNS"] = "200"
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "--config", str(self.config_path), "run"],
+                [sys.executable, "-m", self.module, "--config", str(self.config_path), "run"],
                 cwd=self.workdir,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -43,6 +43,7 @@ class FaultSpan:
     start: float
     end: float | None = None  # None: still on when the drill ended
     note: str = ""
+    target: str = ""  # modem faults: the modem ("sim2")
 
 
 @dataclass(frozen=True, slots=True)

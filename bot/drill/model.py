@@ -67,7 +67,7 @@ class DrillModel:
             self.by_text.setdefault(p.text, p)
         self.omit = omit_people_count
         self.delay = reply_delay_s
-        self.fault: str | None = None  # "down" | "slow" | "garbage"
+        self.fault: str | None = None  # "down" | "slow" | "garbage" | "drop_tools"
         self.slow_s = 20.0
         self._lock = threading.Lock()
         self.standin: Any = self.mod.OllamaStandIn(hook=self.hook)
@@ -93,11 +93,11 @@ class DrillModel:
             return dict(self.mod.close_abruptly())
         if fault == "garbage":
             return dict(self.mod.garbage())
-        spec = self._answer(body)
+        spec = self._answer(body, drop_tools=fault == "drop_tools")
         delay = slow_s if fault == "slow" else self.delay
         return dict(self.mod.delayed(delay, spec)) if delay else spec
 
-    def _answer(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, body: dict[str, Any], *, drop_tools: bool = False) -> dict[str, Any]:
         text = victim_text(body)
         if text is None:
             return dict(self.mod.text_reply("Noted."))
@@ -113,7 +113,8 @@ class DrillModel:
                     }
                 )
             )
-        if victim is not None and victim.life_threat and not called:
+        # drop_tools: a model that answers a life threat with advice and no dispatch call.
+        if victim is not None and victim.life_threat and not called and not drop_tools:
             args: dict[str, Any] = {
                 "location": victim.place,
                 "priority": "critical",

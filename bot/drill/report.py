@@ -43,6 +43,9 @@ FAULT_COLOURS = {
     "model_slow": "tab:orange",
     "model_garbage": "tab:brown",
     "gateway_kill": "black",
+    "model_drop_tools": "tab:pink",
+    "modem_unplugged": "tab:olive",
+    "sim_blocked": "tab:cyan",
 }
 
 
@@ -126,6 +129,7 @@ def build(ev: Evidence, results: list[Result]) -> dict[str, Any]:
                 "start_s": round(f.start - t0, 2),
                 "end_s": round((f.end if f.end is not None else j.ended) - t0, 2),
                 "note": f.note,
+                "target": f.target,
             }
             for f in j.faults
         ],

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bot import sim
-from bot.drill import checks, plan
+from bot.drill import checks, hardware, plan
 from bot.drill.gateway import GatewayProcess, gateway_config
 from bot.drill.journal import FaultSpan, Injected, Journal, JournalWriter, Sample
 from bot.drill.model import DrillModel
-from bot.drill.scenario import Fault, Scenario
+from bot.drill.scenario import MODEM_FAULTS, Fault, Scenario
 from bot.drill.staff import Accounts, Observer, Staff, create_room, register_accounts
 from bot.store import snapshot
 from bot.synapse_local import LocalSynapse, SynapseError, free_port
@@ -39,6 +39,7 @@ class Options:
     speed: float | None = None
     model_host: str | None = None
     say: Callable[[str], None] = print
+    gateway_module: str | None = None  # None: hardware.gateway_module (bench/drill_revert_fix.py)
 
 
 def sent_record(devices: dict[str, Path]) -> list[checks.Sent]:
@@ -121,7 +122,7 @@ class DrillRun:
             "encryption": False,
             "sync_timeout_s": 5,
         }
-        return gateway_config(
+        config = gateway_config(
             self.out,
             modems=self.sc.sim.modems,
             send_per_minute=self.sc.sim.send_per_minute,
@@ -130,6 +131,7 @@ class DrillRun:
             teams=[t.model_dump() for t in self.sc.teams],
             overrides=self.sc.gateway,
         )
+        return hardware.tune(config, self.sc)
 
     # ---- the drill -----------------------------------------------------------------------
 
@@ -156,7 +158,11 @@ class DrillRun:
                 encoding="utf-8",
             )
             model_host = self._model_host()
-            self.gateway = GatewayProcess(self.out, self._config(accounts, room_id, model_host))
+            self.gateway = GatewayProcess(
+                self.out,
+                self._config(accounts, room_id, model_host),
+                module=self.opts.gateway_module or hardware.gateway_module(self.sc),
+            )
             if not self.opts.humans:
                 self.staff = Staff(self.hs, accounts, room_id, self.sc.staff, self.sc.speed, writer)
             on_notice = self.staff.on_notice if self.staff else (lambda _n: None)
@@ -244,6 +250,8 @@ class DrillRun:
     async def _fault(self, f: Fault, writer: JournalWriter) -> None:
         await self._sleep_until(self._at(f.at_s))
         span = FaultSpan(f.kind, time.time())
+        if f.kind in MODEM_FAULTS:
+            span.target = hardware.device_name(f.modem)
         writer.fault(span)
         self.opts.say(f"fault: {f.kind} for {self.sc.wall(f.for_s):.0f} s")
         if f.kind == "homeserver_down":
@@ -259,6 +267,10 @@ class DrillRun:
                 self.model.set_fault(f.kind.removeprefix("model_"), f.delay_s)
                 await asyncio.sleep(self.sc.wall(f.for_s))
                 self.model.set_fault(None)
+        elif f.kind in MODEM_FAULTS:
+            await asyncio.to_thread(hardware.start, f.kind, self.devices[span.target])
+            await asyncio.sleep(self.sc.wall(f.for_s))
+            await asyncio.to_thread(hardware.end, f.kind, self.devices[span.target])
         elif f.kind == "gateway_kill":
             assert self.gateway is not None
             async with self._gateway_lock:

@@ -17,7 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from config.report import model_at
 
 LANGS = ("en", "bn", "hi", "ur", "romanised")
-FaultKind = Literal["homeserver_down", "model_down", "model_slow", "model_garbage", "gateway_kill"]
+FaultKind = Literal[
+    "homeserver_down",
+    "model_down",
+    "model_slow",
+    "model_garbage",
+    "model_drop_tools",
+    "gateway_kill",
+    "modem_unplugged",
+    "sim_blocked",
+]
+MODEM_FAULTS = ("modem_unplugged", "sim_blocked")
 
 
 class ScenarioError(Exception):
@@ -101,6 +111,7 @@ class Fault(_Strict):
     at_s: float = Field(ge=0)
     for_s: float = Field(gt=0)  # gateway_kill: how long the gateway stays dead before restart
     delay_s: float = Field(20, gt=0)  # model_slow: seconds each model answer takes (wall)
+    modem: int = Field(1, ge=1, le=8)  # modem_unplugged / sim_blocked: which SIM (1 = sim1)
 
 
 class ModelPlan(_Strict):
@@ -147,6 +158,14 @@ class Scenario(_Strict):
             if f.at_s > self.duration_s:
                 raise ValueError(
                     f"fault {f.kind} at {f.at_s:g} s is after the end ({self.duration_s:g} s)"
+                )
+            if f.kind in MODEM_FAULTS and f.modem > self.sim.modems:
+                raise ValueError(
+                    f"fault {f.kind} names modem {f.modem}, but [sim] modems = {self.sim.modems}"
+                )
+            if f.kind == "sim_blocked" and self.sim.modems < 2:
+                raise ValueError(
+                    "fault sim_blocked needs [sim] modems >= 2: another SIM must take over"
                 )
         return self
 

@@ -14,6 +14,7 @@ from bot.drill.checks.evidence import (
     down_until,
     short,
 )
+from bot.drill.hardware import held, held_extra
 from bot.drill.journal import Injected
 
 # ---- 1. nothing lost --------------------------------------------------------------------------
@@ -82,6 +83,9 @@ def ack_budgets(ev: Evidence) -> dict[str, float]:
             end = (f.end if f.end is not None else ev.journal.ended) + restart
             if f.start < inj.t + budget and end > inj.t:
                 budget += end - max(f.start, inj.t)
+        # its modem was unplugged: the SMS waited on the SIM until the modem was back
+        spans = held(ev.journal, inj.modem)
+        budget += held_extra(inj.t, budget, spans, ev.journal.ended, restart)
         budgets[inj.number] = budget
     return budgets
 
@@ -135,7 +139,9 @@ def critical_alerted(ev: Evidence) -> Result:
             r.add(first.t, number, f"no case opened for {short(first.text)!r}")
             continue
         case = inc["case_code"]
-        reachable = down_until(first.t, outages, ev.journal.ended)
+        # (an SMS on an unplugged modem is read once the modem is back)
+        spans = outages + held(ev.journal, first.modem)
+        reachable = down_until(first.t, spans, ev.journal.ended)
         seen = [n.t for n in ev.journal.notices if case in n.body and n.t >= first.t - 1.0]
         if not seen:
             r.add(first.t, case, f"no alert for {case} in the coordination room ({number})")

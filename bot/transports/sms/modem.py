@@ -384,6 +384,11 @@ class Modem:
             raise self._link_failed(f"{what}: not connected") from None
         except TimeoutError:
             raise self._link_failed(f"{what} timed out after {limit_s:g} s") from None
+        except asyncio.CancelledError:
+            raise_if_cancelling()
+            # Not our cancellation: the call waited behind a stuck one whose thread was
+            # abandoned (its queue is cancelled). A link failure, so a send fails over.
+            raise self._link_failed(f"{what}: modem thread abandoned") from None
 
     def _gammu_config(self) -> dict[str, str]:
         s = self._settings
