@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 
 import aiosqlite
 
-from bot.facts import with_facts
 from bot.models import Channel, Inbound, Role
 from bot.redact import mask_peer
 from bot.route import Decision, Route
@@ -97,7 +96,6 @@ class Intake:
     async def _accept_one(
         self, conn: aiosqlite.Connection, msg: Inbound, now: float
     ) -> Accepted | None:
-        msg = with_facts(msg)  # the transports' meta keys → typed facts, here and only here
         role = self._role_of(msg.channel, msg.peer)  # the one place a sender's role is decided
         verdict = triage(msg.text)
         order_key = (
@@ -124,7 +122,7 @@ class Intake:
         if inbox_id is None:
             log.info("duplicate %s message from %s ignored", msg.channel.value, mask_peer(msg.peer))
             return None
-        await routing.record(conn, inbox_id, msg.facts, decision)
+        await routing.record_decision(conn, inbox_id, decision)
         raised = await inbox.raise_waiting_priority(conn, order_key, verdict.priority, inbox_id)
         if raised:
             log.info(

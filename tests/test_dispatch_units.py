@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import Channel, Dispatch, Inbound, Incident, Priority, Role, Team
+from bot.models import Channel, Dispatch, Facts, Inbound, Incident, Priority, Role, Team
 from bot.store import inbox
 from bot.store import incidents as store
 from bot.store.db import Database
@@ -149,8 +149,8 @@ async def test_last_modem_is_the_one_the_reporter_last_wrote_to(services: Servic
     async with services.db.transaction() as conn:
         assert await inbox.last_modem(conn, Channel.SMS, REPORTER) is None
         for i, modem in enumerate(("sim1", "sim2", None)):
-            meta = {"modem": modem} if modem else {}
-            msg = Inbound(Channel.SMS, REPORTER, REPORTER, f"m{i}", f"k{i}", now + i, meta=meta)
+            facts = Facts(modem=modem)
+            msg = Inbound(Channel.SMS, REPORTER, REPORTER, f"m{i}", f"k{i}", now + i, facts=facts)
             await inbox.insert(
                 conn,
                 msg,

@@ -228,8 +228,8 @@ async def test_two_member_coordination_room_is_not_a_direct_chat(
                 await room.say(room.coord, "lifeline, how many open cases do we have?")
                 await room.wait_notice("no open cases right now")
             await wait_for(functools.partial(_inbox_done, gw, text), timeout=20, every=0.2)
-            rows = await gw.rows("SELECT meta FROM inbox WHERE text=?", text)
-            assert json.loads(rows[0][0])["is_direct"] is False
+            rows = await gw.rows("SELECT is_direct FROM inbox WHERE text=?", text)
+            assert rows[0][0] == 0  # typed column: not a DM
     chats = [r for r in ollama_standin.requests if r.path == "/api/chat"]
     assert len(chats) == 1  # only the message that addressed the bot
     assert not any(t in n for n in await room.notices() for t in chatter)
@@ -886,9 +886,7 @@ async def test_edited_commands_are_not_run_again(
         texts = await victim_outbox(gw)
         assert texts == [f"Lifeline {case} responder: boat", texts[1]]
         assert "your case is closed. all safe" in texts[1]
-        edits = await gw.rows(
-            "SELECT status FROM inbox WHERE json_extract(meta, '$.edit_of') IS NOT NULL"
-        )
+        edits = await gw.rows("SELECT status FROM inbox WHERE edit_of IS NOT NULL")
         assert [r[0] for r in edits] == ["done", "done"]
         assert not [r for r in ollama_standin.requests if r.path == "/api/chat"]
 

@@ -13,7 +13,7 @@ from typing import Any
 import gammu
 import pytest
 
-from bot.models import Attachment, Channel, Inbound
+from bot.models import Attachment, Channel, Facts, Inbound
 from bot.sim import build_parts
 from bot.sms_text import segments
 from bot.textclean import clean_text, escape_unsafe, is_unsafe
@@ -280,7 +280,7 @@ def _dm(event_id: str, text: str, attachments: tuple[Attachment, ...] = ()) -> I
         dedup_key=event_id,
         received_at=time.time(),
         attachments=attachments,
-        meta={"is_direct": True},
+        facts=Facts(is_direct=True),
     )
 
 

@@ -61,12 +61,14 @@ def make_intake(db: Database, roles: Roles, *, per_hour: int = 100) -> Intake:
     )
 
 
-def sms(text: str, key: str, **meta: Any) -> Inbound:
-    return Inbound(Channel.SMS, "+8801711000000", "+8801711000000", text, key, NOW, meta=meta)
+def sms(text: str, key: str, **facts: Any) -> Inbound:
+    return Inbound(
+        Channel.SMS, "+8801711000000", "+8801711000000", text, key, NOW, facts=Facts(**facts)
+    )
 
 
-def matrix(text: str, key: str, peer: str = COORD, **meta: Any) -> Inbound:
-    return Inbound(Channel.MATRIX, peer, "!ops:hs", text, key, NOW, meta=meta)
+def matrix(text: str, key: str, peer: str = COORD, **facts: Any) -> Inbound:
+    return Inbound(Channel.MATRIX, peer, "!ops:hs", text, key, NOW, facts=Facts(**facts))
 
 
 def recording_dispatcher(table: RouteTable) -> tuple[Dispatcher, list[tuple[Handler, Decision]]]:
@@ -89,7 +91,7 @@ async def test_decision_is_stored_and_survives_a_restart(tmp_path: Path) -> None
     roles = Roles()
     batch = [
         sms("JOIN Sylhet Sadar", "k1", modem="sim2"),
-        sms("", "k2", modem="sim1", binary=True, bytes=12),
+        sms("", "k2", modem="sim1", binary=True),
         matrix("Lifeline: !reject LF-1234 no boats left", "$a", is_direct=False),
         matrix("how many open cases?", "$b", is_direct=True),
         matrix("where are you?", "$c", peer="@stranger:hs", is_direct=True, lat=22.7, lon=90.3),

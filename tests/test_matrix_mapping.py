@@ -17,7 +17,7 @@ from nio import (
 from nio.responses import InviteInfo
 
 from bot.errors import PermanentError, TransientError
-from bot.models import Channel, Outbound, Role
+from bot.models import Channel, Facts, Outbound
 from bot.transports.matrix import (
     MatrixSendError,
     MatrixStartError,
@@ -36,10 +36,6 @@ ROOM = "!room:hs"
 COORD = "@coord:hs"
 VICTIM = "@victim:hs"
 CAP = 1000
-
-
-def role_of(user: str) -> Role:
-    return Role.COORDINATOR if user == COORD else Role.PUBLIC
 
 
 def message(
@@ -62,7 +58,6 @@ def mapped(event: Any, *, is_direct: bool = False, now: float = 5.0) -> Mapped:
         ROOM,
         me=ME,
         is_direct=is_direct,
-        role_of=role_of,
         max_media_bytes=CAP,
         now=now,
     )
@@ -86,14 +81,8 @@ def test_text_message_maps_to_inbound_with_its_facts() -> None:
     assert (ib.channel, ib.peer, ib.conversation, ib.text) == (Channel.MATRIX, COORD, ROOM, "!list")
     assert ib.dedup_key == "$t1" and ib.received_at == 1_700_000_000.0
     assert ib.attachments == ()
-    assert ib.meta == {
-        "event_id": "$t1",
-        "room_id": ROOM,
-        "is_direct": True,
-        "role": "coordinator",
-        "encrypted": False,
-        "msgtype": "m.text",
-    }
+    assert ib.meta == {"event_id": "$t1", "room_id": ROOM, "encrypted": False}
+    assert ib.facts == Facts(is_direct=True, msgtype="m.text")
 
 
 def test_no_server_timestamp_uses_arrival_time() -> None:
@@ -115,19 +104,14 @@ def test_own_events_and_non_messages_are_not_delivered() -> None:
         }
     )
     for ev in (own, member):
-        assert (
-            to_inbound(
-                ev, ROOM, me=ME, is_direct=False, role_of=role_of, max_media_bytes=CAP, now=0.0
-            )
-            is None
-        )
+        assert to_inbound(ev, ROOM, me=ME, is_direct=False, max_media_bytes=CAP, now=0.0) is None
 
 
 def test_a_pill_mention_addresses_the_bot() -> None:
     m = mapped(message({"msgtype": "m.text", "body": "help", "m.mentions": {"user_ids": [ME]}}))
-    assert m.inbound.meta["addressed"] is True
+    assert m.inbound.facts.addressed is True
     other = mapped(message({"msgtype": "m.text", "body": "x", "m.mentions": {"user_ids": [COORD]}}))
-    assert "addressed" not in other.inbound.meta
+    assert not other.inbound.facts.addressed
 
 
 def test_reply_to_the_bot_strips_the_fallback_and_addresses_it() -> None:
@@ -135,11 +119,11 @@ def test_reply_to_the_bot_strips_the_fallback_and_addresses_it() -> None:
     relates = {"m.in_reply_to": {"event_id": "$orig"}}
     m = mapped(message({"msgtype": "m.text", "body": body, "m.relates_to": relates}))
     assert m.inbound.text == "!approve LF-1"
-    assert m.inbound.meta["in_reply_to"] == "$orig" and m.inbound.meta["addressed"] is True
+    assert m.inbound.facts.in_reply_to == "$orig" and m.inbound.facts.addressed is True
     to_other = mapped(
         message({"msgtype": "m.text", "body": f"> <{COORD}> hi\n\nSTOP", "m.relates_to": relates})
     )
-    assert to_other.inbound.text == "STOP" and "addressed" not in to_other.inbound.meta
+    assert to_other.inbound.text == "STOP" and not to_other.inbound.facts.addressed
 
 
 def test_an_edit_carries_the_new_text_and_what_it_edits() -> None:
@@ -150,13 +134,13 @@ def test_an_edit_carries_the_new_text_and_what_it_edits() -> None:
         "m.relates_to": {"rel_type": "m.replace", "event_id": "$first"},
     }
     m = mapped(message(content))
-    assert m.inbound.text == "5 people" and m.inbound.meta["edit_of"] == "$first"
+    assert m.inbound.text == "5 people" and m.inbound.facts.edit_of == "$first"
 
 
-def test_location_is_parsed_into_meta() -> None:
+def test_location_is_parsed_into_facts() -> None:
     m = mapped(message({"msgtype": "m.location", "body": "here", "geo_uri": "geo:23.7,90.4;u=12"}))
-    meta = m.inbound.meta
-    assert (meta["lat"], meta["lon"], meta["accuracy_m"]) == (23.7, 90.4, 12.0)
+    meta, facts = m.inbound.meta, m.inbound.facts
+    assert (facts.lat, facts.lon, meta["accuracy_m"]) == (23.7, 90.4, 12.0)
     assert meta["geo_uri"] == "geo:23.7,90.4;u=12" and m.inbound.text == "here"
     msc = mapped(
         message(
@@ -167,14 +151,14 @@ def test_location_is_parsed_into_meta() -> None:
             }
         )
     )
-    assert (msc.inbound.meta["lat"], msc.inbound.meta["lon"]) == (1.5, 2.5)
+    assert (msc.inbound.facts.lat, msc.inbound.facts.lon) == (1.5, 2.5)
     bad = mapped(message({"msgtype": "m.location", "body": "?", "geo_uri": "geo:north"}))
-    assert bad.inbound.meta["location_error"] == "unparseable" and "lat" not in bad.inbound.meta
+    assert bad.inbound.meta["location_error"] == "unparseable" and bad.inbound.facts.lat is None
 
 
 def test_unknown_msgtype_is_delivered_as_text() -> None:
     m = mapped(message({"msgtype": "org.example.custom", "body": "water rising"}))
-    assert m.inbound.text == "water rising" and m.inbound.meta["msgtype"] == "org.example.custom"
+    assert m.inbound.text == "water rising" and m.inbound.facts.msgtype == "org.example.custom"
 
 
 def test_image_is_handed_over_for_download_with_a_safe_name_and_caption() -> None:
@@ -188,7 +172,7 @@ def test_image_is_handed_over_for_download_with_a_safe_name_and_caption() -> Non
     m = mapped(message(content))
     assert m.media == MediaRef("image", "mxc://hs/abc", None, "pass_wd.png", "image/png")
     assert m.inbound.text == "roof is gone"  # the body is a caption when a filename is given
-    assert m.inbound.meta["media_name"] == "pass_wd.png" and "media_error" not in m.inbound.meta
+    assert m.inbound.meta["media_name"] == "pass_wd.png" and m.inbound.facts.media_error is None
     bare = mapped(message({"msgtype": "m.image", "body": "IMG_1.jpg", "url": "mxc://hs/x"}))
     assert bare.inbound.text == "" and bare.media is not None and bare.media.name == "IMG_1.jpg"
 
@@ -196,9 +180,9 @@ def test_image_is_handed_over_for_download_with_a_safe_name_and_caption() -> Non
 def test_media_over_the_cap_or_without_mxc_is_not_downloaded() -> None:
     big = {"msgtype": "m.file", "body": "a.pdf", "url": "mxc://hs/f", "info": {"size": CAP + 1}}
     m = mapped(message(big))
-    assert m.media is None and m.inbound.meta["media_error"] == "too_large"
+    assert m.media is None and m.inbound.facts.media_error == "too_large"
     no_mxc = mapped(message({"msgtype": "m.video", "body": "v.mp4", "url": "https://evil/v"}))
-    assert no_mxc.media is None and no_mxc.inbound.meta["media_error"] == "download_failed"
+    assert no_mxc.media is None and no_mxc.inbound.facts.media_error == "download_failed"
 
 
 def test_voice_note_is_marked_and_defaults_to_ogg() -> None:
@@ -209,7 +193,7 @@ def test_voice_note_is_marked_and_defaults_to_ogg() -> None:
         "org.matrix.msc3245.voice": {},
     }
     m = mapped(message(content))
-    assert m.inbound.meta["voice"] is True
+    assert m.inbound.facts.voice is True
     assert m.media is not None and (m.media.kind, m.media.mimetype) == ("audio", "audio/ogg")
 
 
@@ -260,7 +244,8 @@ def test_undecryptable_event_is_delivered_empty_with_its_source() -> None:
     m = mapped(ev)
     assert m.undecryptable and m.media is None and m.inbound.text == ""
     meta = m.inbound.meta
-    assert meta["msgtype"] == "m.room.encrypted" and meta["session_id"] == "sess"
+    assert m.inbound.facts.msgtype == "m.room.encrypted" and meta["session_id"] == "sess"
+    assert m.inbound.facts.undecryptable
     assert meta["encrypted"] is True and meta["encrypted_event"] == {**source, "room_id": ROOM}
     assert m.inbound.received_at == 2.0
 

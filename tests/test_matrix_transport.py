@@ -223,9 +223,9 @@ async def test_message_reaches_on_batch_with_fields(
         assert row.conversation == rid
         assert row.text == "boat needed at Ward 7, 4 people on roof"
         assert row.meta["event_id"] == eid and row.meta["room_id"] == rid
-        assert row.meta["msgtype"] == "m.text"
-        assert row.meta["role"] == "coordinator"
-        assert row.meta["is_direct"] is True  # two members
+        assert row.facts.msgtype == "m.text"
+        # (the sender's role is intake's, once: tests/test_intake.py)
+        assert row.facts.is_direct is True  # two members
         assert abs(row.received_at - time.time()) < 60
         assert b.inbox.token and b.inbox.token == b.inbox.tokens[-1]
         assert all(r.peer != b.acct.user_id for r in b.inbox.rows)  # own events skipped
@@ -276,11 +276,11 @@ async def test_replies_edits_and_mentions_are_marked(
         await b.inbox.wait(lambda rows: wanted <= {r.dedup_key for r in rows})
         rows = {r.dedup_key: r for r in b.inbox.rows}
         assert rows[reply].text == "!approve LF-1234"
-        assert rows[reply].meta["in_reply_to"] == first and rows[reply].meta["addressed"]
+        assert rows[reply].facts.in_reply_to == first and rows[reply].facts.addressed
         assert rows[other].text == "STOP" and "addressed" not in rows[other].meta
         assert rows[edit].text == "!approve LF-1234 boat-2"
-        assert rows[edit].meta["edit_of"] == first
-        assert rows[pill].meta["addressed"] and "addressed" not in rows[first].meta
+        assert rows[edit].facts.edit_of == first
+        assert rows[pill].facts.addressed and not rows[first].facts.addressed
     finally:
         await b.stop()
 
@@ -382,7 +382,7 @@ async def test_invite_policy(
         eid = await say(vc, dm.room_id, "help, water rising")
         await b.inbox.wait(lambda rows: any(r.dedup_key == eid for r in rows))
         row = next(r for r in b.inbox.rows if r.dedup_key == eid)
-        assert row.meta["role"] == "public" and row.meta["is_direct"] is True
+        assert row.facts.is_direct is True
     finally:
         await b.stop()
 
@@ -412,19 +412,19 @@ async def test_direct_chat_is_decided_by_m_direct_then_membership(
         await vc.room_invite(dm.room_id, relative.user_id)
         await rc.join(dm.room_id)
 
-        async def meta_of(client: AsyncClient, room: str, body: str) -> dict[str, Any]:
+        async def direct(client: AsyncClient, room: str, body: str) -> bool | None:
             eid = await say(client, room, body)
             await b.inbox.wait(lambda rows: any(r.dedup_key == eid for r in rows))
-            return next(r.meta for r in b.inbox.rows if r.dedup_key == eid)
+            return next(r.facts.is_direct for r in b.inbox.rows if r.dedup_key == eid)
 
         await wait_until(lambda: t._require_client().rooms[ops.room_id].member_count == 2)
-        assert (await meta_of(cc, ops.room_id, "boat 2 is back"))["is_direct"] is False
+        assert await direct(cc, ops.room_id, "boat 2 is back") is False
         await wait_until(lambda: t._require_client().rooms[dm.room_id].member_count == 3)
-        assert (await meta_of(vc, dm.room_id, "we are 5 now"))["is_direct"] is True
+        assert await direct(vc, dm.room_id, "we are 5 now") is True
         await b.stop()
         await b.start()  # same store and inbox token: resumes, client has no room state
-        assert (await meta_of(vc, dm.room_id, "water at the door"))["is_direct"] is True
-        assert (await meta_of(cc, ops.room_id, "ok"))["is_direct"] is False
+        assert await direct(vc, dm.room_id, "water at the door") is True
+        assert await direct(cc, ops.room_id, "ok") is False
     finally:
         await b.stop()
 
@@ -536,7 +536,7 @@ async def test_encrypted_round_trip(
         await b.inbox.wait(lambda rows: any(r.dedup_key == eid for r in rows))
         row = next(r for r in b.inbox.rows if r.dedup_key == eid)
         assert row.text == "secret: 3 injured"
-        assert row.meta["encrypted"] is True and not row.meta.get("undecryptable")
+        assert row.meta["encrypted"] is True and not row.facts.undecryptable
         reply_id = await t.send(
             Outbound(Channel.MATRIX, coord.user_id, rid, "received, help coming", idem_key="enc-1")
         )
@@ -646,13 +646,13 @@ async def test_image_voice_oversize_location(
         assert Path(img.attachments[0].path).is_relative_to(b.media.dir)
 
         voice = rows[e_voice]
-        assert voice.attachments[0].kind == "audio" and voice.meta["voice"] is True
+        assert voice.attachments[0].kind == "audio" and voice.facts.voice is True
         assert voice.attachments[0].mimetype == "audio/ogg"
         assert Path(voice.attachments[0].path).read_bytes() == ogg
 
         for key in (e_big, e_liar):
             row = rows[key]
-            assert row.attachments == () and row.meta["media_error"] == "too_large"
+            assert row.attachments == () and row.facts.media_error == "too_large"
         import hashlib
 
         for key in (e_big, e_liar):
@@ -661,13 +661,11 @@ async def test_image_voice_oversize_location(
         assert rows[e_liar].meta["media_name"] == "liar.bin"
 
         loc = rows[e_loc]
-        assert loc.meta["lat"] == pytest.approx(23.8103) and loc.meta["lon"] == pytest.approx(
-            90.4125
-        )
+        assert loc.facts.lat == pytest.approx(23.8103) and loc.facts.lon == pytest.approx(90.4125)
         assert loc.meta["accuracy_m"] == 35 and loc.text == "I am here"
 
         missing = rows[e_missing]
-        assert missing.meta["media_error"] == "download_failed" and missing.attachments == ()
+        assert missing.facts.media_error == "download_failed" and missing.attachments == ()
     finally:
         await b.stop()
 

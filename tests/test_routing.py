@@ -1,5 +1,6 @@
 """The route table without a gateway: each rule, first-match order, the model fallback, the one
-command parser, and the transports' meta → typed facts conversion at the intake boundary."""
+command parser. (The transports' typed facts are tested with each transport:
+tests/test_matrix_mapping.py, tests/test_sms_reassembly.py.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 import pytest
 
 from bot.commands import Command, keyword_command, parse_command
-from bot.facts import facts_from_meta, with_facts
 from bot.models import Channel, Facts, Inbound, Role
 from bot.route import Decision, Handler, Route
 from bot.triage import Keyword, triage
@@ -18,9 +18,9 @@ BOT = "@lifeline:hs"
 TABLE = RouteTable(BOT)
 
 
-def msg(text: str, channel: Channel = Channel.MATRIX, **meta: Any) -> Inbound:
+def msg(text: str, channel: Channel = Channel.MATRIX, **facts: Any) -> Inbound:
     peer = "+8801711000000" if channel is Channel.SMS else "@someone:hs"
-    return with_facts(Inbound(channel, peer, "!room:hs", text, "$e", 0.0, meta=meta))
+    return Inbound(channel, peer, "!room:hs", text, "$e", 0.0, facts=Facts(**facts))
 
 
 def decide(text: str, role: Role, channel: Channel = Channel.MATRIX, **meta: Any) -> Decision:
@@ -168,72 +168,6 @@ def test_staff_routes_as_before() -> None:
     assert staff("how many cases?", addressed=True) is Route.MODEL
     assert staff("chatting among ourselves") is Route.FAST
     assert staff("lifeline, which cases are overdue?", edit_of="$orig") is Route.FAST
-
-
-# --- the intake boundary: meta → Facts ----------------------------------------------------------
-
-
-def test_sms_meta_to_facts() -> None:
-    meta = {"modem": "sim2", "parts": 3, "partial": True, "expected_parts": 4, "smsc_time": "t"}
-    assert facts_from_meta(meta) == Facts(modem="sim2", partial=True)
-    assert facts_from_meta({"modem": "sim1", "binary": True, "bytes": 7}) == Facts(
-        modem="sim1", binary=True
-    )
-    assert facts_from_meta({"modem": "sim1", "empty": True}).empty
-
-
-def test_matrix_meta_to_facts() -> None:
-    meta = {
-        "event_id": "$e",
-        "room_id": "!r:hs",
-        "is_direct": False,
-        "role": "coordinator",  # written by the transport, never read: the role is intake's
-        "msgtype": "m.location",
-        "addressed": True,
-        "in_reply_to": "$q",
-        "edit_of": "$o",
-        "lat": 22.7,
-        "lon": 90.35,
-        "geo_uri": "geo:22.7,90.35",
-    }
-    assert facts_from_meta(meta) == Facts(
-        is_direct=False,
-        addressed=True,
-        edit_of="$o",
-        in_reply_to="$q",
-        msgtype="m.location",
-        lat=22.7,
-        lon=90.35,
-    )
-    voice = facts_from_meta({"msgtype": "m.audio", "voice": True, "media_error": "too_large"})
-    assert (voice.voice, voice.media_error) == (True, "too_large")
-    assert facts_from_meta({"undecryptable": True, "msgtype": "m.room.encrypted"}).undecryptable
-
-
-def test_facts_never_raise_on_odd_meta() -> None:
-    assert facts_from_meta({}) == Facts()
-    odd = facts_from_meta(
-        {"lat": "x", "lon": 1.0, "edit_of": None, "is_direct": 0, "modem": "", "binary": 0}
-    )
-    assert odd == Facts(is_direct=False)
-    assert facts_from_meta({"lat": 1.5}).lat is None  # half a position is no position
-    assert facts_from_meta({"lat": float("nan"), "lon": 2.0}).lat is None
-    assert facts_from_meta({"lat": True, "lon": 2.0}).lat is None
-    assert facts_from_meta({"lat": "22.5", "lon": 90}).lon == 90.0
-    assert facts_from_meta({"edit_of": 5}).edit_of == "5"  # truthy as before: an edit
-
-
-def test_with_facts_converts_once() -> None:
-    raw = Inbound(Channel.SMS, "+1", "+1", "", "k", 0.0, meta={"binary": True, "modem": "m"})
-    converted = with_facts(raw)
-    assert converted.facts == Facts(modem="m", binary=True)
-    assert converted.meta == raw.meta  # kept as the transport's record
-    assert with_facts(converted) is converted
-    # A transport that fills the facts itself is taken at its word.
-    filled = Inbound(
-        Channel.SMS, "+1", "+1", "", "k", 0.0, meta={"binary": True}, facts=Facts(empty=True)
-    )
-    assert with_facts(filled).facts == Facts(empty=True)
 
 
 def test_dispatcher_needs_a_handler_for_every_route() -> None:

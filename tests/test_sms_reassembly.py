@@ -8,7 +8,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.models import Channel
+from bot.models import Channel, Facts
 from bot.transports.sms.codec import MAX_PARTS, dedup_key
 from bot.transports.sms.reassembly import (
     PARTIAL_MARKER,
@@ -202,11 +202,11 @@ def test_complete_message_uses_the_decoded_text_and_a_stable_dedup_key() -> None
     )
     assert msg.received_at == 5.0
     assert msg.meta == {
-        "modem": "sim1",
         "parts": 2,
         "coding": "Default_No_Compression",
         "smsc_time": WHEN.isoformat(),
     }
+    assert msg.facts == Facts(modem="sim1")
     assert msg.dedup_key == dedup_key(NUMBER, WHEN.isoformat(), "hello")
     again = to_inbound(g, partial=False, modem="sim2", received_at=9.0)
     assert again.dedup_key == msg.dedup_key  # re-read from the SIM: same key
@@ -221,7 +221,7 @@ def test_partial_message_marks_every_missing_part() -> None:
     g = group(part("one ", n=1, of=4), part("three ", n=3, of=4))
     msg = to_inbound(g, partial=True, modem="m", received_at=0)
     assert msg.text == f"one {PARTIAL_MARKER}three {PARTIAL_MARKER}"
-    assert msg.meta["partial"] is True
+    assert msg.facts.partial is True
     assert msg.meta["expected_parts"] == 4
     assert msg.meta["missing_parts"] == [2, 4]
 
@@ -230,13 +230,11 @@ def test_binary_message_has_no_text_and_hashes_its_bytes() -> None:
     g = group(part(b"\x01\x02", coding="8bit"))
     msg = to_inbound(g, partial=False, modem="m", received_at=0)
     assert msg.text == ""
-    assert msg.meta["binary"] is True and msg.meta["bytes"] == 2
+    assert msg.facts.binary is True and msg.meta["bytes"] == 2
     assert msg.dedup_key == dedup_key(NUMBER, WHEN.isoformat(), "8bit:0102")
 
 
 def test_blank_message_is_flagged_empty() -> None:
     msg = to_inbound(group(part("  ")), partial=False, modem="m", received_at=0)
-    assert msg.meta["empty"] is True
-    assert (
-        "empty" not in to_inbound(group(part("hi")), partial=False, modem="m", received_at=0).meta
-    )
+    assert msg.facts.empty is True
+    assert not to_inbound(group(part("hi")), partial=False, modem="m", received_at=0).facts.empty

@@ -62,9 +62,9 @@ async def test_bengali_multipart_reassembled(phone: DummyPhone, rec: Recorder) -
         assert msg.peer == NUMBER and msg.conversation == NUMBER
         assert msg.meta["parts"] == len(files)
         assert msg.meta["coding"].startswith("Unicode")
-        assert msg.meta["modem"] == "sim1"
+        assert msg.facts.modem == "sim1"
         assert msg.meta["smsc_time"] == WHEN.isoformat()
-        assert not msg.meta.get("partial")
+        assert not msg.facts.partial
         assert phone.inbox_files() == []
         assert modem.health.received == 1
         assert modem.health.state == "up"
@@ -119,7 +119,7 @@ async def test_late_part_waits_then_completes(phone: DummyPhone, rec: Recorder) 
         assert await modem.poll_once() == 1
         [msg] = rec.messages
         assert msg.text == text
-        assert not msg.meta.get("partial")
+        assert not msg.facts.partial
         assert phone.inbox_files() == []
         assert modem.health.pending_parts == 0
     finally:
@@ -144,7 +144,7 @@ async def test_missing_part_delivered_partial_after_timeout(
         clock.advance(2)
         assert await modem.poll_once() == 1
         [msg] = rec.messages
-        assert msg.meta["partial"] is True
+        assert msg.facts.partial is True
         assert msg.meta["missing_parts"] == [2]
         assert msg.meta["expected_parts"] == 3
         assert msg.text == "ক" * 67 + PARTIAL_MARKER + "গ" * 20
@@ -180,7 +180,7 @@ async def test_part_redelivered_after_the_message_is_not_a_new_message(
         assert await modem.poll_once() == 0  # waits for its other part
         clock.advance(61)
         assert await modem.poll_once() == 1
-        assert len(rec.messages) == 2 and rec.messages[1].meta["partial"] is True
+        assert len(rec.messages) == 2 and rec.messages[1].facts.partial is True
     finally:
         await modem.close()
 
@@ -200,7 +200,7 @@ async def test_partial_timeout_survives_failed_commit(phone: DummyPhone, rec: Re
             await modem.poll_once()
         rec.fail_with = None
         assert await modem.poll_once() == 1
-        assert rec.messages[0].meta["partial"] is True
+        assert rec.messages[0].facts.partial is True
     finally:
         await modem.close()
 
@@ -214,9 +214,9 @@ async def test_binary_and_empty_sms_flagged_and_deleted(phone: DummyPhone, rec: 
         assert await modem.poll_once() == 2
         by_peer = {m.peer: m for m in rec.messages}
         binary, empty = by_peer["+111000111"], by_peer["+222000222"]
-        assert binary.text == "" and binary.meta["binary"] is True
+        assert binary.text == "" and binary.facts.binary is True
         assert binary.meta["bytes"] == 8
-        assert empty.text == "" and empty.meta["empty"] is True
+        assert empty.text == "" and empty.facts.empty is True
         assert "binary" not in empty.meta
         assert binary.dedup_key != empty.dedup_key
         assert phone.inbox_files() == []

@@ -12,7 +12,7 @@ from bot.models import Attachment, Channel, Facts, Inbound, InboxStatus, Priorit
 from bot.route import Decision
 from bot.store.db import Database
 from bot.store.queue_rows import INBOX
-from bot.store.routing import decision_of, facts_of
+from bot.store.routing import decision_of, facts_of, record_facts
 from bot.store.rows import RowLike
 
 FAILED_YIELD_S = 120.0  # how long a row that failed an attempt lets fresh rows go first
@@ -117,7 +117,10 @@ async def insert(
             now,
         ),
     )
-    return cur.lastrowid if cur.rowcount == 1 else None
+    if cur.rowcount != 1 or cur.lastrowid is None:
+        return None
+    await record_facts(conn, cur.lastrowid, msg.facts)
+    return cur.lastrowid
 
 
 async def same_text_waiting(conn: aiosqlite.Connection, order_key: str, text: str) -> bool:
@@ -242,7 +245,7 @@ async def awaiting_late_key(
     rows = await db.fetchall(
         """SELECT json_extract(i.meta, '$.encrypted_event'), i.received_at FROM inbox AS i
            WHERE i.channel = ? AND i.received_at >= ?
-             AND json_extract(i.meta, '$.undecryptable')
+             AND i.undecryptable
              AND json_extract(i.meta, '$.encrypted_event') IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM inbox AS j
                              WHERE j.channel = i.channel AND j.dedup_key = i.dedup_key || ?)""",
@@ -254,8 +257,8 @@ async def awaiting_late_key(
 async def last_modem(conn: aiosqlite.Connection, channel: Channel, peer: str) -> str | None:
     """The modem ``peer`` last wrote to (their operator reaches it), or None when unknown."""
     cur = await conn.execute(
-        """SELECT json_extract(meta, '$.modem') FROM inbox
-           WHERE channel=? AND peer=? AND json_extract(meta, '$.modem') IS NOT NULL
+        """SELECT modem FROM inbox
+           WHERE channel=? AND peer=? AND modem IS NOT NULL
            ORDER BY received_at DESC, id DESC LIMIT 1""",
         (channel.value, peer),
     )

@@ -14,25 +14,14 @@ from bot.store.rows import RowLike
 from bot.triage import Keyword
 
 
-async def record(
-    conn: aiosqlite.Connection, inbox_id: int, facts: Facts, decision: Decision
-) -> None:
-    """In the intake transaction, right after the row's insert."""
-    cmd = decision.command
+async def record_facts(conn: aiosqlite.Connection, inbox_id: int, facts: Facts) -> None:
+    """With the row's insert (inbox.insert): what the transport observed, typed."""
     await conn.execute(
-        """UPDATE inbox SET route=?, rule=?, handler=?, keyword=?, command=?, command_args=?,
-               command_rest=?, modem=?, binary=?, empty=?, partial=?, undecryptable=?,
+        """UPDATE inbox SET modem=?, binary=?, empty=?, partial=?, undecryptable=?,
                is_direct=?, addressed=?, edit_of=?, in_reply_to=?, msgtype=?, voice=?,
                media_error=?, lat=?, lon=?
            WHERE id=?""",
         (
-            decision.route.value,
-            decision.rule,
-            decision.handler.value,
-            None if decision.keyword is None else decision.keyword.value,
-            None if cmd is None else cmd.name,
-            None if cmd is None else json.dumps(list(cmd.args)),
-            None if cmd is None else cmd.rest,
             facts.modem,
             int(facts.binary),
             int(facts.empty),
@@ -47,6 +36,26 @@ async def record(
             facts.media_error,
             facts.lat,
             facts.lon,
+            inbox_id,
+        ),
+    )
+
+
+async def record_decision(conn: aiosqlite.Connection, inbox_id: int, decision: Decision) -> None:
+    """In the intake transaction, right after the row's insert: the route table's decision."""
+    cmd = decision.command
+    await conn.execute(
+        """UPDATE inbox SET route=?, rule=?, handler=?, keyword=?, command=?, command_args=?,
+               command_rest=?
+           WHERE id=?""",
+        (
+            decision.route.value,
+            decision.rule,
+            decision.handler.value,
+            None if decision.keyword is None else decision.keyword.value,
+            None if cmd is None else cmd.name,
+            None if cmd is None else json.dumps(list(cmd.args)),
+            None if cmd is None else cmd.rest,
             inbox_id,
         ),
     )

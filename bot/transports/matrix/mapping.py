@@ -2,7 +2,8 @@
 Inbound (plus the attachment still to download) out. No client, no I/O, so every case is unit
 tested without a homeserver (tests/test_matrix_mapping.py).
 
-The ``meta`` keys written here are what intake reads (names and meaning are part of the interface).
+What routing decides on is written as typed ``Facts``; ``meta`` keeps the diagnostics (event and
+room id, encryption, media name, the raw geo URI).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from nio import MegolmEvent, RoomMessage
 
 from bot import redact
 from bot.addressing import reply_fallback_sender, strip_reply_fallback
-from bot.models import Attachment, Channel, Inbound, Role
+from bot.models import Attachment, Channel, Facts, Inbound
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Mapped:
 
     @property
     def undecryptable(self) -> bool:
-        return bool(self.inbound.meta.get("undecryptable"))
+        return self.inbound.facts.undecryptable
 
 
 def is_message(event: Any) -> bool:
@@ -96,7 +97,6 @@ def to_inbound(
     *,
     me: str,
     is_direct: bool,
-    role_of: Callable[[str], Role],
     max_media_bytes: int,
     now: float,
 ) -> Mapped | None:
@@ -111,10 +111,9 @@ def to_inbound(
     meta: dict[str, Any] = {
         "event_id": event_id,
         "room_id": room_id,
-        "is_direct": is_direct,
-        "role": role_of(sender).value,
         "encrypted": bool(getattr(event, "decrypted", False)) or isinstance(event, MegolmEvent),
     }
+    facts: dict[str, Any] = {"is_direct": is_direct}  # Facts' fields, filled as they are seen
     ts = getattr(event, "server_timestamp", 0) or 0
 
     def make(text: str, attachments: tuple[Attachment, ...] = ()) -> Inbound:
@@ -127,10 +126,11 @@ def to_inbound(
             received_at=ts / 1000 if ts else now,
             attachments=attachments,
             meta=meta,
+            facts=Facts(**facts),
         )
 
     if isinstance(event, MegolmEvent):
-        meta.update({"undecryptable": True, "msgtype": "m.room.encrypted"})
+        facts.update({"undecryptable": True, "msgtype": "m.room.encrypted"})
         meta["session_id"] = getattr(event, "session_id", None)
         meta["encrypted_event"] = {**event.source, "room_id": room_id}
         log.error(
@@ -144,51 +144,53 @@ def to_inbound(
 
     content: dict[str, Any] = dict(event.source.get("content") or {})
     msgtype = str(content.get("msgtype", ""))
-    meta["msgtype"] = msgtype
-    body = _addressing(content, me, meta)
+    facts["msgtype"] = msgtype
+    body = _addressing(content, me, facts)
     log.debug("matrix: event %s %s from %s: %s", event_id, msgtype, sender, redact.body(body))
 
     if msgtype in TEXT_TYPES:
         return Mapped(make(body))
     if msgtype == "m.location":
-        _location(content, event_id, meta)
+        _location(content, event_id, meta, facts)
         return Mapped(make(body))
     if msgtype in MEDIA_KINDS:
-        caption, ref = media_ref(event_id, msgtype, content, body, meta, max_media_bytes)
+        caption, ref = media_ref(event_id, msgtype, content, body, meta, facts, max_media_bytes)
         return Mapped(make(caption), ref)
     log.info("matrix: event %s has msgtype %r; delivered as text", event_id, msgtype)
     return Mapped(make(body))
 
 
-def _addressing(content: dict[str, Any], me: str, meta: dict[str, Any]) -> str:
+def _addressing(content: dict[str, Any], me: str, facts: dict[str, Any]) -> str:
     """The body as typed (reply fallback stripped, an edit's new text); marks mentions, replies
-    and edits in `meta`."""
+    and edits in `facts`."""
     body = content.get("body")
     body = body if isinstance(body, str) else ""
     mentions = content.get("m.mentions")
     if isinstance(mentions, dict) and me in (mentions.get("user_ids") or ()):
-        meta["addressed"] = True  # an intentional mention (a pill), whatever its text says
+        facts["addressed"] = True  # an intentional mention (a pill), whatever its text says
     relates = content.get("m.relates_to")
     if not isinstance(relates, dict):
         return body
     reply = relates.get("m.in_reply_to")
     if isinstance(reply, dict) and reply.get("event_id"):
-        meta["in_reply_to"] = reply["event_id"]
+        facts["in_reply_to"] = str(reply["event_id"])
         # The quoted original is for clients that cannot show replies; left in, it hides
         # the command ("> <@lifeline> …\n\n!approve LF-1234") or keyword (STOP) after it.
         # A reply to one of the bot's own messages addresses the bot.
         if reply_fallback_sender(body) == me:
-            meta["addressed"] = True
+            facts["addressed"] = True
         body = strip_reply_fallback(body)
     if relates.get("rel_type") == "m.replace":
-        meta["edit_of"] = relates.get("event_id")
+        facts["edit_of"] = str(relates.get("event_id") or "") or None
         new = content.get("m.new_content")
         if isinstance(new, dict) and isinstance(new.get("body"), str):
             body = new["body"]
     return body
 
 
-def _location(content: dict[str, Any], event_id: str, meta: dict[str, Any]) -> None:
+def _location(
+    content: dict[str, Any], event_id: str, meta: dict[str, Any], facts: dict[str, Any]
+) -> None:
     geo = content.get("geo_uri") or ""
     loc = content.get("org.matrix.msc3488.location")
     if not geo and isinstance(loc, dict):
@@ -198,7 +200,8 @@ def _location(content: dict[str, Any], event_id: str, meta: dict[str, Any]) -> N
         meta["location_error"] = "unparseable"
         log.warning("matrix: event %s has an unparseable geo_uri", event_id)
     else:
-        meta.update(parsed)
+        facts["lat"], facts["lon"] = parsed["lat"], parsed["lon"]
+        meta.update({k: v for k, v in parsed.items() if k not in ("lat", "lon")})
     meta["geo_uri"] = str(geo)
 
 
@@ -208,9 +211,10 @@ def media_ref(
     content: dict[str, Any],
     body: str,
     meta: dict[str, Any],
+    facts: dict[str, Any],
     max_bytes: int,
 ) -> tuple[str, MediaRef | None]:
-    """(caption, what to download); None with ``meta["media_error"]`` set when nothing can be."""
+    """(caption, what to download); None with ``facts["media_error"]`` set when nothing can be."""
     kind = MEDIA_KINDS[msgtype]
     info = content.get("info") if isinstance(content.get("info"), dict) else {}
     assert isinstance(info, dict)
@@ -219,14 +223,14 @@ def media_ref(
     filename = content.get("filename") if isinstance(content.get("filename"), str) else None
     mimetype = str(info.get("mimetype") or (enc or {}).get("mimetype") or "")
     if kind == "audio" and any(k in content for k in VOICE_KEYS):
-        meta["voice"] = True
+        facts["voice"] = True
         mimetype = mimetype or "audio/ogg"
     caption = body if filename and body and body != filename else ""
     name = safe_filename(filename or body, fallback=kind)
     meta["media_name"] = name
     declared = info.get("size")
     if isinstance(declared, int) and declared > max_bytes:
-        meta["media_error"] = "too_large"
+        facts["media_error"] = "too_large"
         log.warning(
             "matrix: %s %s declares %d bytes > cap %d; not downloaded",
             kind,
@@ -236,7 +240,7 @@ def media_ref(
         )
         return caption, None
     if not isinstance(url, str) or not url.startswith("mxc://"):
-        meta["media_error"] = "download_failed"
+        facts["media_error"] = "download_failed"
         log.warning("matrix: %s %s has no mxc url", kind, event_id)
         return caption, None
     return caption, MediaRef(kind, url, enc, name, mimetype)

@@ -1,6 +1,6 @@
 """Attachment download: authenticated media, streamed up to the size cap, decrypted for E2EE rooms,
 written atomically under the media directory. A failure never loses the message: the Inbound is
-delivered without the attachment and with ``meta["media_error"]``."""
+delivered without the attachment and with ``facts.media_error``."""
 
 from __future__ import annotations
 
@@ -50,13 +50,13 @@ async def with_media(
         log.warning(
             "matrix: %s %s exceeded cap %d while downloading", ref.kind, event_id, max_bytes
         )
-        return replace(inbound, meta={**inbound.meta, "media_error": "too_large"})
+        return replace(inbound, facts=replace(inbound.facts, media_error="too_large"))
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure → Inbound with media_error
         raise_if_cancelling()  # aiohttp/nio can turn our cancellation into a TimeoutError
         log.warning("matrix: %s %s download failed: %r", ref.kind, event_id, exc)
-        return replace(inbound, meta={**inbound.meta, "media_error": "download_failed"})
+        return replace(inbound, facts=replace(inbound.facts, media_error="download_failed"))
     att = Attachment(
         kind=ref.kind,
         mimetype=ref.mimetype or "application/octet-stream",

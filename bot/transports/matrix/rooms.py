@@ -1,7 +1,7 @@
 """Rooms the bot is in: invites (joined or refused by the inviter's role), #aliases, and direct
 chats (``m.direct``, followed in sync and updated when the bot joins or opens a DM).
 
-Direct chats (``meta["is_direct"]``): the configured coordination room is never one, whatever its
+Direct chats (``facts.is_direct``): the configured coordination room is never one, whatever its
 size. Otherwise a room is a DM when ``m.direct`` (the bot's account data, loaded at start and
 followed in sync) lists it or the bot was invited with ``is_direct``; only a room nothing declares
 falls back to membership (exactly two members).

@@ -65,7 +65,6 @@ class MatrixTransport:
         self._load_undecrypted = load_undecrypted
         self._load_token = load_token
         self._on_batch = on_batch
-        self._role_of = role_of
         self._media_root = Path(media.dir)
         self._max_bytes = min(media.max_bytes, settings.max_media_bytes)
         self._key_requests: list[Any] = []  # undecryptable events of the cycle being delivered
@@ -145,7 +144,7 @@ class MatrixTransport:
                 if inbound is None:
                     continue
                 inbounds.append(inbound)
-                if inbound.meta.get("undecryptable"):
+                if inbound.facts.undecryptable:
                     event.room_id = room_id  # paged-back events lack it; key requests need it
                     self._key_requests.append(event)
         if skipped:
@@ -163,7 +162,6 @@ class MatrixTransport:
             room_id,
             me=client.user_id,
             is_direct=self._rooms.is_direct(room_id, room),
-            role_of=self._role_of,
             max_media_bytes=self._max_bytes,
             now=time.time(),
         )

@@ -7,7 +7,7 @@ sender's texts are stored in the order they were sent), and only after it return
 committed) ``DeleteSMS`` their parts. If ``on_receive`` raises nothing is deleted; the next pass
 re-reads the same messages and the dedup key (sender | SMSC time | sha256(text), invariant 2)
 absorbs them. Incomplete groups stay on the SIM until ``multipart_timeout_s`` after their first
-part was seen, then they are delivered with ``meta["partial"]`` and a ``[…]`` marker where parts
+part was seen, then they are delivered with ``facts.partial`` and a ``[…]`` marker where parts
 are missing (the decisions are ``reassembly.Reassembler``'s).
 
 Send path: parts go out one ``SendSMS`` at a time; errors become ``TransientSendError`` or
@@ -319,7 +319,8 @@ class Modem:
 
     def _log_received(self, msg: Inbound) -> None:
         parts = int(msg.meta["parts"])
-        flags = "".join(f", {f}" for f in ("partial", "binary", "empty") if msg.meta.get(f))
+        seen = {"partial": msg.facts.partial, "binary": msg.facts.binary, "empty": msg.facts.empty}
+        flags = "".join(f", {f}" for f, on in seen.items() if on)
         who = mask_number(msg.peer)
         log.info(
             "modem %s: SMS from %s (%d part%s, %s%s)",

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from bot.models import Channel, Inbound
+from bot.models import Channel, Facts, Inbound
 from bot.transports.sms.codec import MAX_PARTS, SmsPart, dedup_key, smsc_iso
 
 PARTIAL_MARKER: Final = "[…]"
@@ -209,27 +209,27 @@ class Reassembler:
 
 
 def to_inbound(g: Group, *, partial: bool, modem: str, received_at: float) -> Inbound:
-    """The message one (complete or partial) group carries; missing parts become markers."""
+    """The message one (complete or partial) group carries; missing parts become markers.
+    What routing decides on goes into typed ``Facts``; ``meta`` keeps the diagnostics."""
     numbered = g.part_numbers
     first = numbered[min(numbered)]
     number = str(first.get("Number", ""))
     smsc_time = smsc_iso(first)
     meta: dict[str, Any] = {
-        "modem": modem,
         "parts": len(numbered),
         "coding": str(first.get("Coding", "")),
         "smsc_time": smsc_time,
     }
+    binary = empty = False
     if any(p.get("Coding") == "8bit" for p in g.parts):
         payload = b"".join(p["Text"] for p in numbered.values() if isinstance(p.get("Text"), bytes))
         text = ""
         hash_source = "8bit:" + payload.hex()
-        meta["binary"] = True
+        binary = True
         meta["bytes"] = len(payload)
     else:
         if partial:
             text = _partial_text(g)
-            meta["partial"] = True
             meta["expected_parts"] = g.all_parts
             meta["missing_parts"] = [
                 n for n in range(1, min(g.all_parts, MAX_PARTS) + 1) if n not in numbered
@@ -241,8 +241,7 @@ def to_inbound(g: Group, *, partial: bool, modem: str, received_at: float) -> In
         # Real modems: gammu sizes GSM-7 text in septets, so escaped chars leave NULs.
         text = text.replace("\x00", "")
         hash_source = text
-        if not text.strip():
-            meta["empty"] = True
+        empty = not text.strip()
     return Inbound(
         channel=Channel.SMS,
         peer=number,
@@ -251,6 +250,7 @@ def to_inbound(g: Group, *, partial: bool, modem: str, received_at: float) -> In
         dedup_key=dedup_key(number, smsc_time, hash_source),
         received_at=received_at,
         meta=meta,
+        facts=Facts(modem=modem, binary=binary, empty=empty, partial=partial and not binary),
     )
 
 
