@@ -25,7 +25,7 @@ from bot.media import (
     prepare_image,
     sniff_kind,
 )
-from tests import media_samples as ms
+from tests.harness import media_samples as ms
 
 DHAKA = (23.8103, 90.4125)
 

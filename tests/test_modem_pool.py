@@ -12,7 +12,7 @@ import pytest
 from bot import sim
 from bot.transports.modem_pool import ModemPool
 from bot.transports.sms import Modem, ModemError, SendError
-from tests.gammu_phone import DummyPhone, Recorder, wait_for
+from tests.harness.gammu_phone import DummyPhone, Recorder, wait_for
 
 NUMBER = "+8801711000123"
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ollama_standin import (
+from tests.harness.ollama_standin import (
     BUSY_MESSAGE,
     RUNNER_CRASH_MESSAGE,
     OllamaStandIn,
@@ -472,7 +472,7 @@ def test_standalone_script_file_reloaded(tmp_path: Path) -> None:
 
 
 def test_bad_habits_are_ordinary_http_200_replies(ollama_standin: OllamaStandIn) -> None:
-    from tests.ollama_standin import echo_reply, endless_reply, text_tool_call
+    from tests.harness.ollama_standin import echo_reply, endless_reply, text_tool_call
 
     system = [{"role": "system", "content": "You are Lifeline. Rules: be brief."}, *USER]
     ollama_standin.push_chat(

@@ -15,7 +15,7 @@ from bot.app import App, Runtime
 from bot.sim import inject_sms, read_outbox
 from bot.store.db import Database
 from config.settings import Settings
-from tests.ollama_standin import OllamaStandIn
+from tests.harness.ollama_standin import OllamaStandIn
 
 TEAMS = [
     {"id": "boat-1", "kind": "boat", "base": "ghat", "capacity": 8},
