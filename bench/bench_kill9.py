@@ -19,8 +19,9 @@ from typing import Any
 import _common  # noqa: F401  (sys.path)
 from _common import table
 
+from tests.harness.gateway import modems
 from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply
-from tests.harness.process import GatewayProcess, idle, modems, sent_keys, wait_until, write_config
+from tests.harness.process import GatewayProcess, idle, sent_keys, wait_until, write_config
 
 MESSAGES, SENDERS, KILLS = 150, 60, 20
 

@@ -13,12 +13,12 @@ from typing import Any
 from nio import AsyncClient, RoomCreateResponse, RoomMessageNotice, RoomSendResponse
 
 from bot.synapse_local import LocalSynapse
+from tests.harness.gateway import modems
 from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply
 from tests.harness.process import (
     GatewayProcess,
     idle,
     key_digest,
-    modems,
     sent_keys,
     wait_until,
     write_config,

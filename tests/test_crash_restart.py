@@ -14,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tests.harness.gateway import modems
 from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
 from tests.harness.process import (
     GatewayProcess,
     idle,
     key_digest,
-    modems,
     sent_keys,
     wait_until,
     write_config,

@@ -22,19 +22,13 @@ from typing import Any
 
 from bot.sim import inject_sms, read_outbox
 from bot.store.db import Database
+from tests.harness.gateway import base_config
 from tests.harness.ollama_standin import OllamaStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
 VICTIM = "+8801712345678"
 READY_MARKERS = ("lifeline is running", "worker model started", "-> up")
-
-TEAMS: list[dict[str, Any]] = [
-    {"id": "boat-1", "kind": "boat", "base": "ghat", "capacity": 8},
-    {"id": "boat-2", "kind": "boat", "base": "office", "capacity": 6},
-    {"id": "med-1", "kind": "medical", "base": "clinic", "capacity": 4},
-]
-
 
 # ---- config ------------------------------------------------------------------------------------
 
@@ -74,29 +68,8 @@ def to_toml(data: dict[str, Any], prefix: str = "") -> str:
     return out
 
 
-def modems(tmp: Path, count: int = 1, per_minute: int = 120) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": f"sim{i}",
-            "device": str(tmp / f"modem-sim{i}"),
-            "poll_interval_s": 0.1,
-            "send_per_minute": per_minute,
-        }
-        for i in range(1, count + 1)
-    ]
-
-
 def config_data(tmp: Path, model_url: str, **overrides: dict[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "storage": {"path": str(tmp / "lifeline.db")},
-        "model": {"host": model_url, "timeout_s": 5, "connect_timeout_s": 2},
-        "sms": {"modems": modems(tmp)},
-        "matrix": {"enabled": False},
-        "protocols": {"embedder": "none", "index_path": str(tmp / "protocols")},
-        "media": {"dir": str(tmp / "media")},
-        "queue": {"retry_base_s": 0.5, "retry_max_s": 2},
-        "teams": TEAMS,
-    }
+    data = base_config(tmp, model_url)
     for section, values in overrides.items():
         data[section] = {**data.get(section, {}), **values}
     return data
