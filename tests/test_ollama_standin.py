@@ -434,7 +434,7 @@ def test_standalone_script_file_reloaded(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("ollama_standin.py")),
+            str(Path(__file__).parent / "harness" / "ollama_standin.py"),
             "--port",
             "0",
             "--script",
@@ -465,7 +465,10 @@ def test_standalone_script_file_reloaded(tmp_path: Path) -> None:
         assert [r["path"] for r in recorded].count("/api/chat") == 5
     finally:
         proc.terminate()
-        assert proc.wait(timeout=5) == 0
+        code = proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()  # an unclosed pipe is a ResourceWarning (an error here)
+        assert code == 0
 
 
 # ------------------------------------------------------------------ bad habits of real models
