@@ -306,7 +306,8 @@ async def test_photo_with_gps_is_downscaled_stripped_and_located(
             stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
             assert len(stored) == 1
             assert b"Exif" not in stored[0].read_bytes()[:4096]
-            assert not Image.open(stored[0]).getexif()
+            with Image.open(stored[0]) as kept:  # closed: an open file is a ResourceWarning
+                assert not kept.getexif()
         user = [r for r in ollama_standin.requests if r.path == "/api/chat"][0].body["messages"][-1]
         assert len(user["images"]) == 1
         sent = Image.open(io.BytesIO(base64.b64decode(user["images"][0])))
