@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.models import Channel, Lane, Outbound
 from bot.store import outbox, subscriptions
-from tests.gateway import wait_for
-from tests.test_modem_lanes import COORD, rig
+from tests.harness.gateway import wait_for
+from tests.harness.lanes import COORD, rig
 
 
 async def enqueue_bench(tmp: Path, n: int) -> tuple[float, float, int]:

@@ -18,8 +18,8 @@ from pathlib import Path
 import _common  # noqa: F401  (sys.path)
 from _common import median, table
 
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.ollama_standin import OllamaStandIn, delayed, text_reply
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import OllamaStandIn, delayed, text_reply
 
 FLOOD, VICTIMS, PER_MINUTE = 50, 6, 60
 FLOODER = "+8801999000111"

@@ -22,8 +22,8 @@ from _common import median, pct, table, three_modems
 
 from bot import reply_guard
 from handlers.victim import SYSTEM_PROMPT, victim_policy
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.ollama_standin import (
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import (
     OllamaStandIn,
     delayed,
     endless_reply,

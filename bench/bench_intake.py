@@ -19,8 +19,8 @@ import _common  # noqa: F401  (sys.path)
 from _common import pct, table
 
 from bot.sim import inbox_files, inject_sms
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.ollama_standin import OllamaStandIn, text_reply
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import OllamaStandIn, text_reply
 
 
 async def burst(n: int) -> tuple[float, float, bool]:

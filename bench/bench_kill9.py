@@ -19,9 +19,9 @@ from typing import Any
 import _common  # noqa: F401  (sys.path)
 from _common import table
 
-from tests.ollama_standin import OllamaStandIn, Spec, delayed, text_reply
-from tests.test_cli_e2e import GatewayProcess, modems, wait_until, write_config
-from tests.test_crash_restart import idle, sent_keys
+from tests.harness.gateway import modems
+from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply
+from tests.harness.process import GatewayProcess, idle, sent_keys, wait_until, write_config
 
 MESSAGES, SENDERS, KILLS = 150, 60, 20
 

@@ -49,8 +49,8 @@ from bot.channels import MATRIX_CURSOR
 from bot.store import kv
 from bot.synapse_local import Account, LocalSynapse
 from config.settings import Settings
-from tests.gateway import Gateway, make_settings, running_gateway, wait_for
-from tests.ollama_standin import OllamaStandIn, text_reply
+from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import OllamaStandIn, text_reply
 
 WARMUP = 3
 MODEL_TEXT = "Noted. No open cases need you right now."

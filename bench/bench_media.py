@@ -23,7 +23,7 @@ import av
 import PIL
 
 from bot.media import PreparedAudio, PreparedImage, prepare_audio, prepare_image
-from tests import media_samples as ms
+from tests.harness import media_samples as ms
 
 
 def _sent_bytes(result: PreparedAudio | PreparedImage) -> int:

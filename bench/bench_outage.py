@@ -23,8 +23,8 @@ from _common import median, table
 from _matrix_common import create_room, local_synapse, make_client, register
 from nio import RoomMessageNotice, RoomMessagesResponse
 
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
 
 VICTIMS, OUTAGE_S = 20, 60.0
 QUEUE = {"max_attempts": 3, "retry_base_s": 0.5, "retry_max_s": 3, "late_notice_after_s": 5}

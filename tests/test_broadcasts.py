@@ -28,9 +28,9 @@ from bot.transports.matrix import MatrixTransport
 from config.settings import MatrixSettings, MediaSettings
 from handlers.broadcasts import Broadcasts, next_local_time, split_area
 from handlers.context import Notifier, Services
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.synapse_server import register
-from tests.test_modem_lanes import COORD, peer, rig
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.lanes import COORD, peer, rig
+from tests.harness.synapse_server import register
 
 
 def clear_of_slots(t: float, every_min: int, margin_s: float = 150.0) -> float:

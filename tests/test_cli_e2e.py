@@ -2,266 +2,33 @@
 `sim sms` in, `sim outbox --json` / `incidents --json` / `messages --json` / `teams --json` out,
 `doctor` for health, SIGTERM to stop. Real SQLite, real libGammu dummy modem, the real ollama
 client against an in-process Ollama stand-in thread.
-
-`GatewayProcess` and `write_config` are reused by tests/test_crash_restart.py and bench/."""
+The process and CLI helpers live in tests/harness/process.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.sim import inject_sms, read_outbox
-from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
-
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() else sys.executable
-VICTIM = "+8801712345678"
-READY_MARKERS = ("lifeline is running", "worker model started", "-> up")
-
-TEAMS: list[dict[str, Any]] = [
-    {"id": "boat-1", "kind": "boat", "base": "ghat", "capacity": 8},
-    {"id": "boat-2", "kind": "boat", "base": "office", "capacity": 6},
-    {"id": "med-1", "kind": "medical", "base": "clinic", "capacity": 4},
-]
-
-
-# ---- config ------------------------------------------------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer: scalars, lists of scalars, tables, arrays of tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
-    for key, value in data.items():
-        name = json.dumps(key, ensure_ascii=False)
-        full = f"{prefix}.{name}" if prefix else name
-        if isinstance(value, dict):
-            tables.append((full, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            arrays.append((full, value))
-        else:
-            lines.append(f"{name} = {_toml_value(value)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for full, table in tables:
-        out += f"\n[{full}]\n" + to_toml(table, full)
-    for full, items in arrays:
-        for item in items:
-            out += f"\n[[{full}]]\n" + to_toml(item, full)
-    return out
-
-
-def modems(tmp: Path, count: int = 1, per_minute: int = 120) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": f"sim{i}",
-            "device": str(tmp / f"modem-sim{i}"),
-            "poll_interval_s": 0.1,
-            "send_per_minute": per_minute,
-        }
-        for i in range(1, count + 1)
-    ]
-
-
-def config_data(tmp: Path, model_url: str, **overrides: dict[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "storage": {"path": str(tmp / "lifeline.db")},
-        "model": {"host": model_url, "timeout_s": 5, "connect_timeout_s": 2},
-        "sms": {"modems": modems(tmp)},
-        "matrix": {"enabled": False},
-        "protocols": {"embedder": "none", "index_path": str(tmp / "protocols")},
-        "media": {"dir": str(tmp / "media")},
-        "queue": {"retry_base_s": 0.5, "retry_max_s": 2},
-        "teams": TEAMS,
-    }
-    for section, values in overrides.items():
-        data[section] = {**data.get(section, {}), **values}
-    return data
-
-
-def write_config(tmp: Path, model_url: str, **overrides: dict[str, Any]) -> Path:
-    path = tmp / "lifeline.toml"
-    path.write_text(to_toml(config_data(tmp, model_url, **overrides)), encoding="utf-8")
-    return path
-
-
-# ---- the gateway process -----------------------------------------------------------------------
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFELINE_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["COLUMNS"] = "200"  # rich wraps the banner at 80 otherwise
-    return env
-
-
-class GatewayProcess:
-    """`python -m bot --config CFG run` with its stderr in a file; CLI helpers around it."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.tmp = config.parent
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.log_path = self.tmp / "gateway-0.log"
-
-    @property
-    def settings_data(self) -> dict[str, Any]:
-        import tomllib
-
-        return tomllib.loads(self.config.read_text(encoding="utf-8"))
-
-    @property
-    def devices(self) -> dict[str, Path]:
-        return {m["name"]: Path(m["device"]) for m in self.settings_data["sms"]["modems"]}
-
-    @property
-    def device(self) -> Path:
-        return next(iter(self.devices.values()))
-
-    @property
-    def db_path(self) -> Path:
-        return Path(self.settings_data["storage"]["path"])
-
-    def start(self, *, wait_ready: bool = True, timeout: float = 45.0) -> float:
-        """Start the process; returns seconds until it logged that it is ready."""
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        self.starts += 1
-        self.log_path = self.tmp / f"gateway-{self.starts}.log"
-        started = time.monotonic()
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [PYTHON, "-m", "bot", "--config", str(self.config), "run"],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_env(),
-            )
-        if wait_ready:
-            self.wait_log(*READY_MARKERS, timeout=timeout)
-        return time.monotonic() - started
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def all_logs(self) -> str:
-        return "\n".join(
-            p.read_text(encoding="utf-8", errors="replace")
-            for p in sorted(self.tmp.glob("gateway-*.log"))
-        )
-
-    def wait_log(self, *needles: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.log_text()
-            if all(n in text for n in needles):
-                return text
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"gateway exited with {self.proc.returncode}:\n{text[-3000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{needles} not logged within {timeout}s:\n{text[-3000:]}")
-            time.sleep(0.05)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def terminate(self, timeout: float = 15.0) -> tuple[int, float]:
-        """SIGTERM; returns (exit code, seconds to exit). Kills and fails after ``timeout``."""
-        assert self.proc is not None
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(
-                f"no exit within {timeout}s of SIGTERM:\n{self.log_text()[-3000:]}"
-            ) from None
-        return code, time.monotonic() - started
-
-    def stop_quietly(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    # -- CLI and simulated network -------------------------------------------------------------
-
-    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PYTHON, "-m", "bot", "--config", str(self.config), *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_env(),
-            check=False,
-        )
-
-    def cli_json(self, *args: str) -> Any:
-        done = self.cli(*args, "--json")
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-
-    def sms_in(self, number: str, text: str, modem: int = 0) -> None:
-        """Fast path for tests that inject many messages (same code as `sim sms`)."""
-        inject_sms(list(self.devices.values())[modem], number, text)
-
-    def sent(self) -> list[dict[str, Any]]:
-        return read_outbox(self.devices)
-
-    def sim_inbox_empty(self) -> bool:
-        return not any(any((d / "sms" / "1").glob("[0-9]*")) for d in self.devices.values())
-
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the gateway's database from outside (WAL: readers never block the writer)."""
-        conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
-        try:
-            return list(conn.execute(sql, params).fetchall())
-        finally:
-            conn.close()
-
-
-def wait_until(check: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(every)
-
-
-@pytest.fixture
-def standin() -> Iterator[OllamaStandIn]:
-    with OllamaStandIn() as s:
-        yield s
-
+from tests.harness.ollama_standin import OllamaStandIn, text_reply, tool_reply
+from tests.harness.process import (
+    PYTHON,
+    VICTIM,
+    GatewayProcess,
+    child_env,
+    config_data,
+    dead_url,
+    make_db,
+    to_toml,
+    wait_until,
+    write_config,
+)
 
 # ---- tests -------------------------------------------------------------------------------------
 
@@ -370,27 +137,6 @@ def test_run_sms_to_incident_through_the_cli(tmp_path: Path, standin: OllamaStan
     finally:
         gw.stop_quietly()
     assert ack_seconds < 30.0
-
-
-def make_db(path: Path) -> None:
-    """The database as `lifeline run` leaves it: created, migrated."""
-    import asyncio
-
-    from bot.store.db import Database
-
-    async def go() -> None:
-        db = Database(path)
-        await db.open()
-        await db.close()
-
-    asyncio.run(go())
-
-
-def dead_url() -> str:
-    dead = OllamaStandIn().start()
-    url = dead.url
-    dead.stop()  # nothing listens there now
-    return url
 
 
 def test_doctor_exit_codes(tmp_path: Path, standin: OllamaStandIn) -> None:
@@ -502,7 +248,7 @@ def test_inspecting_commands_refuse_a_missing_database(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
-            env=_env(),
+            env=child_env(),
             check=False,
         )
 

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 
 from bot.sim import write_sent
 from bot.transports.sms import encode_text
-from tests.test_cli_e2e import PYTHON, ROOT, VICTIM, _env, config_data, make_db, to_toml
+from tests.harness.process import PYTHON, ROOT, VICTIM, child_env, config_data, make_db, to_toml
 
 LONG = (
     "Water is rising very fast near the Char Bhadrasan primary school, my mother cannot walk "
@@ -25,7 +25,7 @@ ENDING = "please send a boat now"
 def run_cli(
     config: Path, *args: str, columns: int, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    env = {**_env(), "COLUMNS": str(columns), "LINES": "50"}
+    env = {**child_env(), "COLUMNS": str(columns), "LINES": "50"}
     return subprocess.run(
         [PYTHON, "-m", "bot", "--config", str(config), *args],
         cwd=cwd,

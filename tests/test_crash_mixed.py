@@ -7,24 +7,23 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from nio import AsyncClient, RoomCreateResponse, RoomMessageNotice, RoomSendResponse
 
 from bot.synapse_local import LocalSynapse
-from tests.ollama_standin import OllamaStandIn, Spec, delayed, text_reply
-from tests.synapse_server import make_client, register
-from tests.test_cli_e2e import GatewayProcess, modems, wait_until, write_config
-from tests.test_crash_restart import idle, key_digest, sent_keys
-
-
-@pytest.fixture
-def standin() -> Iterator[OllamaStandIn]:
-    with OllamaStandIn() as s:
-        yield s
+from tests.harness.gateway import modems
+from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply
+from tests.harness.process import (
+    GatewayProcess,
+    idle,
+    key_digest,
+    sent_keys,
+    wait_until,
+    write_config,
+)
+from tests.harness.synapse_server import make_client, register
 
 
 def steady_model(body: dict[str, Any]) -> Spec:

@@ -11,45 +11,21 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
-from tests.test_cli_e2e import GatewayProcess, modems, wait_until, write_config
+from tests.harness.gateway import modems
+from tests.harness.ollama_standin import OllamaStandIn, Spec, delayed, text_reply, tool_reply
+from tests.harness.process import (
+    GatewayProcess,
+    idle,
+    key_digest,
+    sent_keys,
+    wait_until,
+    write_config,
+)
 
 VICTIM = "+8801712345678"
-
-
-@pytest.fixture
-def standin() -> Iterator[OllamaStandIn]:
-    with OllamaStandIn() as s:
-        yield s
-
-
-def sent_keys(gw: GatewayProcess) -> Counter[str]:
-    """Accepted SMS per idempotency-key digest (one file per accepted message)."""
-    return Counter(
-        p.name.split("-", 1)[1]
-        for device in gw.devices.values()
-        for p in (device / "sent").glob("*.smsbackup")
-    )
-
-
-def key_digest(idem_key: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(idem_key.encode()).hexdigest()[:16] + ".smsbackup"
-
-
-def idle(gw: GatewayProcess) -> bool:
-    pending = gw.query(
-        "SELECT (SELECT COUNT(*) FROM inbox WHERE status IN ('queued','processing'))"
-        " + (SELECT COUNT(*) FROM outbox WHERE status IN ('queued','sending'))"
-    )
-    return pending[0][0] == 0 and gw.sim_inbox_empty()
 
 
 def dispatch_call(location: str) -> Spec:

@@ -18,15 +18,9 @@ from bot.models import Lane
 from bot.store import outbox
 from bot.store.db import Database
 from bot.synapse_local import LocalSynapse
-from tests.gateway import make_settings, running_gateway, wait_for
-from tests.ollama_standin import OllamaStandIn, text_reply
-from tests.test_gateway_matrix import (  # noqa: F401 - fixture
-    Room,
-    coordination,
-    joined,
-    matrix_settings,
-    roof_rescue_turn,
-)
+from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.matrix_room import Room, joined, matrix_settings, roof_rescue_turn
+from tests.harness.ollama_standin import OllamaStandIn, text_reply
 
 VICTIM = "+8801712345678"
 FLOODER = "+8801999000111"
@@ -39,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 async def test_alerts_outlive_a_homeserver_outage_in_order_and_say_their_age(
     tmp_path: Path,
     ollama_standin: OllamaStandIn,
-    coordination: Room,  # noqa: F811 - the fixture
+    coordination: Room,
     synapse: LocalSynapse,
 ) -> None:
     """Synapse is stopped for several times max_attempts × backoff: the new-case alert and the
@@ -157,7 +151,7 @@ class _open:
 async def test_dead_reply_to_a_victim_alerts_the_coordinators_once(
     tmp_path: Path,
     ollama_standin: OllamaStandIn,
-    coordination: Room,  # noqa: F811 - the fixture
+    coordination: Room,
 ) -> None:
     room = coordination
     sender = "Rescue"  # an alphanumeric sender id: no SMS can be sent back to it
@@ -229,7 +223,7 @@ STARTUP_PROBE = textwrap.dedent(
 
     builtins.__import__ = spy
     from bot.app import App
-    from tests.gateway import make_settings
+    from tests.harness.gateway import make_settings
     from pathlib import Path
     tmp = Path(sys.argv[1])
     settings = make_settings(

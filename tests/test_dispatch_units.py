@@ -18,7 +18,7 @@ from handlers.context import Notifier, Services
 from handlers.dispatch import DecisionError, needs_approval, set_people
 from handlers.dispatch.teams import assign_team
 from handlers.dispatch.transition import command_ref, decision
-from tests.gateway import make_settings
+from tests.harness.gateway import make_settings
 
 REPORTER = "+8801700000001"
 

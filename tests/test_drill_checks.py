@@ -3,7 +3,6 @@ gateway: the evidence is built by hand, the way a drill records it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,168 +10,17 @@ import pytest
 
 from bot.drill import checks
 from bot.drill.checks import Evidence, Result, Sent
-from bot.drill.journal import Command, FaultSpan, Injected, Journal, Notice, Sample
-from bot.store.snapshot import Snapshot
-
-A, B = "+8801700000001", "+8801700000002"
-COORD, RESP = "@coord1:localhost", "@resp1:localhost"
-ROOF = "Water rising, 5 of us on the roof of the school in Ulipur, send boat"
-WATER = "We are 3 people at the Ulipur shelter, no drinking water"
-T0 = 1_000_000.0
-
-
-def clean() -> Evidence:
-    """A small drill in which every promise was kept."""
-    journal = Journal(
-        scenario="unit",
-        started=T0,
-        ended=T0 + 300,
-        staff=[COORD, RESP],
-        send_per_minute=60,
-        budgets={
-            "ack_slack_s": 30,
-            "alert_within_s": 60,
-            "drain_within_s": 120,
-            "duplicate_window_s": 2.0,
-            "restart_allowance_s": 30,
-        },
-        injected=[
-            Injected(T0 + 1, A, ROOF, "p/0", "report", "en", True, 5, "sim1"),
-            Injected(T0 + 2, B, WATER, "p/1", "report", "en", False, 3, "sim1"),
-            Injected(T0 + 40, A, "status", "p/0", "status", "en", False, None, "sim1"),
-        ],
-        commands=[Command(T0 + 20, COORD, "!approve LF-1000", "LF-1000")],
-        notices=[
-            Notice(T0 + 3, "[CRITICAL] LF-1000 new case\nwhere: ? | people: 5"),
-            Notice(T0 + 10, "[CRITICAL] LF-1000 DISPATCH REQUEST - approve with !approve LF-1000"),
-        ],
-        samples=[Sample(T0 + 5, 2, 3, 1), Sample(T0 + 60, 0, 0, 6)],
-    )
-    inbox = [
-        _in(1, "sms", A, ROOF, T0 + 1.2, needs_model=1),
-        _in(2, "sms", B, WATER, T0 + 2.2, needs_model=1),
-        _in(3, "matrix", COORD, "!approve LF-1000", T0 + 20.5, needs_model=0),
-        _in(4, "sms", A, "status", T0 + 40.2, needs_model=0),
-    ]
-    outbox = [
-        _out(1, "ack:1", A, 0, T0 + 4, inbox_id=1),
-        _out(2, "ack:2", B, 0, T0 + 5, inbox_id=2),
-        _out(3, "reply:1", A, 0, T0 + 8, inbox_id=1),
-        _out(4, "reply:2", B, 1, T0 + 9, inbox_id=2),
-        _out(5, "alert:case:1:critical", "!room", 0, T0 + 3, channel="matrix"),
-    ]
-    db = Snapshot(
-        inbox=inbox,
-        outbox=outbox,
-        incidents=[
-            _case(1, "LF-1000", A, priority=0, people=5),
-            _case(2, "LF-1001", B, priority=2, people=3),
-        ],
-        dispatches=[
-            {
-                "id": 1,
-                "incident_id": 1,
-                "team_id": "boat-1",
-                "kind": "boat",
-                "status": "assigned",
-                "priority": 0,
-                "people_count": 5,
-                "requested_by": A,
-                "decided_by": COORD,
-                "created_at": T0 + 9,
-                "updated_at": T0 + 21,
-            }
-        ],
-        audit=[
-            _audit(1, T0 + 1.2, "gateway", "incident.created", 1),
-            _audit(2, T0 + 9, A, "dispatch.requested", 1, {"dispatch": 1}),
-            _audit(3, T0 + 21, COORD, "dispatch.assigned", 1, {"dispatch": 1, "team": "boat-1"}),
-        ],
-    )
-    sent = [
-        Sent(T0 + 4, A, "Lifeline LF-1000: we got your message", "aaaa"),
-        Sent(T0 + 5, B, "Lifeline LF-1001: we got your message", "bbbb"),
-        Sent(T0 + 8, A, "Boat requested", "cccc"),
-        Sent(T0 + 9, B, "Boil water", "dddd"),
-        Sent(T0 + 41, A, "LF-1000: dispatch assigned", "eeee"),
-    ]
-    return Evidence(journal, db, sent)
-
-
-def _in(
-    rid: int, channel: str, peer: str, text: str, at: float, *, needs_model: int
-) -> dict[str, object]:
-    return {
-        "id": rid,
-        "channel": channel,
-        "peer": peer,
-        "text": text,
-        "status": "done",
-        "error": None,
-        "order_key": f"{channel}:{peer}",
-        "priority": 2,
-        "incident_id": None,
-        "needs_model": needs_model,
-        "received_at": at,
-        "created_at": at,
-        "updated_at": at + 1,
-        "done_at": at + 1,
-    }
-
-
-def _out(
-    rid: int,
-    key: str,
-    peer: str,
-    lane: int,
-    sent_at: float,
-    *,
-    inbox_id: int | None = None,
-    channel: str = "sms",
-) -> dict[str, object]:
-    return {
-        "id": rid,
-        "idem_key": key,
-        "channel": channel,
-        "peer": peer,
-        "text": key,
-        "lane": lane,
-        "status": "sent",
-        "attempts": 1,
-        "error": None,
-        "inbox_id": inbox_id,
-        "incident_id": None,
-        "created_at": sent_at - 1,
-        "updated_at": sent_at,
-        "sent_at": sent_at,
-    }
-
-
-def _case(iid: int, code: str, reporter: str, *, priority: int, people: int) -> dict[str, object]:
-    return {
-        "id": iid,
-        "case_code": code,
-        "priority": priority,
-        "status": "open",
-        "people_count": people,
-        "reporter": reporter,
-        "channel": "sms",
-        "created_at": T0 + 1,
-        "updated_at": T0 + 21,
-    }
-
-
-def _audit(
-    aid: int, at: float, actor: str, action: str, incident: int, detail: object = None
-) -> dict[str, object]:
-    return {
-        "id": aid,
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "incident_id": incident,
-        "detail": json.dumps(detail or {}),
-    }
+from bot.drill.journal import FaultSpan, Injected, Journal, Notice, Sample
+from tests.harness.drill_evidence import (
+    ROOF,
+    T0,
+    A,
+    B,
+    audit_row,
+    clean,
+    inbox_row,
+    outbox_row,
+)
 
 
 def only_failure(ev: Evidence) -> Result:
@@ -249,7 +97,7 @@ def _critical_lowered(ev: Evidence) -> None:
 
 
 def _model_update_by_public(ev: Evidence) -> None:
-    ev.db.audit.append(_audit(9, T0 + 30, B, "incident.updated", 1, {"priority": "low"}))
+    ev.db.audit.append(audit_row(9, T0 + 30, B, "incident.updated", 1, {"priority": "low"}))
 
 
 def _stored_out_of_order(ev: Evidence) -> None:
@@ -257,15 +105,15 @@ def _stored_out_of_order(ev: Evidence) -> None:
 
 
 def _answered_out_of_order(ev: Evidence) -> None:
-    ev.db.inbox.append(_in(5, "sms", B, "second question", T0 + 3, needs_model=1))
+    ev.db.inbox.append(inbox_row(5, "sms", B, "second question", T0 + 3, needs_model=1))
     ev.journal.injected.append(
         Injected(T0 + 2.5, B, "second question", "p/1", "report", "en", False, None, "sim1")
     )
-    ev.db.outbox.append(_out(6, "reply:5", B, 1, T0 + 7, inbox_id=5))  # before reply:2 (T0+9)
+    ev.db.outbox.append(outbox_row(6, "reply:5", B, 1, T0 + 7, inbox_id=5))  # before reply:2 (T0+9)
 
 
 def _model_turns_out_of_order(ev: Evidence) -> None:
-    ev.db.inbox.append({**_in(5, "sms", B, "second question", T0 + 3, needs_model=1)})
+    ev.db.inbox.append({**inbox_row(5, "sms", B, "second question", T0 + 3, needs_model=1)})
     ev.db.inbox[-1]["done_at"] = T0 + 2.5  # finished before inbox 2 (done at T0 + 3.2)
     ev.journal.injected.append(
         Injected(T0 + 2.5, B, "second question", "p/1", "report", "en", False, None, "sim1")

@@ -19,7 +19,7 @@ from bot.drill.model import DrillModel
 from bot.drill.plan import PlannedSms
 from bot.drill.simnet import NetworkStateMachine
 from bot.transports.sms import ModemPool
-from tests.gammu_phone import DummyPhone, Recorder, wait_for
+from tests.harness.gammu_phone import DummyPhone, Recorder, wait_for
 
 NUMBER = "+8801711000123"
 

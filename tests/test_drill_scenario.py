@@ -13,7 +13,7 @@ from bot.drill import scenario as sc
 from bot.headcount import people_count
 from bot.models import Priority
 from bot.triage import triage
-from tests.test_drill_checks import clean
+from tests.harness.drill_evidence import clean
 
 TEMPLATES = sc.drills_dir() / "templates"
 

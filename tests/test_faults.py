@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from bot.sim import inbox_files, inject_sms
-from tests.gateway import Gateway, make_settings, running_gateway, wait_for
-from tests.ollama_standin import (
+from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
+from tests.harness.ollama_standin import (
     OllamaStandIn,
     Spec,
     busy,

@@ -11,13 +11,10 @@ import io
 import json
 import time
 import wave
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from nio import (
     AsyncClient,
     ErrorResponse,
@@ -31,113 +28,13 @@ from nio import (
 from bot import sms_text
 from bot.models import Channel, Priority
 from bot.store import incidents
-from bot.synapse_local import Account, LocalSynapse
-from tests.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
-from tests.media_samples import ogg_opus_voice
-from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
-from tests.synapse_server import make_client, register, sync_once
+from tests.harness.gateway import Gateway, make_settings, running_gateway, tool_call, wait_for
+from tests.harness.matrix_room import Room, ask, joined, matrix_settings, roof_rescue_turn
+from tests.harness.media_samples import ogg_opus_voice
+from tests.harness.ollama_standin import OllamaStandIn, text_reply, tool_reply
+from tests.harness.synapse_server import make_client, register, sync_once
 
 VICTIM = "+8801712345678"
-
-
-@dataclass
-class Room:
-    hs: LocalSynapse
-    bot: Account
-    coordinator: Account
-    responder: Account
-    coord: AsyncClient
-    resp: AsyncClient
-    room_id: str
-
-    async def notices(
-        self, client: AsyncClient | None = None, room_id: str | None = None
-    ) -> list[str]:
-        """Bodies of every notice the bot posted in the room so far (paged from the start)."""
-        client = client or self.coord
-        resp = await client.room_messages(room_id or self.room_id, start="", limit=200)
-        return [e.body for e in reversed(resp.chunk) if isinstance(e, RoomMessageNotice)]
-
-    async def wait_notice(self, needle: str, timeout: float = 20, **kw: Any) -> str:
-        async def check() -> str | None:
-            return next((n for n in await self.notices(**kw) if needle in n), None)
-
-        found: str = await wait_for(check, timeout, every=0.3)
-        return found
-
-    async def say(self, client: AsyncClient, text: str) -> None:
-        resp = await client.room_send(
-            self.room_id, "m.room.message", {"msgtype": "m.text", "body": text}
-        )
-        assert isinstance(resp, RoomSendResponse), resp
-
-
-@pytest_asyncio.fixture
-async def coordination(synapse: LocalSynapse) -> AsyncIterator[Room]:
-    bot, coordinator, responder = (
-        register(synapse, "bot"),
-        register(synapse, "coord"),
-        register(synapse, "resp"),
-    )
-    coord = await make_client(synapse, coordinator)
-    resp = await make_client(synapse, responder)
-    created = await coord.room_create(name="coordination", invite=[bot.user_id, responder.user_id])
-    assert isinstance(created, RoomCreateResponse), created
-    await resp.join(created.room_id)
-    room = Room(synapse, bot, coordinator, responder, coord, resp, created.room_id)
-    try:
-        yield room
-    finally:
-        await coord.close()
-        await resp.close()
-
-
-def roof_rescue_turn() -> tuple[Any, Any]:
-    """The model asks for a boat for 5 people on the school roof, then tells the victim."""
-    return (
-        tool_reply(
-            tool_call(
-                "dispatch_rescue_team",
-                location="Char Bhadrasan school roof",
-                priority="critical",
-                people_count=5,
-                needs="boat",
-            )
-        ),
-        text_reply("Your rescue request is recorded. Stay on the roof."),
-    )
-
-
-def matrix_settings(tmp_path: Path, standin: OllamaStandIn, room: Room, **extra: Any) -> Any:
-    return make_settings(
-        tmp_path,
-        standin.url,
-        matrix={
-            "enabled": True,
-            "homeserver": room.hs.url,
-            "user_id": room.bot.user_id,
-            "password": room.bot.password,
-            "store_path": str(tmp_path / "matrix-store"),
-            "coordination_room": room.room_id,
-            "coordinators": [room.coordinator.user_id],
-            "responders": [room.responder.user_id],
-            "encryption": False,
-            "sync_timeout_s": 2,
-        },
-        broadcasts={"sitrep_every_min": 0},  # sitreps have their own tests
-        **extra,
-    )
-
-
-async def joined(gw: Gateway, room_id: str) -> None:
-    async def check() -> bool:
-        t = gw.runtime.matrix
-        if t is None or t.health.state != "online":
-            return False
-        resp = await t._require_client().joined_rooms()
-        return room_id in getattr(resp, "rooms", [])
-
-    await wait_for(check, 30, every=0.2)
 
 
 async def test_alert_list_refuse_approve_closes_loop_to_sms(
@@ -391,7 +288,7 @@ async def test_photo_with_gps_is_downscaled_stripped_and_located(
 ) -> None:
     from PIL import Image
 
-    from tests.media_samples import jpeg_with_gps
+    from tests.harness.media_samples import jpeg_with_gps
 
     room = coordination
     ollama_standin.push_chat(text_reply("We see the flooded street. Move upstairs."))
@@ -409,7 +306,8 @@ async def test_photo_with_gps_is_downscaled_stripped_and_located(
             stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
             assert len(stored) == 1
             assert b"Exif" not in stored[0].read_bytes()[:4096]
-            assert not Image.open(stored[0]).getexif()
+            with Image.open(stored[0]) as kept:  # closed: an open file is a ResourceWarning
+                assert not kept.getexif()
         user = [r for r in ollama_standin.requests if r.path == "/api/chat"][0].body["messages"][-1]
         assert len(user["images"]) == 1
         sent = Image.open(io.BytesIO(base64.b64decode(user["images"][0])))
@@ -789,22 +687,6 @@ async def test_homeserver_down_at_start_sms_works_and_alerts_wait(
 
 
 # ---- coordinator decisions: edits, replies, mentions, repeated decisions, SMS shaping ---------
-
-
-async def ask(room: Room, text: str, client: AsyncClient | None = None, **content: Any) -> str:
-    """Send a message to the coordination room and return the bot's next notice there."""
-    before = len(await room.notices())
-    resp = await (client or room.coord).room_send(
-        room.room_id, "m.room.message", {"msgtype": "m.text", "body": text, **content}
-    )
-    assert isinstance(resp, RoomSendResponse), resp
-
-    async def check() -> str | None:
-        notices = await room.notices()
-        return notices[before] if len(notices) > before else None
-
-    found: str = await wait_for(check, 20, every=0.3)
-    return found
 
 
 async def event_id_of(room: Room, body: str) -> str:

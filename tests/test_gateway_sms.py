@@ -13,8 +13,8 @@ import pytest
 from bot import sms_text
 from config.settings import PACKAGED_LIBRARY
 from protocols.documents import load_document
-from tests.gateway import make_settings, running_gateway, tool_call, wait_for
-from tests.ollama_standin import (
+from tests.harness.gateway import make_settings, running_gateway, tool_call, wait_for
+from tests.harness.ollama_standin import (
     OllamaStandIn,
     busy,
     delayed,

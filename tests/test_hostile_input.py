@@ -17,9 +17,15 @@ from bot.models import Attachment, Channel, Facts, Inbound
 from bot.sim import build_parts
 from bot.sms_text import segments
 from bot.textclean import clean_text, escape_unsafe, is_unsafe
-from tests.gateway import Gateway, make_settings, running_gateway, wait_for
-from tests.injection_corpus import CORPUS, forbidden_calls, render
-from tests.ollama_standin import OllamaStandIn, Spec, prompt_estimate, text_reply, tool_reply
+from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
+from tests.harness.injection_corpus import CORPUS, forbidden_calls, render
+from tests.harness.ollama_standin import (
+    OllamaStandIn,
+    Spec,
+    prompt_estimate,
+    text_reply,
+    tool_reply,
+)
 
 VICTIM = "+8801712345678"
 PERMITTED_REFUSALS = ("not permitted", "unknown tool", "no case", "invalid arguments")

@@ -30,7 +30,7 @@ from bot.llm import (
 )
 from bot.llm.client import _host_url
 from config.settings import ModelSettings
-from tests.ollama_standin import (
+from tests.harness.ollama_standin import (
     RUNNER_CRASH_MESSAGE,
     OllamaStandIn,
     busy,

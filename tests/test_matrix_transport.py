@@ -1,4 +1,4 @@
-"""MatrixTransport against a real Synapse (tests/synapse_server.py)."""
+"""MatrixTransport against a real Synapse (tests/harness/synapse_server.py)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ from bot.transports.matrix import (
     parse_geo_uri,
 )
 from config.settings import MatrixSettings, MediaSettings
-from tests import synapse_server
-from tests.synapse_server import register, sync_once
+from tests.harness import synapse_server
+from tests.harness.synapse_server import register, sync_once
 
 # fixtures (plain bindings so ruff sees no redefinition when tests name them as parameters)
 synapse = synapse_server.synapse

@@ -26,7 +26,7 @@ from bot.media import (
     sniff_kind,
 )
 from bot.media.image import _gps_coord
-from tests import media_samples as ms
+from tests.harness import media_samples as ms
 
 DHAKA = (23.8103, 90.4125)
 

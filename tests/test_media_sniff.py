@@ -13,7 +13,7 @@ from bot.media import (
     MediaError,
 )
 from bot.media.sniff import expect
-from tests import media_samples as ms
+from tests.harness import media_samples as ms
 
 
 def test_expect_returns_the_sniffed_format() -> None:

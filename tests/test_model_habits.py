@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway import Gateway, make_settings, running_gateway, wait_for
-from tests.ollama_standin import (
+from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
+from tests.harness.matrix_room import Room, joined, matrix_settings
+from tests.harness.ollama_standin import (
     OllamaStandIn,
     Spec,
     delayed,
@@ -20,12 +21,6 @@ from tests.ollama_standin import (
     text_reply,
     text_tool_call,
     wrong_script_reply,
-)
-from tests.test_gateway_matrix import (  # noqa: F401 - the fixture is used by name
-    Room,
-    coordination,
-    joined,
-    matrix_settings,
 )
 
 VICTIM = "+8801712345678"
@@ -196,7 +191,7 @@ async def test_circuit_opens_on_a_killed_host(
 async def test_staff_replies_are_guarded_and_a_given_up_case_alerts_the_room(
     tmp_path: Path,
     ollama_standin: OllamaStandIn,
-    coordination: Room,  # noqa: F811
+    coordination: Room,
 ) -> None:
     room = coordination
     ollama_standin.push_chat(

@@ -11,7 +11,7 @@ import pytest
 
 from bot import sim
 from bot.transports.sms import Modem, ModemError, ModemPool, SendError
-from tests.gammu_phone import DummyPhone, Recorder, wait_for
+from tests.harness.gammu_phone import DummyPhone, Recorder, wait_for
 
 NUMBER = "+8801711000123"
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ollama_standin import (
+from tests.harness.ollama_standin import (
     BUSY_MESSAGE,
     RUNNER_CRASH_MESSAGE,
     OllamaStandIn,
@@ -434,7 +434,7 @@ def test_standalone_script_file_reloaded(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(Path(__file__).with_name("ollama_standin.py")),
+            str(Path(__file__).parent / "harness" / "ollama_standin.py"),
             "--port",
             "0",
             "--script",
@@ -465,14 +465,17 @@ def test_standalone_script_file_reloaded(tmp_path: Path) -> None:
         assert [r["path"] for r in recorded].count("/api/chat") == 5
     finally:
         proc.terminate()
-        assert proc.wait(timeout=5) == 0
+        code = proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()  # an unclosed pipe is a ResourceWarning (an error here)
+        assert code == 0
 
 
 # ------------------------------------------------------------------ bad habits of real models
 
 
 def test_bad_habits_are_ordinary_http_200_replies(ollama_standin: OllamaStandIn) -> None:
-    from tests.ollama_standin import echo_reply, endless_reply, text_tool_call
+    from tests.harness.ollama_standin import echo_reply, endless_reply, text_tool_call
 
     system = [{"role": "system", "content": "You are Lifeline. Rules: be brief."}, *USER]
     ollama_standin.push_chat(

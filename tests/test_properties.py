@@ -28,10 +28,10 @@ from bot.transports.sms import Modem, count_parts
 from config.settings import ConfigError, ModemSettings, Settings, load_settings
 from handlers.context import Services, TurnContext
 from handlers.dispatch import RESPONDER_TOOLS, VICTIM_TOOLS
-from tests.gateway import make_settings, running_gateway
-from tests.netguard import block_outbound
-from tests.ollama_standin import OllamaStandIn, text_reply, tool_reply
-from tests.test_cli_e2e import to_toml
+from tests.harness.gateway import make_settings, running_gateway
+from tests.harness.netguard import block_outbound
+from tests.harness.ollama_standin import OllamaStandIn, text_reply, tool_reply
+from tests.harness.process import to_toml
 
 BOUNDED = settings(
     max_examples=40,

@@ -23,7 +23,7 @@ from handlers.history import public_text
 from handlers.responder import SYSTEM_PROMPT as STAFF_PROMPT
 from handlers.victim import SYSTEM_PROMPT, victim_policy
 from protocols.documents import chunk_text
-from tests.ollama_standin import (
+from tests.harness.ollama_standin import (
     OllamaStandIn,
     Spec,
     echo_reply,

@@ -28,7 +28,7 @@ from bot.transports.sms import (
     dedup_key,
     sendable_text,
 )
-from tests.gammu_phone import DummyPhone, FakeClock, HangingSlot, Recorder, wait_for
+from tests.harness.gammu_phone import DummyPhone, FakeClock, HangingSlot, Recorder, wait_for
 
 BN_TEXT = (
     "আমরা ছাদে আটকে আছি, পানি বাড়ছে। বাড়িতে পাঁচজন, একজন বৃদ্ধ ও দুই শিশু। "

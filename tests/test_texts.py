@@ -14,8 +14,8 @@ from bot.triage import triage
 from handlers.context import Services
 from handlers.dispatch import victim_text
 from handlers.texts import TEXTS, ack_key, finish_note, say
-from tests.gateway import make_settings, running_gateway
-from tests.ollama_standin import OllamaStandIn, text_reply
+from tests.harness.gateway import make_settings, running_gateway
+from tests.harness.ollama_standin import OllamaStandIn, text_reply
 
 VICTIM = "+8801712345678"
 PROMISES = ("Help is being arranged", "সাহায্যের ব্যবস্থা", "मदद की व्यवस्था", "مدد کا انتظام")

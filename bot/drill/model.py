@@ -1,4 +1,4 @@
-"""The model side of a drill: the Ollama stand-in (tests/ollama_standin.py, the same HTTP
+"""The model side of a drill: the Ollama stand-in (tests/harness/ollama_standin.py, the same HTTP
 stand-in the test suite uses) playing a model that understands each victim, with switchable
 faults. A real Ollama is used instead when the scenario or `--model-host` names one; then the
 model faults cannot be applied and the journal says so."""
@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.drill.plan import PlannedSms
 
-STANDIN_PATH = Path(__file__).resolve().parents[2] / "tests" / "ollama_standin.py"
+STANDIN_PATH = Path(__file__).resolve().parents[2] / "tests" / "harness" / "ollama_standin.py"
 _MODULE = "lifeline_drill_ollama_standin"
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from tests.netguard import block_outbound
+    from tests.harness.netguard import block_outbound
 
     with block_outbound() as guard:          # loopback + unix sockets stay allowed
         ...                                  # any other connect/DNS lookup is refused
@@ -14,7 +14,7 @@ Usage::
 
 Guards nest (the innermost decides and records), so a test may open its own guard inside
 the autouse one from conftest. Or as a fixture: ``def test_x(no_network: NetGuard): ...`` after
-``from tests.netguard import no_network  # noqa: F401``.
+``from tests.harness.netguard import no_network  # noqa: F401``.
 
 Patched (process-wide, so worker threads are covered too): ``socket.socket.connect``,
 ``socket.socket.connect_ex``, ``socket.socket.sendto``, ``socket.create_connection`` and

@@ -15,7 +15,7 @@ from bot.app import App, Runtime
 from bot.sim import inject_sms, read_outbox
 from bot.store.db import Database
 from config.settings import Settings
-from tests.ollama_standin import OllamaStandIn
+from tests.harness.ollama_standin import OllamaStandIn
 
 TEAMS = [
     {"id": "boat-1", "kind": "boat", "base": "ghat", "capacity": 8},
@@ -24,26 +24,35 @@ TEAMS = [
 ]
 
 
-def make_settings(tmp: Path, model_url: str, **overrides: Any) -> Settings:
-    data: dict[str, Any] = {
+def modems(tmp: Path, count: int = 1, per_minute: int = 120) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"sim{i}",
+            "device": str(tmp / f"modem-sim{i}"),
+            "poll_interval_s": 0.1,
+            "send_per_minute": per_minute,
+        }
+        for i in range(1, count + 1)
+    ]
+
+
+def base_config(tmp: Path, model_url: str) -> dict[str, Any]:
+    """The test gateway's config: everything under ``tmp``, one dummy modem, no Matrix, no
+    embedder, short retries (shared by the in-process and the subprocess gateway)."""
+    return {
         "storage": {"path": str(tmp / "lifeline.db")},
         "model": {"host": model_url, "timeout_s": 5, "connect_timeout_s": 2},
-        "sms": {
-            "modems": [
-                {
-                    "name": "sim1",
-                    "device": str(tmp / "modem-sim1"),
-                    "poll_interval_s": 0.1,
-                    "send_per_minute": 120,
-                }
-            ]
-        },
+        "sms": {"modems": modems(tmp)},
         "matrix": {"enabled": False},
         "protocols": {"embedder": "none", "index_path": str(tmp / "protocols")},
         "media": {"dir": str(tmp / "media")},
         "queue": {"retry_base_s": 0.5, "retry_max_s": 2},
         "teams": TEAMS,
     }
+
+
+def make_settings(tmp: Path, model_url: str, **overrides: Any) -> Settings:
+    data = base_config(tmp, model_url)
     for section, values in overrides.items():
         if isinstance(values, dict) and isinstance(data.get(section), dict):
             data[section] = {**data[section], **values}

@@ -43,7 +43,7 @@ Rules (``add_rule(match, spec)``; script key ``rules: [{"match", "spec"}]``) ans
 request whose user messages contain ``match`` with ``spec``, before the queue and the default:
 "the model always fails on this one message, and answers the others".
 
-Run standalone: ``python tests/ollama_standin.py --port 0 --script FILE.json`` prints
+Run standalone: ``python tests/harness/ollama_standin.py --port 0 --script FILE.json`` prints
 ``OLLAMA_STANDIN_URL=http://127.0.0.1:PORT`` on stdout. The script file is re-read on every
 request; whenever its content changes its queues replace the current ones. File keys:
 ``default``, ``capabilities``, ``model``, and one list of specs per endpoint name. A subprocess
@@ -1204,6 +1204,11 @@ else:
             yield standin
 
     ollama_standin = ollama_standin_fixture
+
+    @pytest.fixture(name="standin")
+    def standin_fixture(ollama_standin: OllamaStandIn) -> OllamaStandIn:
+        """The same stand-in under the shorter name the subprocess tests use."""
+        return ollama_standin
 
 
 # ---------------------------------------------------------------- standalone

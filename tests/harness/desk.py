@@ -1,0 +1,106 @@
+"""The victim and public flows without the gateway: a real SQLite store, the real intake (route,
+triage, the victim flow's intake hook) and, for model turns, the real LLM client against the
+Ollama stand-in over HTTP. No transports, no workers, no outbox senders: a test drives the flow
+and reads the rows the flow left behind. The clock is a number the test moves."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bot.conversation import Conversation
+from bot.intake import Accepted, Intake
+from bot.llm import LLM
+from bot.models import Channel, Facts, Inbound, Role
+from bot.store import inbox
+from bot.store.db import Database
+from bot.store.inbox import InboxRow
+from bot.tools import ToolRegistry
+from config.settings import Settings
+from handlers.context import Notifier, Services, TurnContext
+from handlers.dispatch import VICTIM_TOOLS
+from handlers.public import PublicCommands
+from handlers.router import RouteTable
+from handlers.victim import VictimFlow
+from tests.harness.gateway import make_settings
+
+VICTIM = "+8801712345678"
+ROOM = "!coordination:localhost"
+T0 = 1_800_000_000.0
+_dedup = itertools.count(1)
+
+
+@dataclass
+class Desk:
+    settings: Settings
+    db: Database
+    victim: VictimFlow
+    public: PublicCommands
+    intake: Intake
+    now: float = T0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def receive(self, text: str, peer: str = VICTIM, **facts: Any) -> Accepted:
+        """One SMS through the real intake (one transaction: inbox row, case, ack, alert)."""
+        msg = Inbound(
+            channel=Channel.SMS,
+            peer=peer,
+            conversation=peer,
+            text=text,
+            dedup_key=f"sms:{peer}:{next(_dedup)}",
+            received_at=self.now,
+            facts=Facts(**{"modem": "sim1", **facts}),
+        )
+        [item] = await self.intake.accept([msg])
+        return item
+
+    async def row(self, item: Accepted) -> InboxRow:
+        row = await inbox.get(self.db, item.inbox_id)
+        assert row is not None
+        return row
+
+    async def outbox(self) -> list[aiosqlite.Row]:
+        return await self.db.fetchall("SELECT * FROM outbox ORDER BY id")
+
+    async def texts_to(self, peer: str) -> list[str]:
+        return [r["text"] for r in await self.outbox() if r["peer"] == peer]
+
+
+@asynccontextmanager
+async def desk(tmp: Path, model_url: str = "http://127.0.0.1:9") -> AsyncIterator[Desk]:
+    """A desk whose model is at ``model_url`` (the default: nothing listens there)."""
+    settings = make_settings(tmp, model_url)
+    db = Database(settings.storage.path)
+    await db.open()
+    clock: list[Desk] = []
+    services = Services(
+        db=db, settings=settings, clock=lambda: clock[0].now, notifier=Notifier(ROOM)
+    )
+    registry: ToolRegistry[TurnContext] = ToolRegistry()
+    for tool in VICTIM_TOOLS:
+        registry.register(tool)
+    try:
+        async with LLM(settings.model) as llm:
+            conversation = Conversation(llm, registry, max_rounds=settings.model.max_tool_rounds)
+            victim = VictimFlow(services, llm, conversation, None)
+            intake = Intake(
+                db,
+                role_of=lambda _channel, _peer: Role.PUBLIC,
+                route=RouteTable(settings.matrix.user_id).decide,
+                hook=victim.on_intake,
+                per_sender_per_hour=settings.queue.per_sender_per_hour,
+                clock=lambda: clock[0].now,
+            )
+            d = Desk(settings, db, victim, PublicCommands(services), intake)
+            clock.append(d)
+            yield d
+    finally:
+        await db.close()
