@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 
 def raise_if_cancelling(cause: BaseException | None = None) -> None:
@@ -18,3 +19,22 @@ def raise_if_cancelling(cause: BaseException | None = None) -> None:
         if cause is not None:
             raise asyncio.CancelledError from cause
         raise asyncio.CancelledError
+
+
+async def finish(cleanup: Awaitable[None]) -> None:
+    """Run ``cleanup`` to its end even if we are cancelled again meanwhile, then re-raise the
+    cancellation. A shutdown cut short leaves aiosqlite connections open, and their worker
+    threads are not daemons: the process would never exit (Ctrl-C twice, a supervisor's
+    second SIGTERM)."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                break
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    task.result()

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot import roles
+from bot.aio import finish
 from bot.banner import print_banner, protocol_index_plan
 from bot.channels import Channels
 from bot.conversation import Conversation
@@ -73,12 +74,15 @@ class App:
             try:
                 await self._run(db, llm, services)
             finally:
-                await llm.aclose()
-                await db.close()
-                if self.runtime is not None and self.runtime.drill is not None:
-                    # The drill homeserver lives and dies with the gateway: no orphan processes.
-                    await asyncio.to_thread(self.runtime.drill.server.stop)
-                log.info("lifeline stopped")
+                await finish(self._close(llm, db))
+
+    async def _close(self, llm: LLM, db: Database) -> None:
+        await llm.aclose()
+        await db.close()
+        if self.runtime is not None and self.runtime.drill is not None:
+            # The drill homeserver lives and dies with the gateway: no orphan processes.
+            await asyncio.to_thread(self.runtime.drill.server.stop)
+        log.info("lifeline stopped")
 
     async def _run(self, db: Database, llm: LLM, services: Services) -> None:
         s = self.settings
