@@ -26,23 +26,24 @@ def test_shape_fits_sms_and_keeps_the_suffix() -> None:
 
 
 def test_a_case_is_answered_to_its_reporter_on_the_channel_it_came_from() -> None:
+    to = "+15550001"  # the reporter, who wrote from this number
     case = Incident(
-        id=1,
-        case="LF-1",
-        priority=Priority.HIGH,
-        status=IncidentStatus.OPEN,
-        location="school",
-        people_count=2,
-        needs="",
-        summary="",
-        reporter="+15550001",
-        channel=Channel.SMS,
-        conversation="+15550001",
-        lang="en",
-        created_at=0.0,
-        updated_at=0.0,
+        1,
+        "LF-1",
+        Priority.HIGH,
+        IncidentStatus.OPEN,
+        "",
+        2,
+        "",
+        "",
+        to,
+        Channel.SMS,
+        to,
+        "en",
+        0,
+        0,
     )
     out = reply_to(case, "Help is on the way", "ack:1", Lane.URGENT, {"modem": "sim2"})
-    assert case.peer == "+15550001"
-    assert (out.channel, out.peer, out.conversation) == (Channel.SMS, "+15550001", "+15550001")
+    assert case.peer == to
+    assert (out.channel, out.peer, out.conversation) == (Channel.SMS, to, to)
     assert (out.idem_key, out.lane, out.meta) == ("ack:1", Lane.URGENT, {"modem": "sim2"})
