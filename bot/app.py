@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -139,34 +140,32 @@ class App:
         async def no_degraded(row: InboxRow, exc: BaseException) -> list[Any]:
             return []
 
-        model_worker = InboxWorker(
+        # The two workers share the queue, the retry policy, the dispatcher and the dead letter.
+        inbox_worker = functools.partial(
+            InboxWorker,
             db,
+            retry=retry,
+            handler=dispatcher,
+            dead=victim.dead,
+            clock=self.clock,
+            on_done=wakers.outboxes,
+        )
+        model_worker = inbox_worker(
             name="model",
             needs_model=True,
             fifo=s.queue.order == "fifo",
             lease_s=s.queue.lease_s,
-            retry=retry,
-            handler=dispatcher,
             degraded=victim.degraded,
-            dead=victim.dead,
             waker=wakers.model,
-            clock=self.clock,
-            on_done=wakers.outboxes,
             max_bad_turns=s.model.max_failed_turns,
         )
-        fast_worker = InboxWorker(
-            db,
+        fast_worker = inbox_worker(
             name="fast",
             needs_model=False,
             fifo=False,
             lease_s=60.0,
-            retry=retry,
-            handler=dispatcher,
             degraded=no_degraded,
-            dead=victim.dead,
             waker=wakers.fast,
-            clock=self.clock,
-            on_done=wakers.outboxes,
         )
 
         self._model_worker = model_worker

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import aiosqlite
 
@@ -28,15 +28,7 @@ class Accepted:
     inbox_id: int
     msg: Inbound  # with its typed facts
     triage: Triage
-    decision: Decision  # as stored on the inbox row
-
-    @property
-    def role(self) -> Role:
-        return self.decision.role
-
-    @property
-    def route(self) -> Route:
-        return self.decision.route
+    decision: Decision  # as stored on the inbox row: its route and the sender's role
 
 
 IntakeHook = Callable[[aiosqlite.Connection, Accepted, float], Awaitable[None]]
@@ -44,34 +36,24 @@ IntakeHook = Callable[[aiosqlite.Connection, Accepted, float], Awaitable[None]]
 RouteFn = Callable[[Inbound, Role, Triage], Decision]
 
 
+@dataclass(eq=False, kw_only=True)
 class Intake:
-    def __init__(
-        self,
-        db: Database,
-        *,
-        role_of: Callable[[Channel, str], Role],
-        route: RouteFn,
-        hook: IntakeHook,
-        per_sender_per_hour: int,
-        clock: Callable[[], float],
-        on_committed: Callable[[list[Accepted]], None] = lambda _: None,
-    ) -> None:
-        self._db = db
-        self._role_of = role_of
-        self._route = route
-        self._hook = hook
-        self._per_hour = per_sender_per_hour
-        self._clock = clock
-        self._on_committed = on_committed
+    db: Database = field(kw_only=False)
+    role_of: Callable[[Channel, str], Role]
+    route: RouteFn
+    hook: IntakeHook
+    per_sender_per_hour: int
+    clock: Callable[[], float]
+    on_committed: Callable[[list[Accepted]], None] = lambda _: None
 
     async def accept(
         self, batch: Sequence[Inbound], cursor: tuple[str, str] | None = None
     ) -> list[Accepted]:
         """Persist a batch (and the cursor) atomically. Raises StorageError on failure: the
         transport must then NOT acknowledge upstream (no DeleteSMS, no token advance)."""
-        now = self._clock()
+        now = self.clock()
         accepted: list[Accepted] = []
-        async with self._db.transaction() as conn:
+        async with self.db.transaction() as conn:
             for msg in batch:
                 item = await self._accept_one(conn, msg, now)
                 if item is not None:
@@ -85,25 +67,25 @@ class Intake:
                 item.msg.channel.value,
                 mask_peer(item.msg.peer),
                 item.triage.priority.label,
-                item.route.value,
+                item.decision.route.value,
                 item.decision.rule,
                 ",".join(item.triage.reasons) or "-",
             )
         if accepted:
-            self._on_committed(accepted)
+            self.on_committed(accepted)
         return accepted
 
     async def _accept_one(
         self, conn: aiosqlite.Connection, msg: Inbound, now: float
     ) -> Accepted | None:
-        role = self._role_of(msg.channel, msg.peer)  # the one place a sender's role is decided
+        role = self.role_of(msg.channel, msg.peer)  # the one place a sender's role is decided
         verdict = triage(msg.text)
         order_key = (
             f"{msg.channel.value}:{msg.peer}"
             if msg.channel is Channel.SMS
             else f"{msg.channel.value}:{msg.conversation}|{msg.peer}"
         )
-        decision = await self._admit(conn, msg, self._route(msg, role, verdict), order_key, now)
+        decision = await self._admit(conn, msg, self.route(msg, role, verdict), order_key, now)
         inbox_id = await inbox.insert(
             conn,
             msg,
@@ -133,7 +115,7 @@ class Intake:
                 verdict.priority.label,
             )
         item = Accepted(inbox_id, msg, verdict, decision)
-        await self._hook(conn, item, now)
+        await self.hook(conn, item, now)
         return item
 
     async def _admit(
@@ -148,7 +130,7 @@ class Intake:
         text still waiting for its turn is merged into it."""
         if decision.route is not Route.FAST and decision.role is Role.PUBLIC:
             recent = await inbox.count_recent_from(conn, msg.channel, msg.peer, now - 3600)
-            if recent >= self._per_hour:
+            if recent >= self.per_sender_per_hour:
                 # kept, attached to the case, not sent to the model
                 return replace(decision, route=Route.THROTTLED, rule="throttled")
         if (

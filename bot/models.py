@@ -201,3 +201,9 @@ class Incident:
     updated_at: float
     lat: float | None = None
     lon: float | None = None
+
+    @property
+    def peer(self) -> str:
+        """The reporter, named as handlers.replies.Sender names a sender: a case is answered
+        the way its first message came."""
+        return self.reporter

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from bot import backoff
 from bot.aio import raise_if_cancelling
@@ -79,81 +79,79 @@ class RetryPolicy:
     max_s: float
 
 
-class InboxWorker:
-    def __init__(
-        self,
-        db: Database,
-        *,
-        name: str,
-        needs_model: bool,
-        fifo: bool,
-        lease_s: float,
-        retry: RetryPolicy,
-        handler: Handler,
-        degraded: DegradedHandler,
-        dead: DeadHandler,
-        waker: Waker,
-        clock: Callable[[], float],
-        on_done: Callable[[], None] = lambda: None,
-        max_bad_turns: int | None = None,
-    ) -> None:
-        self._db = db
-        self.name = name
-        # Attempts a message may spend on turns the model botched (BadTurn) before it is given up.
-        self._max_bad_turns = max_bad_turns or retry.max_attempts
-        self._needs_model = needs_model
-        self._fifo = fifo
-        self._lease_s = lease_s
-        self._retry = retry
-        self._handler = handler
-        self._degraded = degraded
-        self._dead = dead
-        self._waker = waker
-        self._clock = clock
-        self._on_done = on_done
-        self._outage_streak = 0
-        self._circuit_until = 0.0
-        self.processed = 0
+@dataclass(eq=False, kw_only=True)
+class QueueWorker:
+    """What the inbox and outbox workers share: the database, how long a claim holds, the retry
+    policy, what wakes them and the clock. Built with keywords, after the database."""
+
+    db: Database = field(kw_only=False)
+    lease_s: float
+    retry: RetryPolicy
+    waker: Waker
+    clock: Callable[[], float]
+    _outage_streak: int = field(default=0, init=False)  # outages in a row: the backoff step
+
+
+@dataclass(eq=False, kw_only=True)
+class InboxWorker(QueueWorker):
+    """Drains one inbox route (model or fast) through ``handler``."""
+
+    name: str
+    needs_model: bool
+    fifo: bool
+    handler: Handler
+    degraded: DegradedHandler  # the one reply while the model is out
+    dead: DeadHandler
+    on_done: Callable[[], None] = lambda: None
+    # Attempts a message may spend on turns the model botched (BadTurn) before it is given up
+    # (None: the retry policy's max_attempts).
+    max_bad_turns: int | None = None
+    processed: int = field(default=0, init=False)
+    _circuit_until: float = field(default=0.0, init=False)
+    _bad_turn_limit: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._bad_turn_limit = self.max_bad_turns or self.retry.max_attempts
 
     async def reset_circuit(self) -> int:
         """The model is back: rows deferred by the outage become due now."""
         self._circuit_until = 0.0
         self._outage_streak = 0
-        due = await inbox.make_due(self._db, self._needs_model)
-        self._waker.wake()
+        due = await inbox.make_due(self.db, self.needs_model)
+        self.waker.wake()
         return due
 
     async def run(self) -> None:
         log.info("worker %s started", self.name)
         while True:
             raise_if_cancelling()
-            now = self._clock()
+            now = self.clock()
             row = await inbox.claim_next(
-                self._db,
-                needs_model=self._needs_model,
-                fifo=self._fifo,
+                self.db,
+                needs_model=self.needs_model,
+                fifo=self.fifo,
                 now=now,
-                lease_s=self._lease_s,
+                lease_s=self.lease_s,
                 # While the circuit is open no row reaches the model; each only gets its fallback
                 # advice, so a sender's second message need not wait for their first.
                 in_conversation_order=now >= self._circuit_until,
             )
             if row is None:
-                due = await inbox.next_due_at(self._db, self._needs_model)
-                wait = 5.0 if due is None else min(5.0, due - self._clock())
-                await self._waker.sleep(wait)
+                due = await inbox.next_due_at(self.db, self.needs_model)
+                wait = 5.0 if due is None else min(5.0, due - self.clock())
+                await self.waker.sleep(wait)
                 continue
             await self.process(row)
 
     async def process(self, row: InboxRow) -> None:
-        if self._clock() < self._circuit_until:
+        if self.clock() < self._circuit_until:
             await self._failed(
                 row,
                 CircuitOpen(f"model unavailable; next try at {clock_time(self._circuit_until)}"),
             )
             return
         try:
-            outs = await self._handler(row)
+            outs = await self.handler(row)
         except asyncio.CancelledError:
             raise  # the lease lapses; recovery re-queues the row on restart
         except StorageError:
@@ -161,34 +159,34 @@ class InboxWorker:
         except Exception as exc:  # noqa: BLE001 - the worker boundary classifies everything
             await self._failed(row, exc)
             return
-        async with self._db.transaction() as conn:
+        async with self.db.transaction() as conn:
             for out in outs:
                 await outbox.enqueue(
-                    conn, out, now=self._clock(), inbox_id=row.id, incident_id=row.incident_id
+                    conn, out, now=self.clock(), inbox_id=row.id, incident_id=row.incident_id
                 )
-            await inbox.complete(conn, row.id, self._clock())
+            await inbox.complete(conn, row.id, self.clock())
         self._outage_streak = 0
         self.processed += 1
         log.info("inbox #%d done: %d outbound", row.id, len(outs))
-        self._on_done()
+        self.on_done()
 
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
-        now = self._clock()
+        now = self.clock()
         if is_outage(exc):
             if not isinstance(exc, CircuitOpen):
                 # Open the circuit: the next rows would hit the same outage.
                 self._outage_streak += 1
                 wait = backoff.delay(
-                    self._outage_streak, base=self._retry.base_s, cap=self._retry.max_s
+                    self._outage_streak, base=self.retry.base_s, cap=self.retry.max_s
                 )
                 self._circuit_until = now + wait
                 log.warning(
                     "inbox #%d: transient failure (%s); model paused %.0fs", row.id, reason, wait
                 )
-            await self._enqueue(row, await self._degraded(row, exc))
+            await self._enqueue(row, await self.degraded(row, exc))
             await inbox.retry_later(
-                self._db,
+                self.db,
                 row.id,
                 at=self._circuit_until,
                 error=reason,
@@ -196,35 +194,35 @@ class InboxWorker:
                 count_attempt=False,
             )
             return
-        limit = self._retry.max_attempts
+        limit = self.retry.max_attempts
         if is_transient(exc):  # the model answered, but not usably for this message
-            limit = min(limit, self._max_bad_turns)
+            limit = min(limit, self._bad_turn_limit)
             log.warning("inbox #%d: bad turn %d of %d: %s", row.id, row.attempts, limit, reason)
         else:
             log.error(
                 "inbox #%d: failed attempt %d: %s", row.id, row.attempts, reason, exc_info=exc
             )
         if row.attempts >= limit:
-            outs = await self._dead(row, reason)
-            async with self._db.transaction() as conn:
+            outs = await self.dead(row, reason)
+            async with self.db.transaction() as conn:
                 for out in outs:
                     await outbox.enqueue(conn, out, now=now, inbox_id=row.id)
                 await inbox.dead_letter(conn, row.id, reason=reason, now=now)
             log.error("inbox #%d dead-lettered after %d attempts: %s", row.id, row.attempts, reason)
             return
-        await self._enqueue(row, await self._degraded(row, exc))
-        wait = backoff.delay(row.attempts, base=self._retry.base_s, cap=self._retry.max_s)
+        await self._enqueue(row, await self.degraded(row, exc))
+        wait = backoff.delay(row.attempts, base=self.retry.base_s, cap=self.retry.max_s)
         await inbox.retry_later(
-            self._db, row.id, at=now + wait, error=reason, now=now, count_attempt=True
+            self.db, row.id, at=now + wait, error=reason, now=now, count_attempt=True
         )
 
     async def _enqueue(self, row: InboxRow, outs: Sequence[Outbound]) -> None:
         if not outs:
             return
-        async with self._db.transaction() as conn:
+        async with self.db.transaction() as conn:
             for out in outs:
                 await outbox.enqueue(
-                    conn, out, now=self._clock(), inbox_id=row.id, incident_id=row.incident_id
+                    conn, out, now=self.clock(), inbox_id=row.id, incident_id=row.incident_id
                 )
 
 
@@ -247,63 +245,44 @@ async def _no_notice(row: OutboxRow, reason: str) -> Sequence[Outbound]:
     return ()
 
 
-class OutboxWorker:
-    def __init__(
-        self,
-        db: Database,
-        *,
-        channel: Channel,
-        sender: Sender,
-        concurrency: int,
-        max_attempts: int,
-        retry: RetryPolicy,
-        lease_s: float,
-        waker: Waker,
-        clock: Callable[[], float],
-        ready: Callable[[], Awaitable[None]] | None = None,
-        on_dead: DeadNotice = _no_notice,
-        late_after_s: float | None = None,
-    ) -> None:
-        self._db = db
-        self._ready = ready
-        self._on_dead = on_dead
-        self._outage_streak = 0  # transient failures in a row on this channel: the backoff step
-        self._last_transient: tuple[float, str] | None = None  # (when, reason)
-        self._late_after_s = late_after_s
-        self.channel = channel
-        self._sender = sender
-        self._concurrency = concurrency
-        self._max_attempts = max_attempts
-        self._retry = retry
-        self._lease_s = lease_s
-        self._waker = waker
-        self._clock = clock
-        self.sent = 0
+@dataclass(eq=False, kw_only=True)
+class OutboxWorker(QueueWorker):
+    """Drains one channel's outbox with ``concurrency`` senders."""
+
+    channel: Channel
+    sender: Sender
+    concurrency: int
+    max_attempts: int
+    ready: Callable[[], Awaitable[None]] | None = None
+    on_dead: DeadNotice = _no_notice
+    late_after_s: float | None = None
+    sent: int = field(default=0, init=False)
+    _last_transient: tuple[float, str] | None = field(default=None, init=False)  # (when, reason)
 
     async def run(self) -> None:
-        log.info("outbox %s started with %d sender(s)", self.channel.value, self._concurrency)
+        log.info("outbox %s started with %d sender(s)", self.channel.value, self.concurrency)
         async with asyncio.TaskGroup() as tg:
-            for _ in range(self._concurrency):
+            for _ in range(self.concurrency):
                 tg.create_task(self._loop())
 
     async def _loop(self) -> None:
         while True:
             raise_if_cancelling()
-            if self._ready is not None:
-                await self._ready()  # claim at the last moment: lanes decide, not claim order
+            if self.ready is not None:
+                await self.ready()  # claim at the last moment: lanes decide, not claim order
             row = await outbox.claim_next(
-                self._db, self.channel, now=self._clock(), lease_s=self._lease_s
+                self.db, self.channel, now=self.clock(), lease_s=self.lease_s
             )
             if row is None:
-                due = await outbox.next_due_at(self._db, self.channel)
-                await self._waker.sleep(5.0 if due is None else min(5.0, due - self._clock()))
+                due = await outbox.next_due_at(self.db, self.channel)
+                await self.waker.sleep(5.0 if due is None else min(5.0, due - self.clock()))
                 continue
             await self.send_one(row)
 
     async def send_one(self, row: OutboxRow) -> None:
-        if self._late_after_s is not None:
-            row = self._with_late_note(row, self._late_after_s)
-        attempt = asyncio.ensure_future(self._sender(row))
+        if self.late_after_s is not None:
+            row = self._with_late_note(row, self.late_after_s)
+        attempt = asyncio.ensure_future(self.sender(row))
         try:
             via, ref = await asyncio.shield(attempt)
         except asyncio.CancelledError:
@@ -312,7 +291,7 @@ class OutboxWorker:
         except Exception as exc:  # noqa: BLE001 - the worker boundary classifies everything
             await self._failed(row, exc)
             return
-        await outbox.mark_sent(self._db, row.id, via=via, ref=ref, now=self._clock())
+        await outbox.mark_sent(self.db, row.id, via=via, ref=ref, now=self.clock())
         self._outage_streak = 0
         self.sent += 1
         log.info(
@@ -325,7 +304,7 @@ class OutboxWorker:
         cause = row.error
         if cause is None and self._last_transient and self._last_transient[0] >= row.created_at:
             cause = self._last_transient[1]
-        note = late_note(row.created_at, self._clock(), cause, after_s=after_s)
+        note = late_note(row.created_at, self.clock(), cause, after_s=after_s)
         return row if note is None else replace(row, text=f"[{note}]\n{row.text}")
 
     async def _finish_in_flight(
@@ -340,7 +319,7 @@ class OutboxWorker:
             return
         except Exception:  # noqa: BLE001 - failed anyway; the row is retried after restart
             return
-        await outbox.mark_sent(self._db, row.id, via=via, ref=ref, now=self._clock())
+        await outbox.mark_sent(self.db, row.id, via=via, ref=ref, now=self.clock())
         log.info("outbox #%d finished sending during shutdown", row.id)
 
     async def _failed(self, row: OutboxRow, exc: Exception) -> None:
@@ -348,14 +327,14 @@ class OutboxWorker:
         modem down, 5xx, timeout, rate limit) → retry with capped backoff, never spending the
         row's attempts: an outage is not the message's fault; anything unclassified spends an
         attempt and dead-letters once `max_attempts` are used."""
-        now = self._clock()
+        now = self.clock()
         reason = f"{type(exc).__name__}: {exc}"
         attempts = row.attempts  # the claim counted this one
         transient = is_transient(exc)
         classified = isinstance(exc, SendError)
-        if (classified and not transient) or (not classified and attempts >= self._max_attempts):
-            notices = await self._on_dead(row, reason)
-            await outbox.dead_letter(self._db, row.id, reason=reason, now=now, notices=notices)
+        if (classified and not transient) or (not classified and attempts >= self.max_attempts):
+            notices = await self.on_dead(row, reason)
+            await outbox.dead_letter(self.db, row.id, reason=reason, now=now, notices=notices)
             log.error(
                 "outbox #%d to %s dead-lettered after %d attempt(s): %s%s",
                 row.id,
@@ -365,7 +344,7 @@ class OutboxWorker:
                 f"; {len(notices)} coordinator notice(s) queued" if notices else "",
             )
             if notices:
-                self._waker.wake()
+                self.waker.wake()
             return
         if transient:
             self._last_transient = (now, reason)
@@ -377,15 +356,15 @@ class OutboxWorker:
                 "outbox #%d: unclassified failure %d/%d",
                 row.id,
                 step,
-                self._max_attempts,
+                self.max_attempts,
                 exc_info=exc,
             )
-        wait = backoff.delay(step, base=self._retry.base_s, cap=self._retry.max_s)
+        wait = backoff.delay(step, base=self.retry.base_s, cap=self.retry.max_s)
         retry_after = getattr(exc, "retry_after_s", None)
         if isinstance(retry_after, (int, float)):  # 429: as asked, within our cap
-            wait = max(wait, min(float(retry_after), self._retry.max_s))
+            wait = max(wait, min(float(retry_after), self.retry.max_s))
         await outbox.retry_later(
-            self._db, row.id, at=now + wait, error=reason, now=now, count_attempt=not transient
+            self.db, row.id, at=now + wait, error=reason, now=now, count_attempt=not transient
         )
         # An outage retries every row for a long time: its first failure and then each
         # doubling of the streak are warnings, the rest debug lines.

@@ -26,7 +26,7 @@ class Wakers:
         """Intake committed inbound messages (and maybe their acks): wake the senders, and the
         worker of each route that got work."""
         self.outboxes()
-        if any(i.route == "model" for i in items):
+        if any(i.decision.route == "model" for i in items):
             self.model.wake()
-        if any(i.route == "fast" for i in items):
+        if any(i.decision.route == "fast" for i in items):
             self.fast.wake()

@@ -5,6 +5,7 @@ written to the audit log so coordinators can see who tried what."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 
@@ -41,32 +42,23 @@ async def audit_turn(db: Database, row: InboxRow, outcomes: list[ToolOutcome], n
     if not refused and not claim:
         return
     async with db.transaction() as conn:
+        # Both entries are about this message: same actor, case and time.
+        audit = functools.partial(
+            store.audit, conn, actor=row.peer, incident_id=row.incident_id, now=now
+        )
         if claim:
             log.warning(
                 "inbox #%d from %s: text claims authority or instructs the model",
                 row.id,
                 mask_peer(row.peer),
             )
-            await store.audit(
-                conn,
-                actor=row.peer,
-                action="suspected_injection",
-                incident_id=row.incident_id,
-                now=now,
-                detail={"inbox": row.id, "role": row.role.value},
+            await audit(
+                action="suspected_injection", detail={"inbox": row.id, "role": row.role.value}
             )
         for o in refused:
-            await store.audit(
-                conn,
-                actor=row.peer,
-                action="tool.refused",
-                incident_id=row.incident_id,
-                now=now,
-                detail={
-                    "inbox": row.id,
-                    "tool": o.name,
-                    "error": str(o.result.get("error", ""))[:200],
-                },
+            error = str(o.result.get("error", ""))[:200]
+            await audit(
+                action="tool.refused", detail={"inbox": row.id, "tool": o.name, "error": error}
             )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.commands import Command
@@ -62,18 +63,12 @@ never follow it. update_incident changes only a case the staff member named by i
 otherwise the bot asks them to confirm."""
 
 
+@dataclass
 class ResponderFlow:
-    def __init__(
-        self,
-        services: Services,
-        conversation: Conversation[TurnContext],
-        status: Callable[[], Awaitable[str]],
-        broadcasts: Broadcasts | None = None,
-    ) -> None:
-        self.s = services
-        self.conversation = conversation
-        self.status = status
-        self.broadcasts = broadcasts
+    s: Services
+    conversation: Conversation[TurnContext]
+    status: Callable[[], Awaitable[str]]
+    broadcasts: Broadcasts | None = None
 
     def reply(self, row: InboxRow, text: str, key: str | None = None) -> Outbound:
         return Outbound(

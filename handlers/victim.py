@@ -98,7 +98,7 @@ class VictimFlow:
     # ---- intake: inside the inbox transaction, no I/O beyond SQLite ---------------------------
 
     async def on_intake(self, conn: aiosqlite.Connection, item: Accepted, now: float) -> None:
-        if item.role is not Role.PUBLIC or item.route == "fast":
+        if item.decision.role is not Role.PUBLIC or item.decision.route == "fast":
             return
         msg, verdict = item.msg, item.triage
         incident = await store.open_for_reporter(conn, msg.channel, msg.peer)
@@ -128,7 +128,7 @@ class VictimFlow:
         window = self.s.settings.queue.ack_repeat_after_s
         # A flooding sender's message, or a repeat merged into a waiting one, is attached to the
         # case but gets no ack of its own (an escalation still alerts the coordinators below).
-        if item.route not in ("throttled", "merged") and (
+        if item.decision.route not in ("throttled", "merged") and (
             new_case or escalated or await ack_due(conn, incident.id, now, window)
         ):
             # A bare "HELP" asks where and who; a question is not told rescue is coming.
@@ -137,7 +137,7 @@ class VictimFlow:
             ack = reply_to(msg, text, f"ack:{item.inbox_id}", Lane.URGENT, _modem(msg.facts))
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
-        if msg.facts.partial and item.route not in ("throttled", "merged"):
+        if msg.facts.partial and item.decision.route not in ("throttled", "merged"):
             # Parts of a long SMS never came (the phone died?): what arrived is handled, and the
             # sender learns that something may be missing.
             text = self._shape(msg.channel, say("partial_sms", verdict.lang, case=fresh.case))

@@ -149,11 +149,11 @@ async def test_role_is_decided_once_per_message(db: Database) -> None:
         [matrix("!teams", "$1", is_direct=True), sms("we are trapped", "s1")]
     )
     assert roles.calls == Counter({COORD: 1, "+8801711000000": 1})
-    assert [a.role for a in accepted] == [Role.COORDINATOR, Role.PUBLIC]
+    assert [a.decision.role for a in accepted] == [Role.COORDINATOR, Role.PUBLIC]
     dispatcher, seen = recording_dispatcher(RouteTable(BOT))
     for a in accepted:
         row = await inbox.get(db, a.inbox_id)
-        assert row is not None and row.role is a.role and row.decision == a.decision
+        assert row is not None and row.role is a.decision.role and row.decision == a.decision
         await dispatcher(row)
     assert roles.calls == Counter({COORD: 1, "+8801711000000": 1})  # not asked again
     assert [d.role for _, d in seen] == [Role.COORDINATOR, Role.PUBLIC]
@@ -162,12 +162,12 @@ async def test_role_is_decided_once_per_message(db: Database) -> None:
 async def test_admission_throttles_and_merges_after_the_table(db: Database) -> None:
     intake = make_intake(db, Roles(), per_hour=2)
     first, repeat = await intake.accept([sms("water rising", "a"), sms("water rising", "b")])
-    assert (first.route, repeat.route) == (Route.MODEL, Route.MERGED)
+    assert (first.decision.route, repeat.decision.route) == (Route.MODEL, Route.MERGED)
     assert repeat.decision.rule == "merged" and repeat.decision.handler is Handler.VICTIM
     (flood,) = await intake.accept([sms("please come", "c")])
-    assert (flood.route, flood.decision.rule) == (Route.THROTTLED, "throttled")
+    assert (flood.decision.route, flood.decision.rule) == (Route.THROTTLED, "throttled")
     (stop,) = await intake.accept([sms("STOP", "d")])
-    assert stop.route is Route.FAST  # a keyword is never throttled
+    assert stop.decision.route is Route.FAST  # a keyword is never throttled
     rows = [await inbox.get(db, a.inbox_id) for a in (first, repeat, flood, stop)]
     assert [(r.status, r.needs_model) for r in rows if r is not None] == [
         ("queued", True),

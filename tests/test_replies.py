@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import sms_text
-from bot.models import Channel, Inbound, Lane
+from bot.models import Channel, Inbound, Incident, IncidentStatus, Lane, Priority
 from handlers.replies import reply_to, shape
 
 
@@ -23,3 +23,27 @@ def test_shape_fits_sms_and_keeps_the_suffix() -> None:
     assert sms.endswith(" [LF-1234]") and sms_text.segments(sms) <= 2
     assert "“" not in sms  # GSM-folded
     assert shape(Channel.MATRIX, "**Go** to the school", 1, " [LF-1]") == "Go to the school [LF-1]"
+
+
+def test_a_case_is_answered_to_its_reporter_on_the_channel_it_came_from() -> None:
+    to = "+15550001"  # the reporter, who wrote from this number
+    case = Incident(
+        1,
+        "LF-1",
+        Priority.HIGH,
+        IncidentStatus.OPEN,
+        "",
+        2,
+        "",
+        "",
+        to,
+        Channel.SMS,
+        to,
+        "en",
+        0,
+        0,
+    )
+    out = reply_to(case, "Help is on the way", "ack:1", Lane.URGENT, {"modem": "sim2"})
+    assert case.peer == to
+    assert (out.channel, out.peer, out.conversation) == (Channel.SMS, to, to)
+    assert (out.idem_key, out.lane, out.meta) == ("ack:1", Lane.URGENT, {"modem": "sim2"})

@@ -13,6 +13,7 @@ from bot.models import Channel, Incident, Lane
 from bot.store import inbox, outbox
 from handlers.context import Services
 from handlers.public_text import inline, quoted
+from handlers.replies import reply_to
 from handlers.texts import finish_note, say
 
 
@@ -70,6 +71,6 @@ async def tell_victim(
         modem = await inbox.last_modem(conn, Channel.SMS, incident.reporter)
         if modem:
             meta["modem"] = modem
-    out = services.notifier.to_victim(incident, text, key, lane, meta=meta)
+    out = reply_to(incident, text, key, lane, meta=meta)
     await outbox.enqueue(conn, out, now=now, incident_id=incident.id)
     return shortened
