@@ -23,7 +23,6 @@ from bot.transports.sms.codec import (
     count_parts,
     dedup_key,
     encode_text,
-    mask_number,
     sendable_text,
 )
 from bot.transports.sms.errors import (
@@ -56,6 +55,5 @@ __all__ = [
     "count_parts",
     "dedup_key",
     "encode_text",
-    "mask_number",
     "sendable_text",
 ]

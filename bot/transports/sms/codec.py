@@ -27,11 +27,6 @@ def valid_number(number: str) -> bool:
     return _NUMBER_RE.fullmatch(number) is not None
 
 
-def mask_number(number: str) -> str:
-    """Phone numbers in logs keep only their last 3 digits."""
-    return "***" + number[-3:] if len(number) > 3 else "***"
-
-
 def sendable_text(text: str) -> str:
     """Control characters (except CR/LF) become spaces before encoding.
 

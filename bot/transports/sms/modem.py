@@ -36,7 +36,7 @@ from bot import redact
 from bot.aio import raise_if_cancelling
 from bot.models import Inbound
 from bot.transports.sms import thread as calls
-from bot.transports.sms.codec import MAX_PARTS, SmsPart, encode_text, mask_number, valid_number
+from bot.transports.sms.codec import MAX_PARTS, SmsPart, encode_text, valid_number
 from bot.transports.sms.errors import (
     PERMANENT_SEND_ERRORS,
     UNSUPPORTED,
@@ -207,7 +207,7 @@ class Modem:
         """Send ``text`` (all parts) to ``to``; returns ``"<modem>:<ref>[,<ref>…]"``."""
         number = to.strip()
         if not valid_number(number):
-            raise PermanentSendError(f"invalid number {mask_number(number)!r}")
+            raise PermanentSendError(f"invalid number {redact.mask_peer(number)!r}")
         if not text:
             raise PermanentSendError("empty text")
         if self._c.closed:
@@ -258,13 +258,13 @@ class Modem:
         log.info(
             "modem %s: sent SMS to %s (%d part%s, %s)",
             self.name,
-            mask_number(number),
+            redact.mask_peer(number),
             len(parts),
             "" if len(parts) == 1 else "s",
             coding,
         )
         log.debug(
-            "modem %s: sent body to %s: %s", self.name, mask_number(number), redact.body(text)
+            "modem %s: sent body to %s: %s", self.name, redact.mask_peer(number), redact.body(text)
         )
         return f"{self.name}:{','.join(refs)}"
 
@@ -283,7 +283,7 @@ class Modem:
         batch: list[Inbound] = []
         for decision in plan.decisions:
             g, verdict = decision.group, decision.verdict
-            who = mask_number(str(g.first.get("Number", "")))
+            who = redact.mask_peer(str(g.first.get("Number", "")))
             if verdict is Verdict.NOT_A_MESSAGE:
                 log.info(
                     "modem %s: %s from %s (ref %s) is not a message; deleting it",
@@ -321,7 +321,7 @@ class Modem:
         parts = int(msg.meta["parts"])
         seen = {"partial": msg.facts.partial, "binary": msg.facts.binary, "empty": msg.facts.empty}
         flags = "".join(f", {f}" for f, on in seen.items() if on)
-        who = mask_number(msg.peer)
+        who = redact.mask_peer(msg.peer)
         log.info(
             "modem %s: SMS from %s (%d part%s, %s%s)",
             self.name,

@@ -26,7 +26,8 @@ import gammu
 from aiolimiter import AsyncLimiter
 
 from bot.aio import raise_if_cancelling
-from bot.transports.sms.codec import count_parts, mask_number
+from bot.redact import mask_peer
+from bot.transports.sms.codec import count_parts
 from bot.transports.sms.errors import PermanentSendError, TransientSendError
 from bot.transports.sms.health import ModemHealth
 from bot.transports.sms.modem import Modem, OnAccepted
@@ -133,7 +134,7 @@ class ModemPool:
                 failures.append(f"{modem.name}: {exc.reason}")
                 log.warning(
                     "send to %s failed on modem %s (%s); trying another modem",
-                    mask_number(to),
+                    mask_peer(to),
                     modem.name,
                     exc.reason,
                 )
@@ -142,12 +143,12 @@ class ModemPool:
                 self._queued[modem.name] -= parts
             if failures:
                 log.warning(
-                    "send to %s succeeded on modem %s after failover", mask_number(to), modem.name
+                    "send to %s succeeded on modem %s after failover", mask_peer(to), modem.name
                 )
             return modem.name, ref
         states = ", ".join(f"{m.name}={m.health.state}" for m in self._modems)
         reason = "; ".join(failures) if failures else "no modem is up"
-        log.error("send to %s failed on every modem (%s): %s", mask_number(to), states, reason)
+        log.error("send to %s failed on every modem (%s): %s", mask_peer(to), states, reason)
         raise TransientSendError(f"all modems failed ({states}): {reason}")
 
     async def run(self) -> None:
