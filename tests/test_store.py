@@ -4,6 +4,7 @@ incidents/teams/dispatches, model turns, the message log and a sender's exchange
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -303,3 +304,31 @@ async def test_message_log_and_a_senders_exchange(db: Database) -> None:
     assert current is not None
     turns = await messages.exchange(db, current, limit=5)
     assert turns == [("user", "water rising"), ("assistant", "go to the roof")]
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.001, 0.005, 0.02])
+async def test_a_cancelled_open_leaves_no_connection_thread_behind(
+    tmp_path: Path, delay_s: float
+) -> None:
+    """aiosqlite's connection threads are not daemons: one lost to a cancellation during open
+    (a shutdown at start-up, a second Ctrl-C) would keep the process alive for ever."""
+    import threading
+
+    def workers() -> int:
+        return sum("_connection_worker_thread" in t.name for t in threading.enumerate())
+
+    before = workers()
+    db = Database(tmp_path / f"x{delay_s}.db")
+    task = asyncio.create_task(db.open())
+    await asyncio.sleep(delay_s)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    await db.close()
+    for _ in range(100):
+        if workers() == before:
+            break
+        await asyncio.sleep(0.02)
+    assert workers() == before

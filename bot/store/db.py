@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from bot.aio import finish
 from bot.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -56,24 +57,20 @@ class Database:
             if not self.path.is_file():
                 raise DatabaseMissing(self.path)
             target = f"{self.path.absolute().as_uri()}?mode=rw"  # never creates the file
+        # WAL: readers never block the writer. synchronous=FULL: a power cut (floods!)
+        # cannot lose a commit that an upstream ack or DeleteSMS relied on.
+        pragmas = (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+            "wal_autocheckpoint=1000",
+        )
         try:
-            conn = await aiosqlite.connect(
-                target, isolation_level=None, uri=not isinstance(target, Path)
-            )
-            conn.row_factory = aiosqlite.Row
-            # WAL: readers never block the writer. synchronous=FULL: a power cut (floods!)
-            # cannot lose a commit that an upstream ack or DeleteSMS relied on.
-            for pragma in (
-                "journal_mode=WAL",
-                "synchronous=FULL",
-                "foreign_keys=ON",
-                "busy_timeout=5000",
-                "wal_autocheckpoint=1000",
-            ):
-                await conn.execute(f"PRAGMA {pragma}")
+            self._conn = await _connect(target, pragmas, uri=not isinstance(target, Path))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
-        self._conn = conn
+        self._conn.row_factory = aiosqlite.Row
         await self._migrate()
 
     async def close(self) -> None:
@@ -168,10 +165,8 @@ class Database:
         try:
             async with self._side_lock:
                 if self._side is None:
-                    side = await aiosqlite.connect(self.path, isolation_level=None)
-                    for pragma in ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
-                        await side.execute(f"PRAGMA {pragma}")
-                    self._side = side
+                    pragmas = ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000")
+                    self._side = await _connect(self.path, pragmas)
                 await self._side.execute(sql, tuple(params))
         except sqlite3.Error as exc:
             raise StorageError(f"write failed ({self.path}): {exc}") from exc
@@ -188,3 +183,29 @@ class Database:
         """A single statement in its own transaction."""
         async with self.transaction() as conn:
             await conn.execute(sql, tuple(params))
+
+
+async def _connect(
+    target: str | Path, pragmas: Iterable[str], *, uri: bool = False
+) -> aiosqlite.Connection:
+    """An aiosqlite connection with its PRAGMAs, never half-made.
+
+    aiosqlite runs each connection on its own thread, which is not a daemon: a connection lost
+    to a cancellation while it opens (a shutdown, a second Ctrl-C) would keep the process alive
+    for ever. So the opening runs to its end (``finish``); if we were cancelled meanwhile, the
+    new connection is closed before the cancellation goes on, and on an error it is closed too."""
+    made: list[aiosqlite.Connection] = []
+
+    async def open_it() -> None:
+        conn = await aiosqlite.connect(target, isolation_level=None, uri=uri)
+        made.append(conn)
+        for pragma in pragmas:
+            await conn.execute(f"PRAGMA {pragma}")
+
+    try:
+        await finish(open_it())
+    except BaseException:
+        for conn in made:
+            await finish(conn.close())
+        raise
+    return made[0]
