@@ -78,11 +78,16 @@ class App:
                 await finish(self._close(llm, db))
 
     async def _close(self, llm: LLM, db: Database) -> None:
-        await llm.aclose()
-        await db.close()
-        if self.runtime is not None and self.runtime.drill is not None:
-            # The drill homeserver lives and dies with the gateway: no orphan processes.
-            await asyncio.to_thread(self.runtime.drill.server.stop)
+        # Each step runs even if the one before failed: an open database keeps the process alive.
+        try:
+            await llm.aclose()
+        finally:
+            try:
+                await db.close()
+            finally:
+                if self.runtime is not None and self.runtime.drill is not None:
+                    # The drill homeserver lives and dies with the gateway: no orphan processes.
+                    await asyncio.to_thread(self.runtime.drill.server.stop)
         log.info("lifeline stopped")
 
     async def _run(self, db: Database, llm: LLM, services: Services) -> None:

@@ -44,7 +44,7 @@ def test_committed_wakes_the_senders_and_each_route_with_work(
     routes: list[str], model: bool, fast: bool
 ) -> None:
     w = Wakers()
-    w.committed([SimpleNamespace(route=r) for r in routes])  # type: ignore[list-item]
+    w.committed([SimpleNamespace(decision=SimpleNamespace(route=r)) for r in routes])  # type: ignore[list-item]
     assert _awake(w.sms) and _awake(w.matrix)
     assert (_awake(w.model), _awake(w.fast)) == (model, fast)
 

@@ -43,6 +43,7 @@ class Database:
         self._lock = asyncio.Lock()
         self._side: aiosqlite.Connection | None = None  # short writes that must not queue
         self._side_lock = asyncio.Lock()
+        self._closed = False  # after close(): no late write may open a new connection
 
     async def open(self, *, create: bool = True) -> None:
         """Open (creating it and its directory if needed) and migrate.
@@ -68,23 +69,28 @@ class Database:
         )
         try:
             self._conn = await _connect(target, pragmas, uri=not isinstance(target, Path))
+            self._closed = False
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from exc
         self._conn.row_factory = aiosqlite.Row
         await self._migrate()
 
     async def close(self) -> None:
-        if self._side is not None:
-            with contextlib.suppress(sqlite3.Error):
-                await self._side.close()
-            self._side = None
-        if self._conn is not None:
-            try:
-                await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error:
-                log.warning("WAL checkpoint at close failed", exc_info=True)
-            await self._conn.close()
-            self._conn = None
+        self._closed = True
+        side, self._side = self._side, None
+        conn, self._conn = self._conn, None
+        try:
+            if side is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    await side.close()
+        finally:
+            if conn is not None:
+                try:
+                    await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except Exception:  # a checkpoint is an optimisation: close anyway
+                    log.warning("WAL checkpoint at close failed", exc_info=True)
+                finally:
+                    await conn.close()
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -164,6 +170,10 @@ class Database:
             return
         try:
             async with self._side_lock:
+                if self._closed:
+                    # A send that finished after shutdown began: a new connection now would
+                    # never be closed (and its non-daemon thread would keep the process alive).
+                    raise StorageError(f"write after close ({self.path})")
                 if self._side is None:
                     pragmas = ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000")
                     self._side = await _connect(self.path, pragmas)
