@@ -21,7 +21,8 @@ import _common  # noqa: F401  (sys.path)
 from _common import median, pct, table, three_modems
 
 from bot import reply_guard
-from handlers.victim import SYSTEM_PROMPT, victim_policy
+from handlers.prompts import VICTIM_SYSTEM
+from handlers.victim import victim_policy
 from tests.harness.gateway import make_settings, running_gateway, wait_for
 from tests.harness.ollama_standin import (
     OllamaStandIn,
@@ -46,7 +47,7 @@ PROTOCOLS = (
 SAMPLES = {
     "good en": "Help is coming. 1. Stay on the roof. 2. Wave a cloth to be seen. [P1]",
     "good bn": "আমরা আসছি। ১. ছাদে থাকুন। ২. কাপড় নাড়ুন। [P1]",
-    "prompt echo": SYSTEM_PROMPT[:600],
+    "prompt echo": VICTIM_SYSTEM[:600],
     "tool call as text": gemma_tool_call_text("dispatch_rescue_team", {"location": "roof"}),
     "wrong script": "আমরা আসছি। Lütfen bekleyin, yardım geliyor ve güvende kalın.",
     "ramble": "Stay safe and wait. " * 80,

@@ -1,5 +1,6 @@
-"""One model turn: prompt = system + protocols + incident context + history + message; then the
-model↔tool loop with a round cap. Knows nothing about what to say — handlers supply prompts.
+"""One model turn: prompt = static system text + history + per-message context + message (in
+that order for Ollama's prompt cache); then the model↔tool loop with a round cap. Knows nothing
+about what to say — handlers supply prompts.
 
 Every reply passes the reply guard (bot.reply_guard) before it leaves this module. A refused
 reply gets one corrective re-prompt as a *user* turn; a second refusal raises ``ReplyRejected``
@@ -20,7 +21,7 @@ from bot.llm import (
     ChatResult,
     EmptyTurn,
     ToolCall,
-    system_message,
+    prompt_messages,
     tool_result_message,
     user_message,
 )
@@ -73,11 +74,15 @@ class Conversation(Generic[C]):
         ctx: C,
         policy: ReplyPolicy,
         num_predict: int | None = None,
+        context: str | None = None,
     ) -> TurnResult:
-        """Raises ModelError (transient or not) when the model cannot produce a usable turn;
+        """``system`` is the static text (the same for every turn of this role); ``context`` the
+        per-message facts, placed after the history (bot.llm.messages.prompt_messages).
+
+        Raises ModelError (transient or not) when the model cannot produce a usable turn;
         ``BadTurn`` (``ReplyRejected``/``EmptyTurn``) when the server answered but not usably."""
         started = self._clock()
-        messages: list[dict[str, Any]] = [system_message(system), *history, user]
+        messages = prompt_messages(system, history, user, context)
         tools = self._registry.schemas(role) or None
         turn = TurnResult(content="")
         tool_rounds = 0

@@ -110,7 +110,8 @@ async def test_bengali_sms_gets_ucs2_reply(tmp_path: Path, ollama_standin: Ollam
     assert "বার্তা পেয়েছি" in sent[0]["text"]  # ack in Bengali
     assert bn_reply in sent[1]["text"] and "?" not in sent[1]["text"].replace("?", "", 0)
     body = chat_requests(ollama_standin)[0].body
-    assert "Bengali" in body["messages"][0]["content"]
+    static, note = body["messages"][0]["content"], body["messages"][-2]["content"]
+    assert "Bengali" in note and "Bengali" not in static  # the hint is per message
 
 
 async def test_invalid_and_unknown_tool_calls_go_back_to_the_model(

@@ -20,8 +20,9 @@ from bot.reply_guard import ReplyPolicy
 from bot.tools import ToolRegistry
 from config.settings import ModelSettings
 from handlers.history import public_text
-from handlers.responder import SYSTEM_PROMPT as STAFF_PROMPT
-from handlers.victim import SYSTEM_PROMPT, victim_policy
+from handlers.prompts import STAFF_SYSTEM as STAFF_PROMPT
+from handlers.prompts import VICTIM_CONTEXT, VICTIM_SYSTEM
+from handlers.victim import victim_policy
 from protocols.documents import chunk_text
 from tests.harness.ollama_standin import (
     OllamaStandIn,
@@ -49,16 +50,21 @@ def policy(lang: str = "en", *known: str) -> ReplyPolicy:
 
 
 def filled_prompt() -> str:
-    return SYSTEM_PROMPT.format(
-        lang_name="Bengali",
-        case="LF-1234",
-        priority="critical",
-        status="new",
-        location="Char Bhadrasan",
-        people=4,
-        needs="boat",
-        dispatches="none",
-        protocols=PROTOCOLS,
+    """What the model reads before the message: the static rules, then the per-message note."""
+    return (
+        VICTIM_SYSTEM
+        + "\n\n"
+        + VICTIM_CONTEXT.format(
+            lang_name="Bengali",
+            case="LF-1234",
+            priority="critical",
+            status="new",
+            location="Char Bhadrasan",
+            people=4,
+            needs="boat",
+            dispatches="none",
+            protocols=PROTOCOLS,
+        )
     )
 
 

@@ -91,8 +91,10 @@ async def test_the_model_turn_answers_on_the_case_and_may_dispatch(
         assert reply.text.startswith("A boat is requested.") and "[P1]" not in reply.text
         assert case in reply.text  # tagged with the case code
         assert sms_text.segments(reply.text) <= d.settings.sms.segment_budget
-        system = ollama_standin.chat_requests[0]["messages"][0]["content"]
-        assert f"CASE {case}: priority critical" in system
+        messages = ollama_standin.chat_requests[0]["messages"]
+        static, note = messages[0]["content"], messages[-2]  # rules first, the case at the end
+        assert note["role"] == "system" and f"CASE {case}: priority critical" in note["content"]
+        assert case not in static  # per-message facts stay out of the cached prefix
         user = ollama_standin.chat_requests[0]["messages"][-1]["content"]
         assert ROOF in user and "untrusted" in user  # the sender's words are data, fenced
         dispatches = await d.db.fetchall("SELECT status FROM dispatches")

@@ -3,7 +3,12 @@ form Ollama takes (messages.py) and what a turn or a probe returns (types.py).""
 
 from bot.llm.client import LLM
 from bot.llm.errors import BadTurn, EmptyTurn, ModelError, ModelRejected, ModelUnavailable
-from bot.llm.messages import system_message, tool_result_message, user_message
+from bot.llm.messages import (
+    prompt_messages,
+    system_message,
+    tool_result_message,
+    user_message,
+)
 from bot.llm.types import (
     REQUIRED_CAPABILITIES,
     TEXT_CAPABILITIES,
@@ -24,6 +29,7 @@ __all__ = [
     "ModelRejected",
     "ModelUnavailable",
     "ToolCall",
+    "prompt_messages",
     "system_message",
     "tool_result_message",
     "user_message",

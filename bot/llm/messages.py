@@ -35,6 +35,21 @@ def user_message(text: str, images_b64: Sequence[str] = ()) -> dict[str, Any]:
     return msg
 
 
+def prompt_messages(
+    system: str,
+    history: Sequence[dict[str, Any]],
+    user: dict[str, Any],
+    context: str | None = None,
+) -> list[dict[str, Any]]:
+    """A turn's messages in the order Ollama's prompt cache rewards: the static ``system`` text
+    first (the template renders the tool declarations right after it), then the history, then
+    the per-message ``context`` as a second system message, then the message itself. The
+    runner re-evaluates only what follows the prefix shared with the slot's previous prompt,
+    so nothing that changes per message may go into ``system``."""
+    extra = [system_message(context)] if context else []
+    return [system_message(system), *history, *extra, user]
+
+
 def tool_result_message(name: str, content: str) -> dict[str, Any]:
     """A tool result; place it right after the assistant message holding the call."""
     return {"role": "tool", "tool_name": name, "content": content}
