@@ -49,10 +49,15 @@ class Tool(Generic[A, C]):
 
 
 def flat_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """Gemma 4 parses flat schemas best: type/enum/description/default only, no titles or refs."""
+    """Gemma 4 parses flat schemas best: type/enum/description/default only, no titles or refs.
+
+    An optional field (``X | None``: ``anyOf`` with a null branch) is described by its other
+    branch, so the model still sees its type and allowed values."""
     raw = model.model_json_schema()
     props: dict[str, Any] = {}
-    for name, spec in raw.get("properties", {}).items():
+    for name, full in raw.get("properties", {}).items():
+        branches = [b for b in full.get("anyOf", ()) if b.get("type") != "null"]
+        spec = {**branches[0], **full} if len(branches) == 1 else full
         prop: dict[str, Any] = {}
         for key in ("type", "enum", "description"):
             if key in spec:
@@ -67,7 +72,7 @@ def flat_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def repair_arguments(args: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
     """Fix what small models get wrong: enum case, numbers as text ('5 people'), nulls."""
-    schema = model.model_json_schema().get("properties", {})
+    schema = flat_schema(model)["properties"]
     fixed: dict[str, Any] = {}
     for key, value in args.items():
         spec = schema.get(key, {})
