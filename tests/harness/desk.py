@@ -63,31 +63,27 @@ class Desk:
     ) -> Accepted:
         """One SMS (or MMS, with ``attachments``) through the real intake (one transaction:
         inbox row, case, ack, alert)."""
-        msg = Inbound(
-            channel=Channel.SMS,
-            peer=peer,
-            conversation=peer,
-            text=text,
-            dedup_key=f"sms:{peer}:{next(_dedup)}",
-            received_at=self.now,
-            attachments=attachments,
-            facts=Facts(**{"modem": "sim1", **facts}),
-        )
-        [item] = await self.intake.accept([msg])
-        return item
+        key = f"sms:{peer}:{next(_dedup)}"
+        sms = Facts(**{"modem": "sim1", **facts})
+        return await self._accept(Channel.SMS, peer, peer, text, key, sms, attachments)
 
     async def receive_staff(self, text: str, peer: str, role: Role = Role.RESPONDER) -> Accepted:
         """A staff member's message in the coordination room, through the same intake."""
         self.staff[peer] = role
-        msg = Inbound(
-            channel=Channel.MATRIX,
-            peer=peer,
-            conversation=ROOM,
-            text=text,
-            dedup_key=f"mx:{next(_dedup)}",
-            received_at=self.now,
-            facts=Facts(is_direct=False, addressed=True, msgtype="m.text"),
-        )
+        room = Facts(is_direct=False, addressed=True, msgtype="m.text")
+        return await self._accept(Channel.MATRIX, peer, ROOM, text, f"mx:{next(_dedup)}", room)
+
+    async def _accept(
+        self,
+        channel: Channel,
+        peer: str,
+        conversation: str,
+        text: str,
+        key: str,
+        facts: Facts,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> Accepted:
+        msg = Inbound(channel, peer, conversation, text, key, self.now, attachments, facts=facts)
         [item] = await self.intake.accept([msg])
         return item
 
