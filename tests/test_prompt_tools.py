@@ -11,7 +11,7 @@ from bot.models import Role
 from bot.tools import ToolRegistry, flat_schema, repair_arguments
 from handlers.context import TurnContext
 from handlers.dispatch import RESPONDER_TOOLS, VICTIM_TOOLS
-from handlers.dispatch.tools import DispatchArgs, UpdateArgs
+from handlers.dispatch.tool_args import DispatchArgs, UpdateArgs
 
 PRIORITIES = ["critical", "high", "medium", "low"]
 
