@@ -182,12 +182,15 @@ def main() -> None:
         tmp = Path(name)
         stream_file = tmp / "stream.json"
         stream_file.write_text(json.dumps(turns, ensure_ascii=False), encoding="utf-8")
-        results = {
-            f"before ({args.base})": measure(
-                capture(base_tree(args.base, tmp), stream_file, tmp, "base"), turns
-            ),
-            "after (this tree)": measure(capture(ROOT, stream_file, tmp, "this"), turns),
-        }
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            base = base_tree(args.base, tmp)
+        except (OSError, subprocess.CalledProcessError) as exc:  # no git, or no such ref
+            print(f"before: git {args.base} not available ({exc}); this tree only")
+        else:
+            bodies = capture(base, stream_file, tmp, "base")
+            results[f"before ({args.base})"] = measure(bodies, turns)
+        results["after (this tree)"] = measure(capture(ROOT, stream_file, tmp, "this"), turns)
     langs = sorted({t["lang"] for t in turns if t["role"] == "public"})
     staff = sum(t["role"] != "public" for t in turns)
     print(
