@@ -35,6 +35,9 @@ VICTIM_COLUMNS = [
     "approved_s",
     "arrived_s",
     "resolved_s",
+    "channel",  # sms | matrix
+    "media",  # voice | photo (Matrix victims)
+    "waited_s",  # a Matrix victim's client retrying while the homeserver was down
 ]
 PRIORITY = {0: "critical", 1: "high", 2: "medium", 3: "low"}
 FAULT_COLOURS = {
@@ -84,7 +87,7 @@ def victims(ev: Evidence) -> list[dict[str, Any]]:
                 "first_at_s": round(inj.t - t0, 2),
                 "case": case,
                 "priority": PRIORITY.get(inc["priority"], "") if inc else "",
-                "ack_s": _first([s.t for s in ev.sent if s.to == number], inj.t),
+                "ack_s": _first(ev.answers_to(inj), inj.t),
                 "alert_s": _first(
                     [n.t for n in ev.journal.notices if case and case in n.body], inj.t
                 ),
@@ -95,6 +98,9 @@ def victims(ev: Evidence) -> list[dict[str, Any]]:
                 "approved_s": _first(at("dispatch.assigned"), inj.t),
                 "arrived_s": _first(at("dispatch.arrived"), inj.t),
                 "resolved_s": _first(at("incident.resolved"), inj.t),
+                "channel": inj.channel,
+                "media": inj.media,
+                "waited_s": round(inj.waited_s, 2),
             }
         )
     return rows
