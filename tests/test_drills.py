@@ -39,6 +39,14 @@ async def test_surge_with_a_homeserver_outage(tmp_path: Path) -> None:
     data = await run_drill("surge-homeserver-outage", tmp_path)
     kinds = [f["kind"] for f in data["faults"]]  # type: ignore[index]
     assert kinds == ["homeserver_down", "modem_unplugged"]
+    # Matrix victims DMed the bot, some while the homeserver was down (their client retried),
+    # with voice notes and photos that reached the model; each saw the bot's answer in its DM.
+    dm = [v for v in data["victims"] if v["channel"] == "matrix"]  # type: ignore[union-attr, index]
+    assert len(dm) == 10 and all(v["ack_s"] is not None for v in dm)
+    assert any(v["waited_s"] > 1 for v in dm), "no Matrix victim met the homeserver outage"
+    assert data["media_in"] == {"voice": 5, "photo": 2}
+    checked = {p["promise"]: p["checked"] for p in data["promises"]}  # type: ignore[union-attr]
+    assert checked["media_to_model"] == 7 and checked["photo_located"] == 2
 
 
 async def test_model_outage_with_a_flooder_and_a_hostile_sender(tmp_path: Path) -> None:
