@@ -28,7 +28,10 @@ async def run_drill(name: str, out: Path) -> dict[str, object]:
         if not r.ok
     }
     assert not broken, f"{name}: promises broken {broken}; debrief in {out}; {said}"
-    assert all(r.checked for r in results if r.promise != "duplicates"), results
+    idle = {"duplicates"}  # nothing sent twice is the usual case
+    if not any(i.media for i in ev.journal.injected):
+        idle |= {"media_to_model", "photo_located"}  # an SMS-only drill has no media
+    assert all(r.checked for r in results if r.promise not in idle), results
     assert len(ev.journal.injected) >= 20 and ev.journal.notices, said
     assert all(f.end is not None for f in ev.journal.faults), ev.journal.faults
     assert (out / "timeline.png").exists() and (out / "victims.csv").exists()

@@ -61,7 +61,9 @@ class _Victim:
     seen: set[str] = field(default_factory=set)
 
 
-async def _until_ok(what: str, who: str, attempt: Callable[[], Awaitable[Any]], ok: type) -> Any:
+async def _until_ok(
+    what: str, who: str, attempt: Callable[[], Awaitable[Any]], ok: type[Any]
+) -> Any:
     """Try again every second until the homeserver answers with ``ok`` (as a person's client
     keeps an unsent message), logging now and then."""
     for n in itertools.count(1):
@@ -86,11 +88,11 @@ class MatrixVictims:
         accounts: dict[str, Account],
         bot_id: str,
         journal: JournalWriter,
-        started: Callable[[float], float],
+        wall_of: Callable[[float], float],
     ) -> None:
         self.bot_id = bot_id
         self.journal = journal
-        self.wall_of = started  # scenario seconds → the wall time it was planned for
+        self.wall_of = wall_of  # scenario seconds → the wall time a message was planned for
         self.victims = {uid: _Victim(a, client(hs, a)) for uid, a in accounts.items()}
         self.tasks: set[asyncio.Task[None]] = set()
 
