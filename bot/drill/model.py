@@ -57,7 +57,7 @@ def victim_text(body: dict[str, Any]) -> str | None:
 def images_of(body: dict[str, Any]) -> list[bytes]:
     """The images (photos or WAV audio clips) of the last user message of a chat request."""
     messages = body.get("messages") or []
-    user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     out: list[bytes] = []
     for item in user.get("images") or []:
         try:

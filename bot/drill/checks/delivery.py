@@ -89,10 +89,10 @@ def ack_budgets(ev: Evidence) -> dict[str, float]:
     # outage (and the restart after it) during the wait. Its clock starts when the homeserver
     # accepted the message (while it was down, the victim's client kept retrying).
     matrix_out = kills + ev.journal.faults_of("homeserver_down")
-    for inj in firsts.values():
-        if inj.channel == "matrix":
-            extra = held_extra(inj.t, slack, matrix_out, ev.journal.ended, restart)
-            budgets[inj.number] = slack + extra
+    for first in firsts.values():
+        if first.channel == "matrix":
+            extra = held_extra(first.t, slack, matrix_out, ev.journal.ended, restart)
+            budgets[first.number] = slack + extra
     queue = 0.0
     last_t: float | None = None
     # Staff decisions tell the victim by SMS too: one unit each.
