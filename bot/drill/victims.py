@@ -75,8 +75,9 @@ async def _until_ok(
             resp = resp[0]
         if isinstance(resp, ok):
             return resp
-        if n % 30 == 0:
-            log.warning("%s: %s still failing after %d tries: %r", who, what, n, resp)
+        if n % 60 == 0:  # a homeserver outage: each waiting victim says so once a minute
+            why = type(resp).__name__ if isinstance(resp, Exception) else resp
+            log.warning("%s: %s still failing after %d tries: %s", who, what, n, why)
         await asyncio.sleep(RETRY_S)
     raise AssertionError("unreachable")
 
