@@ -23,6 +23,12 @@ from tests.harness.drill_evidence import (
 )
 
 
+def alert_lf1000_at(ev: Evidence, t: float) -> None:
+    """LF-1000's only alert comes at ``t`` (the other cases' alerts stay)."""
+    keep = [n for n in ev.journal.notices if "LF-1000" not in n.body]
+    ev.journal.notices[:] = [*keep, Notice(t, "[CRITICAL] LF-1000 new case")]
+
+
 def only_failure(ev: Evidence) -> Result:
     """The one check that failed (every other promise must still hold)."""
     failed = [r for r in checks.run_all(ev) if not r.ok]
@@ -65,7 +71,7 @@ def _no_alert(ev: Evidence) -> None:
 
 
 def _late_alert(ev: Evidence) -> None:
-    ev.journal.notices[:] = [Notice(T0 + 200, "[CRITICAL] LF-1000 new case")]
+    alert_lf1000_at(ev, T0 + 200)
 
 
 def _dead_transient(ev: Evidence) -> None:
@@ -176,9 +182,9 @@ def test_a_planted_violation_is_caught_with_its_evidence(plant: Plant, promise: 
 def test_an_alert_is_timed_from_when_the_homeserver_came_back() -> None:
     ev = clean()
     ev.journal.faults.append(FaultSpan("homeserver_down", T0, T0 + 150))
-    ev.journal.notices[:] = [Notice(T0 + 170, "[CRITICAL] LF-1000 new case")]
+    alert_lf1000_at(ev, T0 + 170)
     assert checks.critical_alerted(ev).ok
-    ev.journal.notices[:] = [Notice(T0 + 150 + 61, "[CRITICAL] LF-1000 new case")]
+    alert_lf1000_at(ev, T0 + 150 + 61)
     assert not checks.critical_alerted(ev).ok
 
 
@@ -239,7 +245,7 @@ def test_an_unplugged_modem_extends_the_ack_and_alert_budgets_of_its_own_senders
     ev = clean()
     ev.sent[0] = Sent(T0 + 100, A, "ack after the modem came back", "aaaa")
     ev.sent[2] = Sent(T0 + 101, A, "Boat requested", "cccc")
-    ev.journal.notices[:] = [Notice(T0 + 120, "[CRITICAL] LF-1000 new case")]
+    alert_lf1000_at(ev, T0 + 120)
     assert not checks.acked_in_time(ev).ok
     assert not checks.critical_alerted(ev).ok
     other = FaultSpan("modem_unplugged", T0 + 0.5, T0 + 70, target="sim2")

@@ -127,7 +127,7 @@ def test_the_report_renders_and_re_renders_from_its_json(tmp_path: Path) -> None
     report.write(tmp_path, data)
     assert (tmp_path / "timeline.png").stat().st_size > 5000
     csv_rows = (tmp_path / "victims.csv").read_text(encoding="utf-8").splitlines()
-    assert csv_rows[0].startswith("victim,number,lang") and len(csv_rows) == 3
+    assert csv_rows[0].startswith("victim,number,lang") and len(csv_rows) == 5
     (tmp_path / "timeline.png").unlink()
     again = report.load(tmp_path)
     report.render_files(tmp_path, again)
@@ -136,6 +136,9 @@ def test_the_report_renders_and_re_renders_from_its_json(tmp_path: Path) -> None
     assert (
         victim_a["ack_s"] == 3.0 and victim_a["approved_s"] == 20.0 and victim_a["alert_s"] == 2.0
     )
+    # a Matrix victim's ack is the bot's message its own client saw in the DM
+    photo = next(v for v in again["victims"] if v["media"] == "photo")
+    assert photo["channel"] == "matrix" and photo["ack_s"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,15 @@ class Injected:
     life_threat: bool = False
     people: int | None = None  # the head count the text states
     modem: str = ""
+    # Matrix victims (``number`` is their user id): the event id of the message the homeserver
+    # accepted, and how long their client had to keep retrying it (homeserver down). ``t`` is
+    # when it was accepted: the ack budget counts from there.
+    channel: str = "sms"
+    event_id: str = ""
+    waited_s: float = 0.0
+    media: str = ""  # "voice" | "photo"
+    lat: float | None = None  # a photo's EXIF GPS
+    lon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,26 @@ class Notice:
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """A message of the bot a Matrix victim's own client saw in its DM (server receive time)."""
+
+    t: float
+    peer: str  # the victim's user id
+    body: str
+    event_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMedia:
+    """The stand-in model received a victim's voice note or photo (images in the request)."""
+
+    t: float
+    peer: str
+    kind: str  # "voice" | "photo"
+    parts: int  # images (audio clips or photos) in the request
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     t: float
     inbox_pending: int
@@ -76,6 +105,9 @@ class Journal:
     faults: list[FaultSpan] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    model_media: list[ModelMedia] = field(default_factory=list)
+    model_observed: bool = False  # the stand-in played the model (media it got is recorded)
     gateway_starts: list[float] = field(default_factory=list)
 
     def faults_of(self, kind: str) -> list[FaultSpan]:
@@ -87,9 +119,19 @@ _KINDS: dict[str, type[Any]] = {
     "command": Command,
     "notice": Notice,
     "sample": Sample,
+    "reply": Reply,
+    "model_media": ModelMedia,
 }
 # Where each kind of event is kept on the Journal.
-_LISTS = {"inject": "injected", "command": "commands", "notice": "notices", "sample": "samples"}
+_LISTS = {
+    "inject": "injected",
+    "command": "commands",
+    "notice": "notices",
+    "sample": "samples",
+    "reply": "replies",
+    "model_media": "model_media",
+}
+Event = Injected | Command | Notice | Sample | Reply | ModelMedia
 
 
 class JournalWriter:
@@ -116,10 +158,11 @@ class JournalWriter:
                 "staff": j.staff,
                 "send_per_minute": j.send_per_minute,
                 "budgets": j.budgets,
+                "model_observed": j.model_observed,
             },
         )
 
-    def _record(self, kind: str, ev: Injected | Command | Notice | Sample) -> None:
+    def _record(self, kind: str, ev: Event) -> None:
         getattr(self.journal, _LISTS[kind]).append(ev)
         self._write(kind, asdict(ev))
 
@@ -134,6 +177,12 @@ class JournalWriter:
 
     def sample(self, ev: Sample) -> None:
         self._record("sample", ev)
+
+    def reply(self, ev: Reply) -> None:
+        self._record("reply", ev)
+
+    def model_media(self, ev: ModelMedia) -> None:
+        self._record("model_media", ev)
 
     def fault(self, span: FaultSpan) -> None:
         """Record a fault when it ends (or, with end None, when it starts)."""

@@ -5,15 +5,20 @@ model faults cannot be applied and the journal says so."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import importlib.util
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bot.drill.plan import PlannedSms
+from bot.drill import media
+from bot.drill.journal import ModelMedia
+from bot.drill.plan import TONE_STEP_HZ, PlannedSms
 
 STANDIN_PATH = Path(__file__).resolve().parents[2] / "tests" / "harness" / "ollama_standin.py"
 _MODULE = "lifeline_drill_ollama_standin"
@@ -49,6 +54,19 @@ def victim_text(body: dict[str, Any]) -> str | None:
     return user[start + 4 : end] if 0 <= start < end else None
 
 
+def images_of(body: dict[str, Any]) -> list[bytes]:
+    """The images (photos or WAV audio clips) of the last user message of a chat request."""
+    messages = body.get("messages") or []
+    user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    out: list[bytes] = []
+    for item in user.get("images") or []:
+        try:
+            out.append(base64.b64decode(str(item), validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    return out
+
+
 def _share(number: str, salt: str) -> float:
     """A stable number in [0, 1) per sender: the same victim gets the same model habit."""
     digest = hashlib.sha256(f"{salt}:{number}".encode()).digest()
@@ -63,8 +81,12 @@ class DrillModel:
     ) -> None:
         self.mod = load_standin()
         self.by_text: dict[str, PlannedSms] = {}
+        self.by_tone: dict[float, PlannedSms] = {}
         for p in planned:
             self.by_text.setdefault(p.text, p)
+            if p.media == "voice":
+                self.by_tone.setdefault(p.tone_hz, p)
+        self.media_seen: list[ModelMedia] = []  # read by the runner (under the lock)
         self.omit = omit_people_count
         self.delay = reply_delay_s
         self.fault: str | None = None  # "down" | "slow" | "garbage" | "drop_tools"
@@ -97,12 +119,38 @@ class DrillModel:
         delay = slow_s if fault == "slow" else self.delay
         return dict(self.mod.delayed(delay, spec)) if delay else spec
 
+    def take_media(self) -> list[ModelMedia]:
+        with self._lock:
+            seen, self.media_seen = self.media_seen, []
+        return seen
+
+    def _heard(self, body: dict[str, Any], text: str) -> PlannedSms | None:
+        """Who sent the voice note or photo in this request (the model "hears" a voice note's
+        tone, reads a photo's caption); the media is recorded as received."""
+        images = images_of(body)
+        if not images:
+            return None
+        clips = [c for c in images if c[:4] == b"RIFF"]
+        victim = self.by_text.get(text) if text else None
+        kind = "photo"
+        if clips:
+            kind = "voice"
+            tone = media.tone_of(clips[0])
+            near = min(self.by_tone, key=lambda f: abs(f - tone), default=None) if tone else None
+            if near is not None and tone is not None and abs(near - tone) < TONE_STEP_HZ / 2:
+                victim = self.by_tone[near]
+        if victim is not None:
+            with self._lock:
+                self.media_seen.append(ModelMedia(time.time(), victim.number, kind, len(images)))
+        return victim
+
     def _answer(self, body: dict[str, Any], *, drop_tools: bool = False) -> dict[str, Any]:
         text = victim_text(body)
         if text is None:
             return dict(self.mod.text_reply("Noted."))
-        victim = self.by_text.get(text)
         called = any(m.get("role") == "tool" for m in body.get("messages") or [])
+        heard = None if called else self._heard(body, text)
+        victim = heard or self.by_text.get(text)
         if victim is not None and victim.kind == "hostile" and not called:
             # A model that obeys the planted orders: the gateway must refuse the call.
             return dict(

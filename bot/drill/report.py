@@ -35,6 +35,9 @@ VICTIM_COLUMNS = [
     "approved_s",
     "arrived_s",
     "resolved_s",
+    "channel",  # sms | matrix
+    "media",  # voice | photo (Matrix victims)
+    "waited_s",  # a Matrix victim's client retrying while the homeserver was down
 ]
 PRIORITY = {0: "critical", 1: "high", 2: "medium", 3: "low"}
 FAULT_COLOURS = {
@@ -84,7 +87,7 @@ def victims(ev: Evidence) -> list[dict[str, Any]]:
                 "first_at_s": round(inj.t - t0, 2),
                 "case": case,
                 "priority": PRIORITY.get(inc["priority"], "") if inc else "",
-                "ack_s": _first([s.t for s in ev.sent if s.to == number], inj.t),
+                "ack_s": _first(ev.answers_to(inj), inj.t),
                 "alert_s": _first(
                     [n.t for n in ev.journal.notices if case and case in n.body], inj.t
                 ),
@@ -95,6 +98,9 @@ def victims(ev: Evidence) -> list[dict[str, Any]]:
                 "approved_s": _first(at("dispatch.assigned"), inj.t),
                 "arrived_s": _first(at("dispatch.arrived"), inj.t),
                 "resolved_s": _first(at("incident.resolved"), inj.t),
+                "channel": inj.channel,
+                "media": inj.media,
+                "waited_s": round(inj.waited_s, 2),
             }
         )
     return rows
@@ -144,6 +150,8 @@ def build(ev: Evidence, results: list[Result]) -> dict[str, Any]:
             if s.t >= t0
         ],
         "injected_s": [round(i.t - t0, 2) for i in j.injected],
+        "matrix_in": sum(1 for i in j.injected if i.channel == "matrix"),
+        "media_in": {k: sum(1 for i in j.injected if i.media == k) for k in ("voice", "photo")},
     }
 
 
@@ -195,8 +203,16 @@ def summary(data: dict[str, Any], console: Console) -> None:
     approved = [v["approved_s"] for v in data["victims"] if v["approved_s"] is not None]
     minutes = max((data["ended"] - data["started"]) / 60, 1e-9)
     console.rule(f"[bold]Drill debrief: {escape(data['scenario'])}")
+    on_matrix = data.get("matrix_in", 0)
+    media = data.get("media_in", {})
+    matrix = (
+        f" + {on_matrix} Matrix DMs ({media.get('voice', 0)} voice notes, "
+        f"{media.get('photo', 0)} photos)"
+        if on_matrix
+        else ""
+    )
     console.print(
-        f"{len(data['victims'])} senders, {len(data['injected_s'])} SMS in "
+        f"{len(data['victims'])} senders, {len(data['injected_s']) - on_matrix} SMS{matrix} in "
         f"{minutes:.1f} min ({len(data['victims']) / minutes:.1f} senders/min); "
         f"faults: {', '.join(f['kind'] for f in data['faults']) or 'none'}"
     )
@@ -248,7 +264,7 @@ def timeline_png(data: dict[str, Any], path: Path) -> None:
         bins=max(int(end / width), 1),
         color="tab:blue",
         alpha=0.35,
-        label=f"SMS in (per {width:.0f} s)",
+        label=f"messages in (per {width:.0f} s)",
     )
     load_ax.plot(
         [s["t_s"] for s in samples],

@@ -25,6 +25,7 @@ from bot.drill.journal import FaultSpan, Injected, Journal, JournalWriter, Sampl
 from bot.drill.model import DrillModel
 from bot.drill.scenario import MODEM_FAULTS, Fault, Scenario
 from bot.drill.staff import Accounts, Observer, Staff, create_room, register_accounts
+from bot.drill.victims import MatrixVictims, register_victims
 from bot.store import snapshot
 from bot.synapse_local import LocalSynapse, SynapseError, free_port
 
@@ -78,6 +79,7 @@ class DrillRun:
         self.model: DrillModel | None = None
         self.gateway: GatewayProcess | None = None
         self.staff: Staff | None = None
+        self.victims: MatrixVictims | None = None
         self._gateway_lock = asyncio.Lock()
         self._stamps: dict[str, int] = {}
 
@@ -144,12 +146,14 @@ class DrillRun:
         try:
             say = self.opts.say
             say(
-                f"drill {self.sc.name!r}: {len(self.planned)} SMS over "
+                f"drill {self.sc.name!r}: {len(self.planned)} messages over "
                 f"{self.sc.wall(self.sc.duration_s):.0f} s (speed {self.sc.speed:g}); in {self.out}"
             )
             self.hs = await self._start_homeserver()
             accounts = await asyncio.to_thread(register_accounts, self.hs, self.sc.staff)
             self.journal.staff = accounts.staff_ids()
+            on_matrix = sorted({p.number for p in self.planned if p.channel == "matrix"})
+            victim_accounts = await asyncio.to_thread(register_victims, self.hs, on_matrix)
             room_id = await create_room(self.hs, accounts, f"Lifeline drill: {self.sc.name}")
             (self.out / "accounts.json").write_text(
                 json.dumps(
@@ -178,7 +182,11 @@ class DrillRun:
                     f"passwords in {self.out / 'accounts.json'}"
                 )
             self.journal.started = time.time()
+            self.journal.model_observed = self.model is not None
             writer.meta()
+            self.victims = MatrixVictims(
+                self.hs, victim_accounts, accounts.bot.user_id, writer, self._at
+            )
             tasks.append(asyncio.create_task(self._sampler(writer), name="drill-sampler"))
             faults = [
                 asyncio.create_task(self._fault(f, writer), name=f"drill-fault-{f.kind}")
@@ -190,6 +198,7 @@ class DrillRun:
             self.journal.ended = time.time()
             writer.meta()
             await asyncio.sleep(2.0)  # the last samples and notices
+            self._model_media(writer)
             return await asyncio.to_thread(self._check)
         finally:
             for task in tasks:
@@ -197,6 +206,8 @@ class DrillRun:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.victims is not None:
+                await self.victims.close()
             if self.staff is not None:
                 await self.staff.close()
             if self.gateway is not None:
@@ -218,7 +229,11 @@ class DrillRun:
     async def _play(self, writer: JournalWriter) -> None:
         for p in self.planned:
             await self._sleep_until(self._at(p.at_s))
-            await self._inject(p, writer)
+            if p.channel == "matrix":
+                assert self.victims is not None
+                self.victims.send(p)
+            else:
+                await self._inject(p, writer)
         await self._sleep_until(self._at(self.sc.duration_s))
 
     async def _inject(self, p: plan.PlannedSms, writer: JournalWriter) -> None:
@@ -236,8 +251,13 @@ class DrillRun:
             Injected(now, p.number, p.text, p.victim, p.kind, p.lang, p.life_threat, p.people, name)
         )
 
+    def _model_media(self, writer: JournalWriter) -> None:
+        for seen in self.model.take_media() if self.model is not None else []:
+            writer.model_media(seen)
+
     async def _sampler(self, writer: JournalWriter) -> None:
         while True:
+            self._model_media(writer)
             if self.db_path.exists():
                 try:
                     inbox, outbox = await asyncio.to_thread(snapshot.pending, self.db_path)
@@ -301,6 +321,7 @@ class DrillRun:
         staff_busy, pending, sim_left = False, (0, 0), False
         while time.time() < limit:
             staff_busy = self.staff is not None and self.staff.busy
+            staff_busy |= self.victims is not None and self.victims.busy
             pending = await asyncio.to_thread(snapshot.pending, self.db_path)
             sim_left = any(sim.inbox_files(d) for d in self.devices.values())
             if not staff_busy and pending == (0, 0) and not sim_left:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from config.report import model_at
 
 LANGS = ("en", "bn", "hi", "ur", "romanised")
+CHANNELS = ("sms", "matrix")
+MEDIA = ("voice", "photo")
 FaultKind = Literal[
     "homeserver_down",
     "model_down",
@@ -52,7 +54,10 @@ class Population(_Strict):
     count: int = Field(ge=1, le=5000)
     start_s: float = Field(0, ge=0)
     end_s: float | None = None  # default: the scenario's duration
-    channel: Literal["sms"] = "sms"
+    # "sms", "matrix", or shares ({ sms = 0.8, matrix = 0.2 }): Matrix victims DM the bot
+    channel: Literal["sms", "matrix"] | dict[str, float] = "sms"
+    # shares of the Matrix victims who send a voice note / a photo with EXIF GPS
+    media: dict[str, float] = Field(default_factory=dict)
     languages: dict[str, float] = Field(default_factory=lambda: {"en": 1.0})
     life_threat: float = Field(0.3, ge=0, le=1)  # share whose first text is a threat to life
     repeat: float = Field(0.0, ge=0, le=1)  # share who send the very same text again
@@ -73,7 +78,31 @@ class Population(_Strict):
             raise ValueError("languages: shares must be ≥ 0 and not all 0")
         if self.end_s is not None and self.end_s < self.start_s:
             raise ValueError("end_s is before start_s")
+        _shares("channel", self.channel_shares, CHANNELS, total=None)
+        _shares("media", self.media, MEDIA, total=1.0)
+        if self.media and not self.channel_shares.get("matrix"):
+            raise ValueError("media: voice notes and photos come from Matrix victims only")
         return self
+
+    @property
+    def channel_shares(self) -> dict[str, float]:
+        return {self.channel: 1.0} if isinstance(self.channel, str) else dict(self.channel)
+
+
+def _shares(
+    what: str, shares: dict[str, float], valid: tuple[str, ...], total: float | None
+) -> None:
+    unknown = [k for k in shares if k not in valid]
+    if unknown:
+        raise ValueError(
+            f"{what}: unknown {unknown[0]!r}{_hint(unknown[0], valid)}; use {', '.join(valid)}"
+        )
+    if any(v < 0 for v in shares.values()):
+        raise ValueError(f"{what}: shares must be ≥ 0")
+    if total is None and shares and sum(shares.values()) <= 0:
+        raise ValueError(f"{what}: shares must not all be 0")
+    if total is not None and sum(shares.values()) > total + 1e-9:
+        raise ValueError(f"{what}: shares add up to more than {total:g}")
 
 
 class Flooder(_Strict):

@@ -13,14 +13,14 @@ from typing import Any
 Row = dict[str, Any]
 
 _QUERIES: dict[str, str] = {
-    "inbox": """SELECT id, channel, peer, text, status, error, order_key, priority, incident_id,
-                       needs_model,
+    "inbox": """SELECT id, channel, dedup_key, peer, text, status, error, order_key, priority,
+                       incident_id, needs_model,
                        received_at, created_at, updated_at, done_at FROM inbox ORDER BY id""",
     "outbox": """SELECT id, idem_key, channel, peer, text, lane, status, attempts, error,
                         inbox_id, incident_id, created_at, updated_at, sent_at
                    FROM outbox ORDER BY id""",
     "incidents": """SELECT id, case_code, priority, status, people_count, reporter, channel,
-                           created_at, updated_at FROM incidents ORDER BY id""",
+                           lat, lon, created_at, updated_at FROM incidents ORDER BY id""",
     "dispatches": """SELECT id, incident_id, team_id, kind, status, priority, people_count,
                             requested_by, decided_by, created_at, updated_at
                        FROM dispatches ORDER BY id""",

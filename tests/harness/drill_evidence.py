@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from bot.drill.checks import Evidence, Sent
-from bot.drill.journal import Command, Injected, Journal, Notice, Sample
+from bot.drill.journal import Command, Injected, Journal, ModelMedia, Notice, Reply, Sample
 from bot.store.snapshot import Snapshot
 
 A, B = "+8801700000001", "+8801700000002"
@@ -14,6 +14,45 @@ COORD, RESP = "@coord1:localhost", "@resp1:localhost"
 ROOF = "Water rising, 5 of us on the roof of the school in Ulipur, send boat"
 WATER = "We are 3 people at the Ulipur shelter, no drinking water"
 T0 = 1_000_000.0
+# Matrix victims: a photo with its caption and EXIF GPS, and a voice note (a life threat)
+PHOTO, VOICE = "@victim-0-1:localhost", "@victim-0-2:localhost"
+STREET = "Street under water, 4 of us upstairs in Chilmari"
+GPS = (25.71234, 89.61234)
+
+
+def matrix_victims() -> list[Injected]:
+    return [
+        Injected(
+            T0 + 3,
+            PHOTO,
+            STREET,
+            "p/2",
+            "report",
+            "en",
+            False,
+            4,
+            "",
+            channel="matrix",
+            event_id="$photo",
+            media="photo",
+            lat=GPS[0],
+            lon=GPS[1],
+        ),
+        Injected(
+            T0 + 6,
+            VOICE,
+            ROOF,
+            "p/3",
+            "report",
+            "en",
+            True,
+            5,
+            "",
+            channel="matrix",
+            event_id="$voice",
+            media="voice",
+        ),
+    ]
 
 
 def clean() -> Evidence:
@@ -35,19 +74,29 @@ def clean() -> Evidence:
             Injected(T0 + 1, A, ROOF, "p/0", "report", "en", True, 5, "sim1"),
             Injected(T0 + 2, B, WATER, "p/1", "report", "en", False, 3, "sim1"),
             Injected(T0 + 40, A, "status", "p/0", "status", "en", False, None, "sim1"),
+            *matrix_victims(),
         ],
         commands=[Command(T0 + 20, COORD, "!approve LF-1000", "LF-1000")],
         notices=[
             Notice(T0 + 3, "[CRITICAL] LF-1000 new case\nwhere: ? | people: 5"),
             Notice(T0 + 10, "[CRITICAL] LF-1000 DISPATCH REQUEST - approve with !approve LF-1000"),
+            Notice(T0 + 12, "[CRITICAL] LF-1003 DISPATCH REQUEST - approve with !approve LF-1003"),
         ],
         samples=[Sample(T0 + 5, 2, 3, 1), Sample(T0 + 60, 0, 0, 6)],
+        replies=[
+            Reply(T0 + 4, PHOTO, "Lifeline LF-1002: we got your message", "$a1"),
+            Reply(T0 + 7, VOICE, "Lifeline LF-1003: we got your message", "$a2"),
+        ],
+        model_media=[ModelMedia(T0 + 8, PHOTO, "photo", 1), ModelMedia(T0 + 9, VOICE, "voice", 1)],
+        model_observed=True,
     )
     inbox = [
         inbox_row(1, "sms", A, ROOF, T0 + 1.2, needs_model=1),
         inbox_row(2, "sms", B, WATER, T0 + 2.2, needs_model=1),
         inbox_row(3, "matrix", COORD, "!approve LF-1000", T0 + 20.5, needs_model=0),
         inbox_row(4, "sms", A, "status", T0 + 40.2, needs_model=0),
+        inbox_row(5, "matrix", PHOTO, STREET, T0 + 3.2, needs_model=1, key="$photo"),
+        inbox_row(6, "matrix", VOICE, "", T0 + 6.2, needs_model=1, key="$voice"),
     ]
     outbox = [
         outbox_row(1, "ack:1", A, 0, T0 + 4, inbox_id=1),
@@ -62,6 +111,8 @@ def clean() -> Evidence:
         incidents=[
             case_row(1, "LF-1000", A, priority=0, people=5),
             case_row(2, "LF-1001", B, priority=2, people=3),
+            {**case_row(3, "LF-1002", PHOTO, priority=2, people=4), "lat": GPS[0], "lon": GPS[1]},
+            case_row(4, "LF-1003", VOICE, priority=0, people=5),
         ],
         dispatches=[
             {
@@ -95,11 +146,12 @@ def clean() -> Evidence:
 
 
 def inbox_row(
-    rid: int, channel: str, peer: str, text: str, at: float, *, needs_model: int
+    rid: int, channel: str, peer: str, text: str, at: float, *, needs_model: int, key: str = ""
 ) -> dict[str, object]:
     return {
         "id": rid,
         "channel": channel,
+        "dedup_key": key or f"{channel}-{rid}",
         "peer": peer,
         "text": text,
         "status": "done",
@@ -153,7 +205,9 @@ def case_row(
         "status": "open",
         "people_count": people,
         "reporter": reporter,
-        "channel": "sms",
+        "channel": "matrix" if reporter.startswith("@") else "sms",
+        "lat": None,
+        "lon": None,
         "created_at": T0 + 1,
         "updated_at": T0 + 21,
     }

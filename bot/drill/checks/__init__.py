@@ -1,6 +1,6 @@
 """The promises a drill checks, each a pure function of the :class:`Evidence` (evidence.py):
-delivery promises in delivery.py, integrity promises in integrity.py. Budgets come from the
-scenario (``[promises]``) and, for acks, from the SIM send rate."""
+delivery promises in delivery.py, integrity promises in integrity.py, Matrix victims' media in
+media.py. Budgets come from the scenario (``[promises]``) and, for acks, from the SIM send rate."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from bot.drill.checks.integrity import (
     no_transient_dead,
     staff_authority,
 )
+from bot.drill.checks.media import media_to_model, photo_located
 
 __all__ = [
     "CHECKS",
@@ -36,8 +37,10 @@ __all__ = [
     "critical_alerted",
     "duplicates",
     "facts_kept",
+    "media_to_model",
     "no_transient_dead",
     "nothing_lost",
+    "photo_located",
     "queue_drained",
     "run_all",
     "staff_authority",
@@ -53,6 +56,8 @@ CHECKS: list[Callable[[Evidence], Result]] = [
     conversation_order,
     duplicates,
     queue_drained,
+    media_to_model,
+    photo_located,
 ]
 
 

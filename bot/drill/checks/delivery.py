@@ -16,16 +16,25 @@ from bot.drill.checks.evidence import (
 )
 from bot.drill.hardware import held, held_extra
 from bot.drill.journal import Injected
+from bot.store.snapshot import Row
+
+# Faults during which the model cannot hear a voice note (or answers late).
+MODEL_FAULTS = ("model_down", "model_garbage", "model_slow", "model_drop_tools")
 
 # ---- 1. nothing lost --------------------------------------------------------------------------
 
 
 def nothing_lost(ev: Evidence) -> Result:
-    """Every injected SMS and every staff command persisted exactly once."""
+    """Every injected SMS, every Matrix victim's message (by event id) and every staff command
+    persisted exactly once."""
     r = Result("nothing_lost", "every message persisted exactly once")
     want: Counter[tuple[str, str, str]] = Counter()
     first_t: dict[tuple[str, str, str], float] = {}
+    stored = {row["dedup_key"]: row for row in ev.db.inbox if row["channel"] == "matrix"}
     for inj in ev.journal.injected:
+        if inj.channel == "matrix":
+            _matrix_stored(r, inj, stored.get(inj.event_id))
+            continue
         key = ("sms", inj.number, inj.text)
         want[key] += 1
         first_t.setdefault(key, inj.t)
@@ -34,7 +43,7 @@ def nothing_lost(ev: Evidence) -> Result:
         want[key] += 1
         first_t.setdefault(key, cmd.t)
     have = Counter((row["channel"], row["peer"], row["text"]) for row in ev.db.inbox)
-    r.checked = sum(want.values())
+    r.checked += sum(want.values())
     for key, n in want.items():
         got = have.get(key, 0)
         if got != n:
@@ -45,6 +54,18 @@ def nothing_lost(ev: Evidence) -> Result:
                 f"{key[0]} {short(key[2])!r}: sent {n}x, stored {got}x ({what})",
             )
     return r
+
+
+def _matrix_stored(r: Result, inj: Injected, row: Row | None) -> None:
+    """The event is in the inbox (the key is unique: once at most) from the victim, with the
+    text they wrote (a photo's caption; a voice note has none)."""
+    r.checked += 1
+    if row is None:
+        r.add(inj.t, inj.number, f"matrix {inj.event_id} {short(inj.text)!r}: lost")
+    elif row["peer"] != inj.number:
+        r.add(inj.t, inj.number, f"matrix {inj.event_id} stored as from {row['peer']}")
+    elif inj.media != "voice" and row["text"] != inj.text:
+        r.add(inj.t, inj.number, f"matrix {inj.event_id} stored as {short(row['text'])!r}")
 
 
 # ---- 2. every victim acknowledged within the SIM-rate budget -----------------------------------
@@ -64,12 +85,21 @@ def ack_budgets(ev: Evidence) -> dict[str, float]:
     kills = ev.journal.faults_of("gateway_kill")
     firsts = {inj.number: inj for inj in ev.first_injections().values()}
     budgets: dict[str, float] = {}
+    # A Matrix victim's answer waits on no SIM: the slack, plus any homeserver or gateway
+    # outage (and the restart after it) during the wait. Its clock starts when the homeserver
+    # accepted the message (while it was down, the victim's client kept retrying).
+    matrix_out = kills + ev.journal.faults_of("homeserver_down")
+    for first in firsts.values():
+        if first.channel == "matrix":
+            extra = held_extra(first.t, slack, matrix_out, ev.journal.ended, restart)
+            budgets[first.number] = slack + extra
     queue = 0.0
     last_t: float | None = None
     # Staff decisions tell the victim by SMS too: one unit each.
     events: list[tuple[float, float, Injected | None]] = [
         (inj.t, ACK_PARTS + (REPLY_PARTS if inj.life_threat else 0), inj)
         for inj in ev.journal.injected
+        if inj.channel != "matrix"
     ] + [(c.t, ACK_PARTS, None) for c in ev.journal.commands]
     for t, units, inj in sorted(events, key=lambda e: e[0]):
         if last_t is not None:
@@ -93,20 +123,16 @@ def ack_budgets(ev: Evidence) -> dict[str, float]:
 def acked_in_time(ev: Evidence) -> Result:
     r = Result("ack_in_time", "every sender answered within the SIM-rate budget")
     budgets = ack_budgets(ev)
-    by_to: dict[str, list[float]] = defaultdict(list)
-    for s in ev.sent:
-        by_to[s.to].append(s.t)
     worst = (-1.0, "", 0.0)
     for number, inj in ev.first_injections().items():
         r.checked += 1
-        times = sorted(t for t in by_to.get(number, []) if t >= inj.t - 1.0)
+        times = [t for t in ev.answers_to(inj) if t >= inj.t - 1.0]
         budget = budgets[number]
         if not times:
-            r.add(
-                inj.t,
-                number,
-                f"no SMS ever sent back (budget {budget:.0f} s): {short(inj.text)!r}",
+            what = (
+                "no answer seen in the DM" if inj.channel == "matrix" else "no SMS ever sent back"
             )
+            r.add(inj.t, number, f"{what} (budget {budget:.0f} s): {short(inj.text)!r}")
             continue
         delay = times[0] - inj.t
         if delay > worst[0]:
@@ -139,8 +165,11 @@ def critical_alerted(ev: Evidence) -> Result:
             r.add(first.t, number, f"no case opened for {short(first.text)!r}")
             continue
         case = inc["case_code"]
-        # (an SMS on an unplugged modem is read once the modem is back)
+        # (an SMS on an unplugged modem is read once the modem is back; a voice note says
+        # nothing without the model, so it is critical once the model can hear it)
         spans = outages + held(ev.journal, first.modem)
+        if first.media == "voice":
+            spans += [f for f in ev.journal.faults if f.kind in MODEL_FAULTS]
         reachable = down_until(first.t, spans, ev.journal.ended)
         seen = [n.t for n in ev.journal.notices if case in n.body and n.t >= first.t - 1.0]
         if not seen:

@@ -66,8 +66,16 @@ class Evidence:
         return first
 
     def incident_of(self, number: str) -> Row | None:
-        rows = [i for i in self.db.incidents if i["reporter"] == number and i["channel"] == "sms"]
+        """The sender's (first) case: an SMS number and a Matrix user id never look alike."""
+        rows = [i for i in self.db.incidents if i["reporter"] == number]
         return rows[0] if rows else None
+
+    def answers_to(self, inj: Injected) -> list[float]:
+        """When the sender saw an answer: an SMS the modems sent to the number, or a message of
+        the bot the Matrix victim's own client saw in its DM."""
+        if inj.channel == "matrix":
+            return sorted(r.t for r in self.journal.replies if r.peer == inj.number)
+        return sorted(s.t for s in self.sent if s.to == inj.number)
 
 
 def short(text: str, n: int = 60) -> str:

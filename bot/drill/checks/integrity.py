@@ -156,15 +156,15 @@ def _detail(a: Row) -> dict[str, Any]:
 def conversation_order(ev: Evidence) -> Result:
     """Each sender's messages are stored in the order sent, and answered in that order."""
     r = Result("conversation_order", "each conversation kept in order")
+    # An SMS is known by its text, a Matrix message by its event id.
     sent_order: dict[str, list[str]] = defaultdict(list)
     times: dict[str, float] = {}
     for inj in sorted(ev.journal.injected, key=lambda e: e.t):
-        sent_order[inj.number].append(inj.text)
+        sent_order[inj.number].append(inj.event_id if inj.channel == "matrix" else inj.text)
         times.setdefault(inj.number, inj.t)
     stored: dict[str, list[str]] = defaultdict(list)
     for row in ev.db.inbox:
-        if row["channel"] == "sms":
-            stored[row["peer"]].append(row["text"])
+        stored[row["peer"]].append(row["dedup_key"] if row["channel"] == "matrix" else row["text"])
     for number, texts in sent_order.items():
         r.checked += 1
         got = stored.get(number, [])
@@ -183,16 +183,7 @@ def conversation_order(ev: Evidence) -> Result:
     replies: dict[tuple[str, int, str], list[tuple[float, int]]] = defaultdict(list)
     for row in ev.db.outbox:
         kind = str(row["idem_key"]).split(":", 1)[0]
-        if (
-            row["channel"] == "sms"
-            and row["sent_at"]
-            and row["inbox_id"]
-            and kind
-            in (
-                "reply",
-                "fallback",
-            )
-        ):
+        if row["sent_at"] and row["inbox_id"] and kind in ("reply", "fallback"):
             replies[(row["peer"], row["lane"], kind)].append((row["sent_at"], row["inbox_id"]))
     for (peer, _lane, _kind), rows in replies.items():
         ids = [i for _, i in sorted(rows)]
