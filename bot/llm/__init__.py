@@ -7,7 +7,9 @@ from bot.llm.messages import system_message, tool_result_message, user_message
 from bot.llm.types import (
     REQUIRED_CAPABILITIES,
     TEXT_CAPABILITIES,
+    ChatModel,
     ChatResult,
+    HostStatus,
     ModelHealth,
     ToolCall,
 )
@@ -17,8 +19,10 @@ __all__ = [
     "REQUIRED_CAPABILITIES",
     "TEXT_CAPABILITIES",
     "BadTurn",
+    "ChatModel",
     "ChatResult",
     "EmptyTurn",
+    "HostStatus",
     "ModelError",
     "ModelHealth",
     "ModelRejected",
