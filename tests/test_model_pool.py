@@ -236,7 +236,7 @@ async def test_the_model_is_loaded_before_the_first_turn(tmp_path: Path) -> None
         async with running_gateway(settings) as gw:
             status = await gw.app.status_text(gw.runtime)
             gw.sms_in("+8801711000001", "water rising, we are on the roof")
-            await gw.wait_sent("+8801711000001", 2, timeout=30)
+            await gw.wait_sent("+8801711000001", 2, timeout=90)
             later = await gw.app.status_text(gw.runtime)
     (load,) = gpu1.load_requests
     assert load.body["keep_alive"] == settings.model.keep_alive and load.body["messages"] == []
@@ -259,7 +259,7 @@ async def test_a_server_with_another_model_is_refused_with_the_reason(
             for i in range(3):
                 gw.sms_in(f"+88017110000{i:02d}", f"is the relief camp {i} open today?")
             for i in range(3):
-                await gw.wait_sent(f"+88017110000{i:02d}", 2, timeout=30)
+                await gw.wait_sent(f"+88017110000{i:02d}", 2, timeout=90)
             status = await gw.app.status_text(gw.runtime)
         out = io.StringIO()
         await run_doctor(settings, Console(file=out, width=300))
@@ -290,7 +290,7 @@ async def test_a_server_answering_as_another_model_is_refused(tmp_path: Path) ->
 
             await wait_for(refused, timeout=20)
             gw.sms_in("+8801711000001", "is the relief camp open today?")
-            await gw.wait_sent("+8801711000001", 2, timeout=30)
+            await gw.wait_sent("+8801711000001", 2, timeout=90)
             status = await gw.app.status_text(gw.runtime)
     assert gpu2.requests_to("chat") == []
     assert "model host gpu2: REFUSED (answers as model qwen3:8b, not gemma4:e4b" in status
