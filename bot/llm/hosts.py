@@ -21,6 +21,7 @@ from config.settings import ModelHostSettings
 log = logging.getLogger(__name__)
 
 UP, WARMING, DOWN, REFUSED = "up", "warming", "down", "refused"
+WARMING_RECHECK_S = 5.0
 
 
 def same_model(a: str, b: str) -> bool:
@@ -101,6 +102,8 @@ class ModelHost:
             return self.down_until
         if state == DOWN:
             return max(now, self.next_probe_at)
+        if state == WARMING:  # loading: look again soon (the end of the load wakes the queue)
+            return now + WARMING_RECHECK_S
         return now
 
     # -- events ------------------------------------------------------------------------

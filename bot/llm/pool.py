@@ -268,8 +268,8 @@ class ModelPool:
         return self.health
 
     async def watch(self, on_back: Callable[[], Awaitable[object]]) -> None:
-        """Keep probing and warming every server; ``on_back`` when one comes back (the
-        messages deferred by its outage become due)."""
+        """Keep probing and warming every server; ``on_back`` when one has loaded the model (at
+        start or back from an outage: the messages deferred meanwhile become due)."""
         async with asyncio.TaskGroup() as tg:
             for host in self.hosts:
                 tg.create_task(self._watch(host, on_back), name=f"model-host-{host.name}")
@@ -278,15 +278,9 @@ class ModelPool:
         while True:
             raise_if_cancelling()
             now = self._clock()
-            if (
-                host.health.usable
-                and host.lacks is None
-                and not host.warm
-                and now >= host.down_until
-            ):
-                back = host.state(now) != WARMING or host.streak > 0
-                if await self._warm(host) and back:
-                    await on_back()
+            loadable = host.health.usable and host.lacks is None and now >= host.down_until
+            if loadable and not host.warm and await self._warm(host):
+                await on_back()  # messages deferred while it was down or loading: due now
             now = self._clock()
             wake = host.next_probe_at
             if not host.warm and now < host.down_until:
