@@ -32,7 +32,7 @@ from config.settings import Settings
 from tests.harness.gateway import base_config, running_gateway, wait_for
 from tests.harness.ollama_standin import OllamaStandIn, RecordedRequest, text_reply
 
-N, CRITICAL_EVERY, TURN_S, SENDERS = 80, 10, 0.4, 60
+N, CRITICAL_EVERY, TURN_S, SENDERS = 100, 10, 1.0, 80
 REPLY = "Stay safe. 1. Go to the highest floor. 2. Keep your phone on."
 ROUTINE = [
     "when does the relief camp at {p} open?",
