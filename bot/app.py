@@ -24,7 +24,8 @@ from bot.conversation import Conversation
 from bot.drill.homeserver import DRILL_COORDINATION
 from bot.instance_lock import AlreadyRunning, own_devices, single_instance
 from bot.intake import Intake
-from bot.llm import LLM
+from bot.llm.pool import ModelPool
+from bot.model_worker import ModelWorker
 from bot.models import Channel, Role, Team
 from bot.queue import InboxWorker, RetryPolicy
 from bot.retention import run_retention
@@ -34,7 +35,7 @@ from bot.store import inbox, incidents, model_turns, outbox
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
 from bot.tools import ToolRegistry
-from bot.upkeep import open_protocols, watch_model
+from bot.upkeep import open_protocols
 from bot.wakers import Wakers
 from config.settings import Settings
 from handlers.broadcasts import Broadcasts
@@ -59,7 +60,7 @@ class App:
         self.clock = clock
         self.board: Board | None = None  # the incident board, when [board] enabled
         self.runtime: Runtime | None = None
-        self._model_worker: InboxWorker
+        self._model_worker: ModelWorker
 
     def role_of(self, channel: Channel, peer: str) -> Role:
         # The live settings: drill mode adds its coordinator once its homeserver is up.
@@ -74,14 +75,19 @@ class App:
         with single_instance(s.storage.path), own_devices(s):
             db = Database(s.storage.path)
             await db.open()
-            llm = LLM(s.model)
+            llm = ModelPool(
+                s.model,
+                retry_base_s=s.queue.retry_base_s,
+                retry_max_s=s.queue.retry_max_s,
+                clock=self.clock,
+            )
             services = Services(db=db, settings=s, clock=self.clock, notifier=Notifier())
             try:
                 await self._run(db, llm, services)
             finally:
                 await finish(self._close(llm, db))
 
-    async def _close(self, llm: LLM, db: Database) -> None:
+    async def _close(self, llm: ModelPool, db: Database) -> None:
         # Each step runs even if the one before failed: an open database keeps the process alive.
         try:
             await llm.aclose()
@@ -94,7 +100,7 @@ class App:
                     await asyncio.to_thread(self.runtime.drill.server.stop)
         log.info("lifeline stopped")
 
-    async def _run(self, db: Database, llm: LLM, services: Services) -> None:
+    async def _run(self, db: Database, llm: ModelPool, services: Services) -> None:
         s = self.settings
         now = self.clock()
         recovered_in = await inbox.recover_after_crash(db, now)
@@ -142,14 +148,15 @@ class App:
 
         health = await llm.probe()
         index_plan = await asyncio.to_thread(protocol_index_plan, s)
-        print_banner(self.settings, health, protocols=index_plan)
+        print_banner(self.settings, health, protocols=index_plan, hosts=llm.statuses())
 
         retry = RetryPolicy(s.queue.max_attempts, s.queue.retry_base_s, s.queue.retry_max_s)
 
         async def no_degraded(row: InboxRow, exc: BaseException) -> list[Any]:
             return []
 
-        # The two workers share the queue, the retry policy, the dispatcher and the dead letter.
+        # The two workers share the queue, the retry policy, the dispatcher and the dead letter;
+        # the model route runs one turn per slot of the model pool (bot/model_worker.py).
         inbox_worker = functools.partial(
             InboxWorker,
             db,
@@ -159,7 +166,10 @@ class App:
             clock=self.clock,
             on_done=wakers.outboxes,
         )
-        model_worker = inbox_worker(
+        model_worker = ModelWorker(
+            *inbox_worker.args,
+            **inbox_worker.keywords,
+            pool=llm,
             name="model",
             needs_model=True,
             fifo=s.queue.order == "fifo",
@@ -181,7 +191,7 @@ class App:
         channels = Channels(rt, retry, self.clock)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(open_protocols(rt, s, victim), name="protocols")
-            tg.create_task(watch_model(rt, model_worker), name="model-probe")
+            tg.create_task(llm.watch(on_back=model_worker.reset_circuit), name="model-hosts")
             tg.create_task(
                 run_retention(s.media.dir, s.media.retention_days), name="media-retention"
             )
@@ -214,7 +224,7 @@ class App:
             log.info("lifeline is running")
 
     async def reset_model_circuit(self) -> int:
-        """Operator/test hook: treat the model as back now (the probe does this every 30 s)."""
+        """Operator/test hook: treat the model as back now (the probe does this on its own)."""
         return await self._model_worker.reset_circuit()
 
     # ---- status ---------------------------------------------------------------------------------
@@ -235,6 +245,8 @@ class App:
                 model_name=self.settings.model.name,
                 model=h,
                 median_turn_s=median,
+                model_hosts=rt.llm.statuses(),
+                model_warming=rt.llm.warming(),
                 modems=rt.pool.health() if rt.pool is not None else None,
                 matrix=rt.matrix.health if rt.matrix is not None else None,
                 matrix_error=rt.matrix_error,

@@ -9,7 +9,9 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.llm import ModelHealth
+    from collections.abc import Sequence
+
+    from bot.llm import HostStatus, ModelHealth
     from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,13 @@ def protocol_index_plan(s: Settings) -> str | None:
         return None
 
 
-def print_banner(settings: Settings, health: ModelHealth, *, protocols: str | None = None) -> None:
+def print_banner(
+    settings: Settings,
+    health: ModelHealth,
+    *,
+    protocols: str | None = None,
+    hosts: Sequence[HostStatus] = (),
+) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.panel import Panel
@@ -66,6 +74,15 @@ def print_banner(settings: Settings, health: ModelHealth, *, protocols: str | No
                 border_style="red",
                 title="LIFELINE",
             )
+        )
+    for h in hosts:
+        state = {
+            "warming": f"[yellow]warming[/] (loading {name}; messages wait for it)",
+            "up": "[green]up[/]",
+        }.get(h.state, f"[red]{escape(h.state.upper())}[/] ({escape(h.reason)})")
+        console.print(
+            f"model host {escape(h.name)} at {escape(h.url)}, {h.slots} slot(s): {state}",
+            soft_wrap=True,
         )
     if protocols is not None and "building" in protocols:
         console.print(

@@ -16,8 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from bot import reply_guard
 from bot.llm import (
-    LLM,
     BadTurn,
+    ChatModel,
     ChatResult,
     EmptyTurn,
     ToolCall,
@@ -53,7 +53,7 @@ class TurnResult:
 class Conversation(Generic[C]):
     def __init__(
         self,
-        llm: LLM,
+        llm: ChatModel,
         registry: ToolRegistry[C],
         *,
         max_rounds: int,

@@ -11,6 +11,7 @@ import httpx
 from rich.console import Console
 
 from bot.llm import LLM
+from bot.llm.pool import ModelPool
 from bot.status import Finding, Level, render
 from bot.store.db import Database, DatabaseMissing, StorageError
 from config.settings import ModemSettings, ProtocolsSettings, Settings
@@ -141,6 +142,9 @@ def _modem(m: ModemSettings, r: Report) -> None:
 
 
 async def _model(s: Settings, r: Report) -> None:
+    if s.model.hosts:
+        await _model_pool(s, r)
+        return
     llm = LLM(s.model)
     try:
         health = await llm.probe()
@@ -174,6 +178,34 @@ async def _model(s: Settings, r: Report) -> None:
             f"ready at {s.model.host}, Ollama {health.version}, "
             f"capabilities {', '.join(sorted(health.capabilities))}",
         )
+
+
+async def _model_pool(s: Settings, r: Report) -> None:
+    """``[[model.hosts]]``: one line per server; a server that cannot serve is an error only
+    when no other one can (the gateway skips it and says why)."""
+    async with ModelPool(s.model, retry_base_s=1.0, retry_max_s=1.0) as pool:
+        await pool.probe()
+        hosts = pool.statuses()
+    serving = [h for h in hosts if h.state in ("up", "warming")]
+    for h in hosts:
+        what = f"model {s.model.name} on {h.name}"
+        if h in serving:
+            r.good(
+                what,
+                f"ready at {h.url}, {h.slots} slot(s), capabilities "
+                f"{', '.join(sorted(h.capabilities))}",
+            )
+            continue
+        fix = (
+            "start Ollama there (OLLAMA_HOST=0.0.0.0 for a second machine)"
+            if h.state == "down"
+            else f"`ollama pull {s.model.name}` on that server, or remove it from [[model.hosts]]"
+        )
+        detail = f"skipped, {h.state}: {h.reason} ({h.url})"
+        if serving:
+            r.warn(what, detail, fix)
+        else:
+            r.bad(what, detail, fix + "; the gateway runs in DEGRADED mode meanwhile")
 
 
 def _protocols(p: ProtocolsSettings, r: Report) -> None:

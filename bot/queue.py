@@ -174,26 +174,31 @@ class InboxWorker(QueueWorker):
         reason = f"{type(exc).__name__}: {exc}"
         now = self.clock()
         if is_outage(exc):
-            if not isinstance(exc, CircuitOpen):
-                # Open the circuit: the next rows would hit the same outage.
-                self._outage_streak += 1
-                wait = backoff.delay(
-                    self._outage_streak, base=self.retry.base_s, cap=self.retry.max_s
-                )
-                self._circuit_until = now + wait
-                log.warning(
-                    "inbox #%d: transient failure (%s); model paused %.0fs", row.id, reason, wait
-                )
-            await self._enqueue(row, await self.degraded(row, exc))
-            await inbox.retry_later(
-                self.db,
-                row.id,
-                at=self._circuit_until,
-                error=reason,
-                now=now,
-                count_attempt=False,
-            )
+            await self._outage(row, exc, reason, now)
             return
+        await self._spend_attempt(row, exc, reason, now)
+
+    async def _outage(self, row: InboxRow, exc: Exception, reason: str, now: float) -> None:
+        """The host's failure, not the message's: pause, degraded reply, no attempt spent."""
+        if not isinstance(exc, CircuitOpen):
+            # Open the circuit: the next rows would hit the same outage.
+            self._outage_streak += 1
+            wait = backoff.delay(self._outage_streak, base=self.retry.base_s, cap=self.retry.max_s)
+            self._circuit_until = now + wait
+            log.warning(
+                "inbox #%d: transient failure (%s); model paused %.0fs", row.id, reason, wait
+            )
+        await self._enqueue(row, await self.degraded(row, exc))
+        await inbox.retry_later(
+            self.db,
+            row.id,
+            at=self._circuit_until,
+            error=reason,
+            now=now,
+            count_attempt=False,
+        )
+
+    async def _spend_attempt(self, row: InboxRow, exc: Exception, reason: str, now: float) -> None:
         limit = self.retry.max_attempts
         if is_transient(exc):  # the model answered, but not usably for this message
             limit = min(limit, self._bad_turn_limit)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.intake import Intake
-from bot.llm import LLM
+from bot.llm.pool import ModelPool
 from bot.store.db import Database
 from bot.wakers import Wakers
 from handlers.context import Services
@@ -26,7 +26,7 @@ class Runtime:
     configuration: drill mode points its Matrix part at the local homeserver once it is up."""
 
     db: Database
-    llm: LLM
+    llm: ModelPool
     services: Services
     intake: Intake
     wakers: Wakers = field(default_factory=Wakers)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from rich.markup import escape
 
 if TYPE_CHECKING:
-    from bot.llm import ModelHealth
+    from bot.llm import HostStatus, ModelHealth
 
 
 class Level(StrEnum):
@@ -93,6 +93,8 @@ class StatusFacts:
     matrix: MatrixView | None = None  # None: Matrix is off or not started yet
     matrix_error: str | None = None  # why Matrix is not connected yet (it keeps retrying)
     protocols_ready: bool = False
+    model_hosts: Sequence[HostStatus] = ()  # the model pool's servers (bot/llm/pool.py)
+    model_warming: bool = False  # no server up yet, one is loading the model
 
 
 def findings(f: StatusFacts) -> list[Finding]:
@@ -107,10 +109,12 @@ def findings(f: StatusFacts) -> list[Finding]:
         ),
         Finding(
             f"model {f.model_name}",
-            f"{'OK' if h.usable else 'DOWN'} ({h.detail})"
+            ("WARMING (loading the model; messages wait for it)" if f.model_warming else "")
+            or f"{'OK' if h.usable else 'DOWN'} ({h.detail})"
             + (f", median turn {f.median_turn_s:.1f} s" if f.median_turn_s is not None else ""),
-            Level.OK if h.usable else Level.BAD,
+            Level.WARN if f.model_warming else Level.OK if h.usable else Level.BAD,
         ),
+        *(host_finding(m) for m in f.model_hosts),
     ]
     for m in f.modems or ():
         out.append(
@@ -142,6 +146,20 @@ def findings(f: StatusFacts) -> list[Finding]:
         )
     )
     return out
+
+
+def host_finding(m: HostStatus) -> Finding:
+    """One model server: state (and why not up), slots, in flight, median turn, last error."""
+    state = m.state if m.state == "up" else f"{m.state.upper()} ({m.reason})"
+    median = f"{m.median_turn_s:.1f} s" if m.median_turn_s is not None else "-"
+    caps = "/".join(sorted(m.capabilities & {"audio", "vision"})) or "text only"
+    return Finding(
+        f"model host {m.name}",
+        f"{state}, {m.slots} slot(s), {m.in_flight} in flight, median turn {median}, {caps}"
+        + (f", last error: {m.last_error}" if m.last_error else ""),
+        Level.OK if m.state == "up" else Level.WARN if m.state == "warming" else Level.BAD,
+        "" if m.state == "up" else f"check the Ollama server at {m.url}",
+    )
 
 
 def status_report(f: StatusFacts) -> str:

@@ -95,7 +95,9 @@ def _unknown_env(var: str, valid: list[str], root: type[BaseModel]) -> str:
             "set in the config file"
         )
     same_section = [v for v in valid if sep and v.startswith(f"{ENV_PREFIX}{section.upper()}__")]
-    close = difflib.get_close_matches(var.upper(), same_section, n=1, cutoff=0.5)
+    # Two letters swapped (HOTS for HOST) first: difflib would rather add one (HOSTS).
+    close = [v for v in same_section if sorted(v) == sorted(var.upper())]
+    close = close or difflib.get_close_matches(var.upper(), same_section, n=1, cutoff=0.5)
     close = close or difflib.get_close_matches(var.upper(), valid, n=1, cutoff=0.6)
     hint = (
         f"; did you mean {close[0]}?"

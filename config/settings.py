@@ -54,8 +54,29 @@ def _http_url(value: str, example: str) -> str:
 MATRIX_ID = re.compile(r"@[^\s:]+:\S+")
 
 
+class ModelHostSettings(_Section):
+    """One Ollama server of the model pool (``[[model.hosts]]``)."""
+
+    url: str
+    # Turns this host runs at once: its OLLAMA_NUM_PARALLEL (more slots than that only queue
+    # inside Ollama, never faster).
+    slots: int = Field(1, ge=1, le=64)
+    name: str = Field("", pattern=r"^[A-Za-z0-9_.:-]*$")  # for logs and !status; default host:port
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return _http_url(url, "http://192.168.1.20:11434")
+
+    @property
+    def label(self) -> str:
+        return self.name or urlsplit(self.url).netloc
+
+
 class ModelSettings(_Section):
     host: str = "http://127.0.0.1:11434"
+    # The pool: several Ollama servers, each with parallel slots. Empty: ``host``, one slot.
+    hosts: list[ModelHostSettings] = Field(default_factory=list)
     name: str = "gemma4:e4b"
     timeout_s: float = Field(120.0, gt=0)
     connect_timeout_s: float = Field(5.0, gt=0)
@@ -71,10 +92,45 @@ class ModelSettings(_Section):
     # fallback for good and the coordinators are asked to answer it by hand.
     max_failed_turns: int = Field(3, ge=1, le=10)
 
+    # A cold model load (9.6 GB from disk, minutes on a CPU) may take longer than a turn.
+    warm_timeout_s: float = Field(600.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _host_or_hosts(cls, data: Any) -> Any:
+        if not (isinstance(data, dict) and data.get("hosts")):
+            return data
+        if "host" in data:
+            raise ValueError(
+                "set either [model] host (one server, one slot) or [[model.hosts]] (a pool of "
+                "servers with slots), not both: move the host into [[model.hosts]] as url"
+            )
+        # ``host`` stays the first server: the embedder and the messages that name one use it.
+        first = data["hosts"][0]
+        url = first.get("url") if isinstance(first, dict) else None
+        return {**data, "host": url if isinstance(url, str) else "http://127.0.0.1:11434"}
+
     @field_validator("host")
     @classmethod
     def _host_is_url(cls, host: str) -> str:
         return _http_url(host, "http://127.0.0.1:11434")
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_hosts(cls, hosts: list[ModelHostSettings]) -> list[ModelHostSettings]:
+        labels = [h.label for h in hosts]
+        if len(labels) != len(set(labels)):
+            raise ValueError(f"model host names must be unique (set name = …), got {labels}")
+        return hosts
+
+    @property
+    def pool(self) -> tuple[ModelHostSettings, ...]:
+        """The servers turns run on: ``[[model.hosts]]``, or ``host`` with one slot."""
+        return tuple(self.hosts) or (ModelHostSettings(url=self.host, slots=1),)
+
+    @property
+    def total_slots(self) -> int:
+        return sum(h.slots for h in self.pool)
 
 
 class ModemSettings(_Section):

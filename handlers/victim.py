@@ -17,7 +17,7 @@ from bot import sms_text
 from bot.conversation import Conversation, TurnResult
 from bot.headcount import people_count
 from bot.intake import Accepted
-from bot.llm import LLM, BadTurn, user_message
+from bot.llm import BadTurn, ChatModel, user_message
 from bot.media import MediaError, PreparedAudio, PreparedImage, prepare_attachment
 from bot.models import Channel, Facts, Incident, Lane, Outbound, Priority, Role
 from bot.queue import CircuitOpen
@@ -68,7 +68,7 @@ class VictimFlow:
     def __init__(
         self,
         services: Services,
-        llm: LLM,
+        llm: ChatModel,
         conversation: Conversation[TurnContext],
         protocols: ProtocolSearch | None,
     ) -> None:

@@ -12,7 +12,9 @@ from bot.llm.messages import (
 from bot.llm.types import (
     REQUIRED_CAPABILITIES,
     TEXT_CAPABILITIES,
+    ChatModel,
     ChatResult,
+    HostStatus,
     ModelHealth,
     ToolCall,
 )
@@ -22,8 +24,10 @@ __all__ = [
     "REQUIRED_CAPABILITIES",
     "TEXT_CAPABILITIES",
     "BadTurn",
+    "ChatModel",
     "ChatResult",
     "EmptyTurn",
+    "HostStatus",
     "ModelError",
     "ModelHealth",
     "ModelRejected",

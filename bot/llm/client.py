@@ -52,12 +52,14 @@ def _host_url(host: str) -> str:
 
 
 class LLM:
-    """Async client for one Ollama chat model; every call bounded by ``timeout_s``."""
+    """Async client for one Ollama chat model on one server (``host``, default the configured
+    ``[model] host``); every call bounded by ``timeout_s``. The pool (bot/llm/pool.py) holds
+    one per server."""
 
-    def __init__(self, settings: ModelSettings) -> None:
+    def __init__(self, settings: ModelSettings, host: str | None = None) -> None:
         self._settings = settings
         self._timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
-        self._base_url = _host_url(settings.host)
+        self._base_url = _host_url(host or settings.host)
         # trust_env=False: the only peer is the configured host, never an env proxy (offline).
         self._client = ollama.AsyncClient(
             host=self._base_url, timeout=self._timeout, trust_env=False
@@ -76,6 +78,10 @@ class LLM:
     @property
     def settings(self) -> ModelSettings:
         return self._settings
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
 
     async def __aenter__(self) -> LLM:
         return self
@@ -239,6 +245,39 @@ class LLM:
                 result.prompt_eval_count,
                 num_ctx,
             )
+
+    async def warm_up(self) -> str:
+        """Load the model and keep it loaded for ``keep_alive``: a chat request without messages
+        (docs/facts.md: Ollama loads the model and answers ``done_reason: "load"``). Bounded by
+        ``warm_timeout_s``, not the turn timeout: a cold load takes long. Returns the model name
+        the server answered for. Raises a ModelError."""
+        s = self._settings
+        body = {"model": s.name, "messages": [], "stream": False, "keep_alive": s.keep_alive}
+        timeout = httpx.Timeout(s.warm_timeout_s, connect=s.connect_timeout_s)
+        try:
+            async with asyncio.timeout(s.warm_timeout_s):
+                resp = await self._http.post("/api/chat", json=body, timeout=timeout)
+            reply = resp.json() if resp.content else {}
+            if resp.status_code >= 400:
+                error = reply.get("error") if isinstance(reply, dict) else None
+                exc: Exception = ollama.ResponseError(str(error or resp.text), resp.status_code)
+            else:
+                return str(reply.get("model") or "")
+        except Exception as caught:  # noqa: BLE001 - classified right below
+            exc = caught
+        raise classify(exc, timeout_s=s.warm_timeout_s, base_url=self._base_url) from exc
+
+    async def served_models(self) -> list[str]:
+        """Names in ``/api/tags`` (what the server has), for the reason a model is refused;
+        empty when it cannot be read."""
+        try:
+            async with asyncio.timeout(self._settings.timeout_s):
+                resp = await self._http.get("/api/tags")
+                resp.raise_for_status()
+                models = resp.json().get("models") or []
+        except (httpx.HTTPError, TimeoutError, ValueError, AttributeError):
+            return []
+        return [str(m.get("name") or m.get("model")) for m in models if isinstance(m, dict)]
 
     # -- embeddings ---------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 # What Lifeline needs from the chat model (docs/facts.md: gemma4:e4b reports all of these).
 REQUIRED_CAPABILITIES: frozenset[str] = frozenset({"completion", "tools", "vision", "audio"})
@@ -50,3 +50,34 @@ class ModelHealth:
 
 
 NOT_PROBED = ModelHealth(False, False, frozenset(), None, "not probed yet")
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One pool server as `!status`, the banner and `doctor` show it."""
+
+    name: str
+    url: str
+    state: str  # "up" | "warming" | "down" | "refused"
+    reason: str  # why it is not up ("" when up)
+    slots: int
+    in_flight: int
+    median_turn_s: float | None
+    last_error: str | None
+    capabilities: frozenset[str]
+
+
+class ChatModel(Protocol):
+    """What a model turn needs (bot/conversation.py, handlers): one server's client (LLM) or
+    the pool (ModelPool) that runs each turn on one of its servers."""
+
+    @property
+    def health(self) -> ModelHealth: ...
+
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        num_predict: int | None = None,
+    ) -> ChatResult: ...

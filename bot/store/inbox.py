@@ -158,6 +158,7 @@ async def claim_next(
     now: float,
     lease_s: float,
     in_conversation_order: bool = True,
+    skip_kinds: frozenset[str] = frozenset(),
 ) -> InboxRow | None:
     """Lease the most urgent runnable row whose conversation has nothing older still pending on
     the same path: a STOP or a coordinator's command never waits behind a message that waits
@@ -168,7 +169,10 @@ async def claim_next(
     no attempt) goes behind every row that has not: one message the model always fails on must
     not be the first claimed every time, ahead of everyone else. It yields for at most
     ``FAILED_YIELD_S`` after it is due, so under endless load it still reaches its last attempt
-    (and the coordinators' alert)."""
+    (and the coordinators' alert).
+
+    ``skip_kinds``: rows with an attachment of these kinds are not claimable now (no model
+    server that can take them has a free slot; the model pool decides)."""
     order = "(i.attempts > 0 AND i.next_attempt_at > ?), " + (
         "i.id" if fifo else "i.priority, i.id"
     )
@@ -179,18 +183,27 @@ async def claim_next(
         if in_conversation_order
         else ""
     )
+    kinds = sorted(skip_kinds)
+    marks = ",".join("?" * len(kinds))
+    skip = (
+        f"""AND NOT EXISTS (SELECT 1 FROM json_each(i.attachments) a
+                           WHERE json_extract(a.value, '$.kind') IN ({marks}))"""  # noqa: S608
+        if kinds
+        else ""
+    )
 
     async def pick(conn: aiosqlite.Connection) -> aiosqlite.Row | None:
         cur = await conn.execute(
             f"""SELECT i.* FROM inbox i
                 WHERE i.status = ? AND i.needs_model = ? AND i.next_attempt_at <= ?
-                {blocked}
-                ORDER BY {order} LIMIT 1""",  # noqa: S608 - two fixed fragments
+                {blocked} {skip}
+                ORDER BY {order} LIMIT 1""",  # noqa: S608 - fixed fragments, placeholders
             (
                 InboxStatus.QUEUED,
                 int(needs_model),
                 now,
                 *(WAITING if in_conversation_order else ()),
+                *kinds,
                 now - FAILED_YIELD_S,
             ),
         )

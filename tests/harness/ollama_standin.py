@@ -43,6 +43,21 @@ Rules (``add_rule(match, spec)``; script key ``rules: [{"match", "spec"}]``) ans
 request whose user messages contain ``match`` with ``spec``, before the queue and the default:
 "the model always fails on this one message, and answers the others".
 
+Model pool features (tests/test_model_pool*.py, bench/bench_pool.py):
+
+- Loads: a chat request without messages loads the model (Ollama answers ``done_reason:
+  "load"``, docs/facts.md). It is recorded in ``load_requests``, not in ``requests``, so the
+  gateway's warm-up does not count as a turn; ``load_s`` is how long the load takes.
+- Parallel slots (``turn_s``, ``num_parallel``): an ASSUMED latency model, not a measurement.
+  At most ``num_parallel`` turns run at once (more wait in the server's queue, like
+  ``OLLAMA_NUM_PARALLEL``); a turn needs ``turn_s`` seconds alone and progresses at the rate
+  1 / (turn_s · (1 + contention · (k − 1))) while k turns run on this host (contention 0.25:
+  four parallel turns each take 1.75 × as long, 2.3 × the throughput of one slot).
+- What the host serves: ``model`` (listed by ``/api/tags``, answered by ``/api/show``; any other
+  name is a 404) and ``capabilities`` per host. ``stop()`` kills it mid-turn (connections
+  dropped, like a killed ollama); ``start()`` afterwards revives it on the same port.
+  ``answer_as``: a proxy in front that answers (loads) as another model than was asked for.
+
 Run standalone: ``python tests/harness/ollama_standin.py --port 0 --script FILE.json`` prints
 ``OLLAMA_STANDIN_URL=http://127.0.0.1:PORT`` on stdout. The script file is re-read on every
 request; whenever its content changes its queues replace the current ones. File keys:
@@ -396,6 +411,11 @@ class OllamaStandIn:
         version: str = VERSION,
         tokens_per_image: int = 256,
         default_num_ctx: int = DEFAULT_NUM_CTX,
+        turn_s: float | None = None,
+        num_parallel: int = 1,
+        contention: float = 0.25,
+        load_s: float = 0.0,
+        answer_as: str | None = None,
     ) -> None:
         self.model = model
         self.embed_model = embed_model
@@ -418,6 +438,14 @@ class OllamaStandIn:
         self._stopping = threading.Event()
         self._conns: set[socket.socket] = set()
         self._cond = threading.Condition(self._lock)
+        self.turn_s = turn_s
+        self.num_parallel = num_parallel
+        self.contention = contention
+        self.load_s = load_s
+        self.answer_as = answer_as  # a proxy that answers as another model (None: as asked)
+        self._loads: list[RecordedRequest] = []
+        self._running = 0  # turns in progress (the latency model's k)
+        self.max_running = 0  # the most turns that ran at once
         self.add_model(ModelEntry(name=model, capabilities=list(capabilities)))
         self.add_model(
             ModelEntry(
@@ -509,6 +537,17 @@ class OllamaStandIn:
         assert isinstance(last, dict)
         return last
 
+    @property
+    def load_requests(self) -> list[RecordedRequest]:
+        """Chat requests without messages (model loads), in arrival order."""
+        with self._lock:
+            return list(self._loads)
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return self._running
+
     def clear_requests(self) -> None:
         with self._lock:
             self._requests.clear()
@@ -555,9 +594,12 @@ class OllamaStandIn:
         return self
 
     def stop(self) -> None:
+        """Kill the host: in-flight requests are dropped mid-turn. ``start()`` revives it on
+        the same port."""
         server, self._server = self._server, None
         if server is None:
             return
+        self._port = int(server.server_address[1])
         self._stopping.set()
         server.shutdown()
         with self._lock:
@@ -581,8 +623,38 @@ class OllamaStandIn:
 
     def _record(self, req: RecordedRequest) -> None:
         with self._cond:
-            self._requests.append(req)
+            is_load = (
+                req.endpoint == "chat"
+                and isinstance(req.body, dict)
+                and isinstance(req.body.get("messages", []), list)
+                and not req.body.get("messages")
+            )
+            (self._loads if is_load else self._requests).append(req)
             self._cond.notify_all()
+
+    def _run_turn(self) -> None:
+        """The parallel-slot latency model (see the module doc): wait for a slot, then progress
+        at 1 / (turn_s · (1 + contention · (k − 1))) per second with k turns running."""
+        assert self.turn_s is not None
+        with self._cond:
+            while self._running >= self.num_parallel:
+                if self._stopping.is_set():
+                    raise _Abort
+                self._cond.wait(0.05)
+            self._running += 1
+            self.max_running = max(self.max_running, self._running)
+        try:
+            done, step = 0.0, 0.01
+            while done < 1.0:
+                if self._stopping.wait(step):
+                    raise _Abort  # killed mid-turn: no answer
+                with self._lock:
+                    k = self._running
+                done += step / (self.turn_s * (1 + self.contention * (k - 1)))
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
 
     def _maybe_reload(self) -> None:
         if self.script_path is None:
@@ -1043,10 +1115,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         stream = body.get("stream", True) is not False
         if not messages:
+            if st.load_s > 0:
+                st._sleep(st.load_s)
+                if st._stopping.is_set():
+                    raise _Abort
             self._send_json(
                 200,
                 {
-                    "model": name,
+                    "model": st.answer_as or name,
                     "created_at": rfc3339_now(),
                     "message": {"role": "assistant", "content": ""},
                     "done": True,
@@ -1054,6 +1130,8 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
+        if st.turn_s is not None:
+            st._run_turn()
         spec = st._next_spec("chat", body) or {}
         if self._apply_transport_spec(spec, stream):
             return
