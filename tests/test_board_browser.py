@@ -70,7 +70,7 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
         await joined(gw, room.room_id)
         tab = await new_tab(browser, base, width=1440, height=900)
         await tab.open_board(room.coordinator.user_id, room.coordinator.password)
-        assert await tab.page.inner_text("#me-role") == "coordinator"
+        assert await tab.page.text_content("#me-role") == "coordinator"
         assert await tab.page.inner_text("#me-user") == room.coordinator.user_id
         await tab.page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
@@ -80,9 +80,11 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
         code = await first_case(gw)
         assert await row.get_attribute("data-code") == code
         assert await tab.page.evaluate("window.__sameDocument") is True
+        # The model's dispatch request follows: the same row updates live.
+        await tab.page.locator(
+            f'li.case[data-code="{code}"] .loc.approx', has_text="Char Bhadrasan school roof"
+        ).wait_for(timeout=30_000)
         assert "CRITICAL" in await row.inner_text()
-        assert "Char Bhadrasan school roof" in await row.inner_text()
-        await tab.page.wait_for_selector(f'li.case[data-code="{code}"] .loc.approx')
         await gw.wait_sent(VICTIM, 2)
 
         # A GPS fix arrives: the case's pin appears on the map, drawn as exact.
@@ -92,7 +94,9 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
 
         await open_case(tab, code)
         story = await tab.page.inner_text(".timeline")
-        assert "Water rising" in story and "dispatch_rescue_team" in story
+        assert "Water rising" in story and "Stay on the roof" in story
+        assert await tab.page.locator(".entry.k-model_turn").count() >= 1
+        turn_story = story
         choices = await tab.page.locator("form.a-approve option").all_inner_texts()
         assert choices[1].startswith("boat-1"), choices  # free boats first for a case needing a boat
         await tab.page.screenshot(path=str(shots_dir(tmp_path) / "board-case.png"))
@@ -111,6 +115,8 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
         await tab.page.wait_for_selector(f'li.case[data-code="{code}"] .c-team >> text=boat-2')
         await tab.page.wait_for_selector('li.team[data-team="boat-2"].t-busy')
 
+        # The AI audit trail: the model's tool call and what the backend decided.
+        assert "dispatch_rescue_team" in turn_story, turn_story
         await tab.page.click("#case-close")
         await tab.page.screenshot(path=str(shots_dir(tmp_path) / "board.png"))
         assert tab.dialogs == [] and tab.errors == []
@@ -145,7 +151,7 @@ async def test_responder_cannot_approve_and_non_staff_cannot_log_in(
 
         tab = await new_tab(browser, base, width=390, height=844)  # a responder's phone
         await tab.open_board(room.responder.user_id, room.responder.password)
-        assert await tab.page.inner_text("#me-role") == "responder"
+        assert await tab.page.text_content("#me-role") == "responder"
         await tab.page.wait_for_selector(f'li.case[data-code="{code}"]', timeout=30_000)
 
         async def pending() -> bool:

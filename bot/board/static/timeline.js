@@ -4,7 +4,13 @@
 import { h } from "./dom.js";
 import { clock, label } from "./format.js";
 
-function media(m) {
+function media(items) {
+  // One attachment or a list of them (a Matrix message can carry several).
+  const list = Array.isArray(items) ? items : items ? [items] : [];
+  return list.map(one);
+}
+
+function one(m) {
   if (!m || !m.id) return null;
   const src = `/media/${encodeURIComponent(m.id)}`;
   if (m.kind === "audio") return h("audio", { controls: true, preload: "none", src, class: "media" });
@@ -13,7 +19,7 @@ function media(m) {
 }
 
 function message(e) {
-  const dir = e.kind === "in" ? "from the victim" : "to the victim";
+  const dir = e.kind === "in" ? "from the victim" : e.to === "coordinators" ? "to the coordinators" : "to the victim";
   return [
     h(
       "div",
@@ -24,7 +30,9 @@ function message(e) {
       e.parts > 1 ? h("span", { class: "tag" }, `${e.parts} SMS parts`) : null,
     ),
     e.text ? h("p", { class: "text" }, e.text) : null,
+    e.lat != null && e.lon != null ? h("div", { class: "muted" }, `location fix ${e.lat}, ${e.lon}`) : null,
     media(e.media),
+    e.error ? h("div", { class: "error" }, `send failed: ${e.error}`) : null,
   ];
 }
 
@@ -32,7 +40,10 @@ function modelTurn(e) {
   const passages = e.passages ?? [];
   const calls = e.tool_calls ?? [];
   return [
-    h("div", { class: "meta" }, h("b", {}, "MODEL"), " turn"),
+    h("div", { class: "meta" }, h("b", {}, "MODEL"), " turn",
+      e.seconds != null ? ` · ${Number(e.seconds).toFixed(1)} s` : "",
+      e.ok === false ? h("span", { class: "tag" }, "failed") : null),
+    e.error ? h("div", { class: "error" }, e.error) : null,
     passages.length
       ? h("details", {}, h("summary", {}, `${passages.length} protocol passage(s) given`),
           h("ul", {}, passages.map((p) => h("li", {}, p.title ?? "", p.source ? h("span", { class: "muted" }, ` — ${p.source}`) : null))))
@@ -41,8 +52,10 @@ function modelTurn(e) {
       h("div", { class: "tool" },
         h("code", {}, c.name ?? "?"),
         h("pre", {}, typeof c.arguments === "string" ? c.arguments : JSON.stringify(c.arguments ?? {}, null, 1)),
-        h("div", { class: "decision" }, "backend: ", h("b", {}, typeof c.decision === "string" ? c.decision : JSON.stringify(c.decision ?? "")))),
+        h("div", { class: "decision" }, "backend: ", h("b", {}, typeof c.decision === "string" ? c.decision : JSON.stringify(c.decision ?? ""))),
+        c.result ? h("pre", { class: "result" }, c.result) : null),
     ),
+    (e.guard ?? []).map((g) => h("div", { class: "error" }, `guard: ${typeof g === "string" ? g : JSON.stringify(g)}`)),
     e.reply ? h("p", { class: "text" }, h("span", { class: "muted" }, "reply: "), e.reply) : null,
   ];
 }
