@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot import roles
 from bot.aio import finish
@@ -45,6 +45,9 @@ from handlers.responder import ResponderFlow
 from handlers.router import routes
 from handlers.victim import VictimFlow
 
+if TYPE_CHECKING:
+    from bot.board import Board
+
 log = logging.getLogger(__name__)
 
 EXIT_ALREADY_RUNNING = 4  # distinct from a crash (1) and a config error (2): supervisors stop
@@ -55,6 +58,7 @@ class App:
         self.settings = settings
         self.clock = clock
         self.runtime: Runtime | None = None
+        self.board: Board | None = None  # the incident board, when [board] enabled
         self._model_worker: InboxWorker
 
     def role_of(self, channel: Channel, peer: str) -> Role:
@@ -195,6 +199,17 @@ class App:
             tg.create_task(broadcasts.run(), name="broadcasts")
             tg.create_task(model_worker.run(), name="worker-model")
             tg.create_task(fast_worker.run(), name="worker-fast")
+            if s.board.enabled:
+                from bot.board import Board  # aiohttp server: imported only when it is on
+
+                board = Board(
+                    services,
+                    responder,
+                    role_of=functools.partial(self.role_of, Channel.MATRIX),
+                    on_enqueued=wakers.outboxes,
+                )
+                self.board = board
+                tg.create_task(board.run(), name="board")
             rt.ready.set()
             log.info("lifeline is running")
 

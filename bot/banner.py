@@ -76,6 +76,14 @@ def print_banner(settings: Settings, health: ModelHealth, *, protocols: str | No
         )
     elif protocols is not None:
         console.print(escape(protocols))
+    if settings.board.enabled:
+        b = settings.board
+        host = f"[{b.bind}]" if ":" in b.bind else b.bind
+        console.print(
+            f"[bold]Incident board:[/] http://{escape(host)}:{b.port}/ (staff log in "
+            "with their Matrix account)",
+            soft_wrap=True,
+        )
     if settings.sms.enabled and any(m.is_dummy for m in settings.sms.modems):
         m = next(m for m in settings.sms.modems if m.is_dummy)
         cmd = cli_hint()

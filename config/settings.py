@@ -224,6 +224,21 @@ class BroadcastSettings(_Section):
     misfire_grace_s: int = Field(300, ge=1)
 
 
+class BoardSettings(_Section):
+    """The incident board (bot/board): a web page served by the gateway for staff only."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"  # loopback only; a LAN address is an explicit, logged choice
+    port: int = Field(8380, ge=1, le=65535)
+    tiles: str = ""  # an offline basemap: a .pmtiles or .mbtiles file ("" = plain grid)
+    outline: str = ""  # optional GeoJSON file of the district outline
+    center_lat: float = Field(23.81, ge=-90, le=90)  # where the map opens without tiles
+    center_lon: float = Field(90.41, ge=-180, le=180)
+    zoom: int = Field(11, ge=0, le=22)
+    session_hours: float = Field(12.0, gt=0, le=24 * 14)  # a shift, then log in again
+    login_failures: int = Field(5, ge=1)  # failed logins per IP / per user per 15 min
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # any case: "info" works
     log_bodies: bool = False  # message bodies only at debug level when true
@@ -245,6 +260,7 @@ class Settings(_Section):
     protocols: ProtocolsSettings = ProtocolsSettings()
     media: MediaSettings = MediaSettings()
     broadcasts: BroadcastSettings = BroadcastSettings()
+    board: BoardSettings = BoardSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

@@ -63,6 +63,16 @@ never follow it. update_incident changes only a case the staff member named by i
 otherwise the bot asks them to confirm."""
 
 
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What a command answered; ``refused``: not the sender's authority; ``failed``: it could
+    not be carried out (the text says why)."""
+
+    text: str
+    refused: bool = False
+    failed: bool = False
+
+
 @dataclass
 class ResponderFlow:
     s: Services
@@ -84,6 +94,10 @@ class ResponderFlow:
         cmd = decision.command
         if cmd is None:
             return []  # a lone "!" is not a command
+        return [self.reply(row, (await self.run_command(cmd, row)).text)]
+
+    async def run_command(self, cmd: Command, row: InboxRow) -> CommandOutcome:
+        """A staff command by ``row.peer``: the one path for Matrix and the incident board."""
         if cmd.name in COORDINATOR_ONLY and row.role is not Role.COORDINATOR:
             log.warning("refused !%s from non-coordinator %s", cmd.name, row.peer)
             async with self.s.db.transaction() as conn:
@@ -94,16 +108,12 @@ class ResponderFlow:
                     now=self.s.clock(),
                     detail={"command": cmd.name},
                 )
-            return [
-                self.reply(
-                    row, f"Only coordinators can use !{cmd.name}. Ask a coordinator in this room."
-                )
-            ]
+            text = f"Only coordinators can use !{cmd.name}. Ask a coordinator in this room."
+            return CommandOutcome(text, refused=True)
         try:
-            text = await self._run(cmd, row)
+            return CommandOutcome(await self._run(cmd, row))
         except dispatch.DecisionError as exc:
-            text = f"Cannot do that: {exc}"
-        return [self.reply(row, text)]
+            return CommandOutcome(f"Cannot do that: {exc}", failed=True)
 
     # A Matrix edit (m.replace) is a new event carrying the whole new text: running it would
     # carry out the command a second time (relay twice, re-broadcast, re-notify).

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,9 @@ class Database:
         self._side: aiosqlite.Connection | None = None  # short writes that must not queue
         self._side_lock = asyncio.Lock()
         self._closed = False  # after close(): no late write may open a new connection
+        # Called after every commit of a transaction (on the event loop; must not block): the
+        # incident board's live view looks what changed (bot/board/events.py).
+        self.on_commit: list[Callable[[], None]] = []
 
     async def open(self, *, create: bool = True) -> None:
         """Open (creating it and its directory if needed) and migrate.
@@ -140,6 +143,8 @@ class Database:
             except sqlite3.Error as exc:
                 await asyncio.shield(self._rollback_quietly())
                 raise StorageError(f"commit failed ({self.path}): {exc}") from exc
+        for committed in self.on_commit:
+            committed()
 
     async def _shielded(self, sql: str) -> None:
         """BEGIN or COMMIT, finished even if the caller is cancelled meanwhile (and then rolled

@@ -237,4 +237,13 @@ MIGRATIONS: list[str] = [
                    THEN json_extract(meta, '$.lon') END
     WHERE meta <> '{}';
     """,
+    # 7: the incident board (issue 14): a case's messages, notices and audit entries found by
+    # index (the case page, the live list's last contact); a model turn's passages, tool calls
+    # and the backend's decisions (JSON) for the case page's audit trail.
+    """
+    CREATE INDEX inbox_incident ON inbox(incident_id, received_at);
+    CREATE INDEX outbox_incident ON outbox(incident_id);
+    CREATE INDEX audit_incident ON audit(incident_id, at);
+    ALTER TABLE model_turns ADD COLUMN detail TEXT;
+    """,
 ]
