@@ -37,6 +37,8 @@ export class CasePanel {
   }
 
   allowed(action) {
+    // The server lists what this viewer may do (/api/me "actions"); the role is the fallback.
+    if (Array.isArray(this.me.actions)) return this.me.actions.includes(action);
     return this.me.role === "coordinator" || !COORDINATOR_ONLY.has(action);
   }
 
