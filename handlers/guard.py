@@ -6,8 +6,11 @@ written to the audit log so coordinators can see who tried what."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from bot import reply_guard
 from bot.conversation import TurnResult
@@ -79,3 +82,37 @@ async def audit_reply(db: Database, row: InboxRow, turn: TurnResult | BadTurn, n
         await store.audit(
             conn, actor="model", action=action, incident_id=row.incident_id, now=now, detail=detail
         )
+
+
+class Cited(Protocol):
+    """A protocol passage the turn was given (protocols.search.Passage)."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+RESULT_MAX = 2000  # characters of a tool's result kept in the turn's record
+
+
+def turn_detail(passages: Sequence[Cited], turn: TurnResult) -> dict[str, Any]:
+    """What a model turn was given and did, for the case page's audit trail: the passages, each
+    tool call with the backend's decision (its result; refused calls say why), the reply."""
+    calls = []
+    for o in turn.tool_outcomes:
+        result = json.dumps(o.result, default=str, ensure_ascii=False)
+        calls.append(
+            {
+                "name": o.name,
+                "arguments": o.arguments,
+                "decision": "done" if o.ok else "refused",
+                "result": result if len(result) <= RESULT_MAX else result[:RESULT_MAX] + "…",
+            }
+        )
+    return {
+        "passages": [{"title": p.title, "source": p.source} for p in passages],
+        "tool_calls": calls,
+        "reply": turn.content,
+        "guard": list(turn.rejections),
+    }

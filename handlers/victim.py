@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from bot.store import incidents as store
 from bot.store.inbox import InboxRow
 from handlers.context import Services, TurnContext
 from handlers.dispatch import alert_text
-from handlers.guard import audit_reply, audit_turn
+from handlers.guard import Cited, audit_reply, audit_turn, turn_detail
 from handlers.history import PUBLIC_WRAPPER, conversation_history, public_text
 from handlers.replies import reply_to, shape
 from handlers.texts import ack_key, say
@@ -163,8 +164,9 @@ class VictimFlow:
         media = await self._prepare_media(row, incident)
         query = row.text or " ".join(media.described)
         protocols_text = "(library unavailable)"
+        passages: Sequence[Cited] = ()  # what the turn is given, for the case's audit trail
         if self.protocols is not None:
-            protocols_text, _ = await self.protocols.prompt_context(
+            protocols_text, passages = await self.protocols.prompt_context(
                 query, row.lang, self.s.settings.protocols.prompt_token_budget
             )
         dispatches = await store.dispatches_for(self.s.db, incident.id)
@@ -203,7 +205,9 @@ class VictimFlow:
             policy=policy,
             num_predict=self.s.settings.model.reply_tokens,
         )
-        await self._record_turn(row, turn.seconds, turn.prompt_tokens, None, guard=turn)
+        await self._record_turn(
+            row, turn.seconds, turn.prompt_tokens, None, guard=turn, passages=passages
+        )
         await audit_turn(self.s.db, row, turn.tool_outcomes, self.s.clock())
         await audit_reply(self.s.db, row, turn, self.s.clock())
         reply = turn.content
@@ -374,6 +378,7 @@ class VictimFlow:
         prompt_tokens: int | None,
         error: str | None,
         guard: TurnResult | None = None,
+        passages: Sequence[Cited] = (),
     ) -> None:
         ok = error is None
         if guard is not None and guard.rejections:  # answered after a corrective re-prompt
@@ -386,6 +391,7 @@ class VictimFlow:
             seconds=seconds,
             prompt_tokens=prompt_tokens,
             error=error,
+            detail=None if guard is None else turn_detail(passages, guard),
         )
 
 

@@ -31,6 +31,7 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
     async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
         base = await board_up(gw)
         await joined(gw, room.room_id)
+        await gw.protocols_ready()  # the model turn is given passages, and the page shows them
         async with (
             logged_in(base, room.coordinator.user_id, room.coordinator.password) as coord,
             event_stream(coord) as events,
@@ -52,6 +53,23 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
             assert answer["ok"] and f"{case}: approved, team boat-2" in answer["message"]
             await events.wait("case", lambda c: c["code"] == case and c["team"] == "boat-2")
             await events.wait("team", lambda t: t["id"] == "boat-2" and t["status"] == "busy")
+
+            # the case page tells the whole story, the AI audit trail included
+            status, page = await coord.get(f"/api/cases/{case}")
+            assert status == 200 and page["case"]["team"] == "boat-2"
+            timeline = page["timeline"]
+            assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
+            kinds = {e["kind"] for e in timeline}
+            assert kinds >= {"in", "out", "model_turn", "dispatch", "audit"}, kinds
+            (turn,) = [e for e in timeline if e["kind"] == "model_turn"]
+            assert turn["ok"] and turn["passages"] and all(p["title"] for p in turn["passages"])
+            (call,) = turn["tool_calls"]
+            assert call["name"] == "dispatch_rescue_team" and call["decision"] == "done"
+            assert call["arguments"]["location"] == "Char Bhadrasan school roof"
+            assert turn["reply"] == "Your rescue request is recorded. Stay on the roof."
+            actions = [(e["actor"], e["action"]) for e in timeline if e["kind"] == "audit"]
+            assert (room.coordinator.user_id, "dispatch.assigned") in actions
+            assert any(e["kind"] == "in" and e["parts"] == 1 for e in timeline)
 
         sms = await gw.wait_sent(VICTIM, 3)
         assert "rescue approved" in sms[2]["text"] and "boat-2" in sms[2]["text"]

@@ -21,7 +21,7 @@ from bot.board import actions, api, csrf, pages
 from bot.board.auth import FailureLimit
 from bot.board.events import Hub
 from bot.board.jsonout import error
-from bot.board.keys import BOARD, ROLE, SESSION
+from bot.board.keys import BOARD, ROLE, SESSION, BoardRef, board_of
 from bot.board.map import MapData
 from bot.board.sessions import COOKIE, Session, Sessions
 from bot.models import Role
@@ -106,8 +106,8 @@ class Board:
     # ---- the app ----------------------------------------------------------------------------
 
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._guard], client_max_size=64 * 1024)
-        app[BOARD] = self
+        app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
+        app[BOARD] = BoardRef(self)
         app.on_response_prepare.append(_security_headers)
         r = app.router
         r.add_get("/login", pages.login_page)
@@ -121,29 +121,6 @@ class Board:
         api.add_routes(r)
         actions.add_routes(r)
         return app
-
-    @web.middleware
-    async def _guard(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        path = request.path
-        if request.method == "POST" and not _same_origin(request):
-            log.warning("board: cross-origin POST %s refused", path)
-            return error(403, "cross-origin request refused")
-        if path == "/login" or path.startswith(PUBLIC_PREFIXES):
-            return await handler(request)
-        found = self.session_of(request)
-        if found is None:
-            if path == "/":
-                return pages.redirect("/login")
-            return error(401, "log in first")
-        session, role = found
-        request[SESSION], request[ROLE] = session, role
-        token = request.headers.get(csrf.HEADER)
-        if request.method == "POST" and path != "/logout" and not csrf.valid(session, token):
-            log.warning("board: POST %s by %s without a valid CSRF token", path, session.user)
-            return error(403, "missing or wrong CSRF token")
-        return await handler(request)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -193,7 +170,33 @@ class Board:
             if self.http is not None:
                 await self.http.close()
             self.map.close()
+            runner.app[BOARD].board = None  # see bot/board/keys.py
             log.info("board stopped")
+
+
+@web.middleware
+async def guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Sessions and CSRF for every route but the login page and its static files."""
+    path = request.path
+    if request.method == "POST" and not _same_origin(request):
+        log.warning("board: cross-origin POST %s refused", path)
+        return error(403, "cross-origin request refused")
+    if path == "/login" or path.startswith(PUBLIC_PREFIXES):
+        return await handler(request)
+    found = board_of(request).session_of(request)
+    if found is None:
+        if path == "/":
+            return pages.redirect("/login")
+        return error(401, "log in first")
+    session, role = found
+    request[SESSION], request[ROLE] = session, role
+    token = request.headers.get(csrf.HEADER)
+    if request.method == "POST" and path != "/logout" and not csrf.valid(session, token):
+        log.warning("board: POST %s by %s without a valid CSRF token", path, session.user)
+        return error(403, "missing or wrong CSRF token")
+    return await handler(request)
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from typing import Any
 
 from bot.store.db import Database
 
@@ -16,11 +18,22 @@ async def record(
     seconds: float,
     prompt_tokens: int | None,
     error: str | None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
+    """``detail``: what the turn was given and did (passages, tool calls and the backend's
+    decisions, the reply), for the case page's audit trail (bot/board)."""
     await db.execute(
-        "INSERT INTO model_turns (inbox_id, at, ok, seconds, prompt_tokens, error) "
-        "VALUES (?,?,?,?,?,?)",
-        (inbox_id, at, int(ok), seconds, prompt_tokens, error),
+        "INSERT INTO model_turns (inbox_id, at, ok, seconds, prompt_tokens, error, detail) "
+        "VALUES (?,?,?,?,?,?,?)",
+        (
+            inbox_id,
+            at,
+            int(ok),
+            seconds,
+            prompt_tokens,
+            error,
+            None if detail is None else json.dumps(detail, default=str),
+        ),
     )
 
 
