@@ -127,9 +127,7 @@ async def run() -> None:
             burst_s = time.monotonic() - t0
 
             async def all_cases() -> bool:
-                rows = await gw.rows(
-                    "SELECT COUNT(*) FROM incidents WHERE reporter LIKE '+88017%'"
-                )
+                rows = await gw.rows("SELECT COUNT(*) FROM incidents WHERE reporter LIKE '+88017%'")
                 return rows[0][0] >= RATE * SECONDS
 
             await wait_for(all_cases, timeout=300, every=0.5)

@@ -98,8 +98,11 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
         assert await tab.page.locator(".entry.k-model_turn").count() >= 1
         turn_story = story
         choices = await tab.page.locator("form.a-approve option").all_inner_texts()
-        assert choices[1].startswith("boat-1"), choices  # free boats first for a case needing a boat
+        # Free boats first for a case that needs a boat (after "first free team").
+        assert choices[1].startswith("boat-1"), choices
+        await tab.page.set_viewport_size({"width": 1440, "height": 2300})  # the whole story
         await tab.page.screenshot(path=str(shots_dir(tmp_path) / "board-case.png"))
+        await tab.page.set_viewport_size({"width": 1440, "height": 900})
         await tab.page.select_option("form.a-approve select", "boat-2")
         await tab.page.click("form.a-approve button")
         result = tab.page.locator(".action-result.ok")
@@ -203,7 +206,8 @@ async def test_victim_markup_renders_as_text_and_the_live_banner_tracks_the_conn
                 """() => {
                     window.__banners = [];
                     const b = document.getElementById("live-banner");
-                    new MutationObserver(() => window.__banners.push(b.className + ": " + b.textContent))
+                    const log = () => window.__banners.push(b.className + ": " + b.textContent);
+                    new MutationObserver(log)
                         .observe(b, {attributes: true, childList: true, characterData: true});
                 }"""
             )

@@ -54,7 +54,7 @@ def leaflet_dir() -> Path:
 
 
 def markercluster_dir() -> Path:
-    from xstatic.pkg import leaflet_markercluster  # type: ignore[import-untyped]
+    from xstatic.pkg import leaflet_markercluster
 
     return Path(str(leaflet_markercluster.BASE_DIR))
 
