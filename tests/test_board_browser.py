@@ -126,7 +126,7 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
         # Every request the page made stayed on its own origin (Leaflet included).
         assert any("/vendor/leaflet/leaflet.js" in u for u in tab.requests), tab.requests
         assert any(u.endswith("/api/events") for u in tab.requests), tab.requests
-        assert tab.outside_origin() == []
+        assert await tab.outside_origin() == []
 
 
 async def test_responder_cannot_approve_and_non_staff_cannot_log_in(
@@ -172,7 +172,7 @@ async def test_responder_cannot_approve_and_non_staff_cannot_log_in(
         assert (await gw.rows("SELECT status FROM dispatches"))[0][0] == "pending_approval"
         # The responder sees the number masked; it never reaches their page whole.
         assert VICTIM not in await tab.page.content()
-        assert tab.outside_origin() == [] and tab.dialogs == []
+        assert await tab.outside_origin() == [] and tab.dialogs == []
 
 
 async def test_victim_markup_renders_as_text_and_the_live_banner_tracks_the_connection(
@@ -223,4 +223,4 @@ async def test_victim_markup_renders_as_text_and_the_live_banner_tracks_the_conn
         await tab.page.wait_for_selector("#live-banner.lost", timeout=30_000)
         assert "Live connection lost" in await tab.page.inner_text("#live-banner")
         assert await tab.page.inner_text("#live-state") == "offline"
-        assert tab.outside_origin() == []
+        assert await tab.outside_origin() == []

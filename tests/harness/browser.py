@@ -32,6 +32,13 @@ CHROMIUM_ARGS = [
 ]
 
 
+# Every load the Content-Security-Policy refuses, recorded inside each page.
+CSP_WATCH = """
+window.__cspRefused = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspRefused.push(e.blockedURI));
+"""
+
+
 def chromium_executable() -> str:
     """Debian's Chromium (``LIFELINE_CHROMIUM`` overrides); a missing browser fails loudly."""
     found = os.environ.get("LIFELINE_CHROMIUM") or next(
@@ -65,9 +72,11 @@ class Tab:
         parts = urlsplit(self.base)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def outside_origin(self) -> list[str]:
-        """Every recorded request that went anywhere but the board's own origin."""
-        return [u for u in self.requests if not u.startswith(self.origin + "/")]
+    async def outside_origin(self) -> list[str]:
+        """Every request the page made, or tried and the CSP refused, that was not to the
+        board's own origin (a refused one never reaches the network, so the page reports it)."""
+        refused: list[str] = await self.page.evaluate("window.__cspRefused ?? []")
+        return [u for u in self.requests + refused if not u.startswith(self.origin + "/")]
 
     async def login(self, user: str, password: str) -> None:
         await self.page.goto(self.base + "login")
@@ -119,6 +128,7 @@ async def new_tab(browser: Browser, base: str, *, width: int = 1280, height: int
     page = await context.new_page()
     tab = Tab(base, context, page)
     context.on("request", lambda r: tab.requests.append(r.url))
+    await context.add_init_script(CSP_WATCH)
     page.on("pageerror", lambda e: tab.errors.append(str(e)))
 
     async def dismiss(dialog: object) -> None:
