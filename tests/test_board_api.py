@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bot.board import events as events_module
 from tests.harness.board_client import (
-    board_settings,
-    board_up,
+    board_gateway,
     event_stream,
     http,
     logged_in,
     login_status,
 )
-from tests.harness.gateway import running_gateway
+from tests.harness.gateway import Gateway
 from tests.harness.matrix_room import Room, joined, roof_rescue_turn
 from tests.harness.ollama_standin import OllamaStandIn
 from tests.harness.synapse_server import register
@@ -23,13 +25,21 @@ from tests.harness.synapse_server import register
 VICTIM = "+8801712345621"
 
 
+async def roof_case(gw: Gateway, standin: OllamaStandIn) -> str:
+    """The victim's SMS has made a case waiting for approval."""
+    standin.push_chat(*roof_rescue_turn())
+    gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
+    await gw.wait_sent(VICTIM, 2)
+    code: str = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+    return code
+
+
 async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
     room = coordination
     ollama_standin.push_chat(*roof_rescue_turn())
-    async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
-        base = await board_up(gw)
+    async with board_gateway(tmp_path, ollama_standin, room) as (gw, base):
         await joined(gw, room.room_id)
         await gw.protocols_ready()  # the model turn is given passages, and the page shows them
         async with (
@@ -48,6 +58,9 @@ async def test_coordinator_sees_a_new_sms_case_live_and_approves_it_on_the_board
             status, listed = await coord.get("/api/cases?filter=unassigned")
             assert status == 200 and [c["code"] for c in listed["cases"]] == [case]
 
+            status, before = await coord.get(f"/api/cases/{case}")
+            assert before["team_kind"] == "boat"  # free boats first, then the others
+            assert before["team_choice"] == ["boat-1", "boat-2", "med-1"]
             status, answer = await coord.post(f"/api/cases/{case}/approve", {"team": "boat-2"})
             assert status == 200, answer
             assert answer["ok"] and f"{case}: approved, team boat-2" in answer["message"]
@@ -86,12 +99,8 @@ async def test_responder_sees_masked_numbers_and_cannot_approve(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
     room = coordination
-    ollama_standin.push_chat(*roof_rescue_turn())
-    async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
-        base = await board_up(gw)
-        gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
-        await gw.wait_sent(VICTIM, 2)
-        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+    async with board_gateway(tmp_path, ollama_standin, room) as (gw, base):
+        case = await roof_case(gw, ollama_standin)
         async with logged_in(base, room.responder.user_id, room.responder.password) as resp:
             assert resp.role == "responder"
             status, listed = await resp.get("/api/cases")
@@ -118,8 +127,7 @@ async def test_only_staff_log_in_and_nothing_but_the_login_page_is_anonymous(
 ) -> None:
     room = coordination
     stranger = register(room.hs, "stranger")
-    async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
-        base = await board_up(gw)
+    async with board_gateway(tmp_path, ollama_standin, room) as (_, base):
         async with http() as anon:
             for path in ("/api/me", "/api/cases", "/api/teams", "/api/events", "/media/1-0"):
                 async with anon.get(base + path, allow_redirects=False) as r:
@@ -153,32 +161,26 @@ async def test_login_failures_are_limited_per_user(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
     room = coordination
-    settings = board_settings(tmp_path, ollama_standin, room, login_failures=3)
-    async with running_gateway(settings) as gw:
-        base = await board_up(gw)
-        async with http() as client:
-            for _ in range(3):
-                got = await login_status(
-                    client, base, user=room.coordinator.user_id, password="guess"
-                )
-                assert got == (303, "/login?error=denied")
-            # now even the right password is refused for a while: a guesser learns nothing
-            got = await login_status(
-                client, base, user=room.coordinator.user_id, password=room.coordinator.password
-            )
-            assert got == (303, "/login?error=too_many")
+    async with (
+        board_gateway(tmp_path, ollama_standin, room, login_failures=3) as (_, base),
+        http() as client,
+    ):
+        for _ in range(3):
+            got = await login_status(client, base, user=room.coordinator.user_id, password="guess")
+            assert got == (303, "/login?error=denied")
+        # now even the right password is refused for a while: a guesser learns nothing
+        got = await login_status(
+            client, base, user=room.coordinator.user_id, password=room.coordinator.password
+        )
+        assert got == (303, "/login?error=too_many")
 
 
 async def test_csrf_token_required_and_security_headers_everywhere(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
     room = coordination
-    ollama_standin.push_chat(*roof_rescue_turn())
-    async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
-        base = await board_up(gw)
-        gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
-        await gw.wait_sent(VICTIM, 2)
-        case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
+    async with board_gateway(tmp_path, ollama_standin, room) as (gw, base):
+        case = await roof_case(gw, ollama_standin)
         async with logged_in(base, room.coordinator.user_id, room.coordinator.password) as coord:
             for token in ("", "not-the-token"):
                 status, answer = await coord.post(
@@ -214,13 +216,16 @@ async def test_csrf_token_required_and_security_headers_everywhere(
             assert status == 401
 
 
-async def test_victim_text_comes_back_json_escaped(
-    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+async def test_victim_text_comes_back_json_escaped_and_the_stream_pings(
+    tmp_path: Path,
+    ollama_standin: OllamaStandIn,
+    coordination: Room,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(events_module, "PING_S", 0.5)  # 15 s in service
     room = coordination
     payload = '<script>alert(1)</script><img src=x onerror="alert(2)"> & roof'
-    async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
-        base = await board_up(gw)
+    async with board_gateway(tmp_path, ollama_standin, room) as (gw, base):
         gw.sms_in(VICTIM, payload)
         await gw.wait_sent(VICTIM, 1)
         case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
@@ -235,3 +240,5 @@ async def test_victim_text_comes_back_json_escaped(
             inbound = [e for e in page["timeline"] if e["kind"] == "in"]
             assert [e["text"] for e in inbound] == [payload]
             assert any(e["kind"] == "out" and e["to"] == "reporter" for e in page["timeline"])
+            async with event_stream(coord) as live:
+                await live.wait("ping")

@@ -10,17 +10,18 @@ import json
 import sqlite3
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
 from bot.models import Attachment, Channel, Inbound, Priority, Role
 from bot.store import inbox
-from tests.harness.board_client import board_settings, board_up, http, logged_in
-from tests.harness.gateway import running_gateway
+from tests.harness.board_client import board_gateway, http, logged_in
 from tests.harness.matrix_room import Room
 from tests.harness.ollama_standin import OllamaStandIn
 
@@ -102,36 +103,30 @@ def outline(tmp_path: Path) -> str:
     return str(path)
 
 
-async def test_tiles_from_an_mbtiles_file_with_the_rows_flipped(
-    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [("district.mbtiles", write_mbtiles), ("district.pmtiles", write_pmtiles)],
+    ids=["mbtiles-rows-flipped", "pmtiles"],
+)
+async def test_tiles_from_an_offline_archive(
+    tmp_path: Path,
+    ollama_standin: OllamaStandIn,
+    coordination: Room,
+    name: str,
+    write: Callable[[Path], None],
 ) -> None:
-    archive = tmp_path / "district.mbtiles"
-    write_mbtiles(archive)
-    settings = board_settings(
-        tmp_path, ollama_standin, coordination, tiles=str(archive), outline=outline(tmp_path)
-    )
-    async with running_gateway(settings) as gw:
-        await _check_tiles(await board_up(gw), coordination)
-
-
-async def test_tiles_from_a_pmtiles_archive(
-    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
-) -> None:
-    archive = tmp_path / "district.pmtiles"
-    write_pmtiles(archive)
-    settings = board_settings(
-        tmp_path, ollama_standin, coordination, tiles=str(archive), outline=outline(tmp_path)
-    )
-    async with running_gateway(settings) as gw:
-        await _check_tiles(await board_up(gw), coordination)
+    archive = tmp_path / name
+    write(archive)
+    extra = {"tiles": str(archive), "outline": outline(tmp_path)}
+    async with board_gateway(tmp_path, ollama_standin, coordination, **extra) as (_, base):
+        await _check_tiles(base, coordination)
 
 
 async def test_no_basemap_grid_map_sitrep_chart_and_stored_media(
     tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
 ) -> None:
     room = coordination
-    async with running_gateway(board_settings(tmp_path, ollama_standin, room)) as gw:
-        base = await board_up(gw)
+    async with board_gateway(tmp_path, ollama_standin, room) as (gw, base):
         photo = gw.settings.media.dir / "photo-1.jpg"
         photo.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (16, 16), "white").save(photo, "JPEG")
@@ -193,8 +188,7 @@ async def test_a_stopped_board_lets_the_stopped_gateway_go(
     keep the stopped gateway (and its modem threads) alive through it."""
 
     async def serve_one_request() -> weakref.ref[Any]:
-        async with running_gateway(board_settings(tmp_path, ollama_standin, coordination)) as gw:
-            base = await board_up(gw)
+        async with board_gateway(tmp_path, ollama_standin, coordination) as (gw, base):
             async with http() as client, client.get(base + "/login") as r:
                 assert r.status == 200
             return weakref.ref(gw.app)

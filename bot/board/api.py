@@ -22,6 +22,7 @@ from bot.store import board as store
 from bot.store import incidents
 from bot.store.board import FILTERS, CaseQuery
 from handlers.broadcasts.sitrep import chart_data
+from handlers.dispatch.teams import team_kind
 from handlers.responder import COORDINATOR_ONLY
 
 if TYPE_CHECKING:
@@ -105,10 +106,16 @@ async def case_page(request: web.Request) -> web.Response:
     now = board.clock()
     overdue_s = board.services.settings.dispatch.overdue_after_min * 60.0
     story = await store.story(board.db, row.incident.id)
+    i, d = row.incident, row.dispatch
+    kind = (await store.dispatch_kind(board.db, d.id) if d is not None else None) or team_kind(
+        f"{i.needs} {i.summary}"
+    )
     return response(
         {
             "case": views.case_json(row, role, now, overdue_s),
             "timeline": views.timeline(story, row.incident, role),
+            "team_kind": kind,
+            "team_choice": views.team_choice(await incidents.list_teams(board.db), kind),
         }
     )
 

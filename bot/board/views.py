@@ -15,6 +15,7 @@ from bot import sms_text
 from bot.models import Channel, Dispatch, Incident, Role, Team
 from bot.redact import mask_peer
 from bot.store.board import CaseRow, Story
+from handlers.dispatch.teams import SERVES
 
 _NEEDS_SPLIT = re.compile(r"\s*[;,]\s*")
 
@@ -73,6 +74,18 @@ def team_json(team: Team, case: str | None) -> dict[str, Any]:
         "lat": None,  # bases are named places; no coordinates are configured for them yet
         "lon": None,
     }
+
+
+def team_choice(teams: list[Team], kind: str) -> list[str]:
+    """Free teams for a case needing ``kind``: the kinds that serve it first (best kind first,
+    then the largest), then free teams of other kinds (sent only by a person's explicit choice,
+    as handlers/dispatch/teams.py says)."""
+    serving = SERVES.get(kind, (kind,))
+    free = [t for t in teams if t.status == "available"]
+    right = sorted(
+        (t for t in free if t.kind in serving), key=lambda t: (serving.index(t.kind), -t.capacity)
+    )
+    return [t.id for t in right] + [t.id for t in free if t.kind not in serving]
 
 
 def _json(text: str | None) -> Any:

@@ -145,6 +145,11 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+async def dispatch_kind(db: Database, dispatch_id: int) -> str | None:
+    row = await db.fetchone("SELECT kind FROM dispatches WHERE id = ?", (dispatch_id,))
+    return None if row is None else str(row[0])
+
+
 async def teams_changed(db: Database, since: float) -> list[aiosqlite.Row]:
     return await db.fetchall("SELECT * FROM teams WHERE updated_at >= ? ORDER BY id", (since,))
 

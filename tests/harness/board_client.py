@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 
 from bot.synapse_local import free_port
-from tests.harness.gateway import Gateway, wait_for
+from tests.harness.gateway import Gateway, running_gateway, wait_for
 from tests.harness.matrix_room import Room, matrix_settings
 from tests.harness.ollama_standin import OllamaStandIn
 
@@ -141,3 +141,12 @@ async def event_stream(staff: Staff) -> AsyncIterator[Events]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
             await task
+
+
+@contextlib.asynccontextmanager
+async def board_gateway(
+    tmp_path: Path, standin: OllamaStandIn, room: Room, **board: Any
+) -> AsyncIterator[tuple[Gateway, str]]:
+    """A running Matrix test gateway with the board up: (gateway, the board's base URL)."""
+    async with running_gateway(board_settings(tmp_path, standin, room, **board)) as gw:
+        yield gw, await board_up(gw)
