@@ -10,19 +10,25 @@ import { timeline } from "./timeline.js";
 const CLOSED = new Set(["resolved", "closed", "rejected"]);
 const COORDINATOR_ONLY = new Set(["approve", "reject", "assign"]);
 
-/** Free teams of the kind the case needs first, then other free teams, then busy ones. */
-export function teamChoices(teams, c) {
+/** Free teams of the kind the case needs first, then other free teams, then busy ones. The
+ * server's order (`team_choice`: free teams, right kind first) wins when it sent one. */
+export function teamChoices(teams, c, choice) {
+  if (Array.isArray(choice)) {
+    const byId = new Map(teams.map((t) => [t.id, t]));
+    const free = choice.map((id) => byId.get(id) ?? { id, status: "free" });
+    return [...free, ...teams.filter((t) => !choice.includes(t.id)).sort((a, b) => a.id.localeCompare(b.id))];
+  }
   const needs = (c.needs ?? []).join(" ").toLowerCase();
   const fits = (t) => (t.kind && needs.includes(String(t.kind).toLowerCase()) ? 0 : 1);
   const free = (t) => (t.status === "free" || t.status === "available" ? 0 : 1);
   return [...teams].sort((a, b) => free(a) - free(b) || fits(a) - fits(b) || a.id.localeCompare(b.id));
 }
 
-function teamSelect(teams, c, withAuto) {
-  const options = teamChoices(teams, c).map((t) =>
+function teamSelect(teams, c, withAuto, choice) {
+  const options = teamChoices(teams, c, choice).map((t) =>
     h("option", { value: t.id }, `${t.id} · ${t.kind ?? ""} · ${label(t.status)}${t.case ? " " + t.case : ""}`),
   );
-  if (withAuto) options.unshift(h("option", { value: "" }, "first free team (gateway picks)"));
+  if (withAuto) options.unshift(h("option", { value: "" }, c.team_kind ? `first free ${c.team_kind} team (gateway picks)` : "first free team (gateway picks)"));
   return h("select", { name: "team", "aria-label": "team" }, options);
 }
 
@@ -76,7 +82,8 @@ export class CasePanel {
       return;
     }
     if (code !== this.code) return;
-    const c = data.case;
+    const c = { ...data.case, team_kind: data.team_kind };
+    this.choice = data.team_choice;
     fill($("#case-title"), h("span", { class: `prio p-${c.priority}` }, label(c.priority).toUpperCase()), ` ${c.code}`);
     fill($("#case-body"), this.facts(c), this.actions(c), h("h3", {}, "What happened"), timeline(data.timeline ?? []));
   }
@@ -134,11 +141,11 @@ export class CasePanel {
     const open = !CLOSED.has(c.status);
     const items = [];
     if (pending) {
-      items.push(form("approve", "Approve", teamSelect(teams, c, true), (f) => (f.elements.team.value ? { team: f.elements.team.value } : {})));
+      items.push(form("approve", "Approve", teamSelect(teams, c, true, this.choice), (f) => (f.elements.team.value ? { team: f.elements.team.value } : {})));
       items.push(form("reject", "Reject", h("input", { name: "reason", required: true, placeholder: "reason (sent to the victim)", "aria-label": "reason" }), (f) => ({ reason: f.elements.reason.value })));
     }
     if (open) {
-      items.push(form("assign", c.team ? "Reassign" : "Assign", teamSelect(teams, c, false), (f) => ({ team: f.elements.team.value })));
+      items.push(form("assign", c.team ? "Reassign" : "Assign", teamSelect(teams, c, false, this.choice), (f) => ({ team: f.elements.team.value })));
       if (c.team) items.push(form("arrived", "Team arrived", null, () => ({})));
       items.push(form("resolve", "Resolve", h("input", { name: "note", placeholder: "note (optional)", "aria-label": "note" }), (f) => (f.elements.note.value ? { note: f.elements.note.value } : {})));
       items.push(form("say", "Send to victim", h("input", { name: "text", required: true, maxlength: 600, placeholder: "message to the victim", "aria-label": "message to the victim" }), (f) => ({ text: f.elements.text.value })));

@@ -74,7 +74,8 @@ export class CaseMap {
     // Clustering needs a bounded zoom: the archive's own range, or street level for the grid.
     const maxZoom = tiles?.maxzoom ?? 18;
     this.map = L.map(element, { zoomControl: true, attributionControl: false, maxZoom, minZoom: tiles?.minzoom ?? 2 });
-    if (tiles && tiles.url) {
+    // A vector archive (pbf) needs a vector renderer plain Leaflet lacks: the grid instead.
+    if (tiles && tiles.url && tiles.format !== "pbf") {
       L.tileLayer(tiles.url, {
         minZoom: tiles.minzoom ?? 0,
         maxZoom: tiles.maxzoom ?? 18,
