@@ -57,8 +57,8 @@ class App:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.clock = clock
-        self.runtime: Runtime | None = None
         self.board: Board | None = None  # the incident board, when [board] enabled
+        self.runtime: Runtime | None = None
         self._model_worker: InboxWorker
 
     def role_of(self, channel: Channel, peer: str) -> Role:

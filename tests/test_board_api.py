@@ -203,7 +203,7 @@ async def test_csrf_token_required_and_security_headers_everywhere(
                     assert "default-src 'self'" in csp and "script-src 'self'" in csp, path
                     assert "unsafe-inline" not in csp
                     assert r.headers["X-Content-Type-Options"] == "nosniff", path
-                    assert r.headers["Referrer-Policy"] == "no-referrer", path
+                    assert r.headers["Referrer-Policy"] == "same-origin", path
 
             # logout needs the token too; then the session is gone
             async with coord.client.post(f"{base}/logout", allow_redirects=False) as r:

@@ -41,12 +41,12 @@ class Database:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._side: aiosqlite.Connection | None = None  # short writes that must not queue
-        self._side_lock = asyncio.Lock()
-        self._closed = False  # after close(): no late write may open a new connection
         # Called after every commit of a transaction (on the event loop; must not block): the
         # incident board's live view looks what changed (bot/board/events.py).
         self.on_commit: list[Callable[[], None]] = []
+        self._side: aiosqlite.Connection | None = None  # short writes that must not queue
+        self._side_lock = asyncio.Lock()
+        self._closed = False  # after close(): no late write may open a new connection
 
     async def open(self, *, create: bool = True) -> None:
         """Open (creating it and its directory if needed) and migrate.
