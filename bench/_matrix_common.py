@@ -61,6 +61,23 @@ def local_synapse(workdir: Path) -> Iterator[LocalSynapse]:
         hs.stop()
 
 
+def matrix_section(
+    hs: LocalSynapse, bot: Account, room_id: str, coordinators: list[str], tmp: Path
+) -> dict[str, Any]:
+    """The gateway's `[matrix]` for a bench: this homeserver, this bot, one coordination room."""
+    return {
+        "enabled": True,
+        "homeserver": hs.url,
+        "user_id": bot.user_id,
+        "password": bot.password,
+        "store_path": str(tmp / "matrix-store"),
+        "coordination_room": room_id,
+        "coordinators": coordinators,
+        "encryption": False,
+        "sync_timeout_s": 2,
+    }
+
+
 def register(hs: LocalSynapse, prefix: str) -> Account:
     return hs.register(f"{prefix}{uuid.uuid4().hex[:8]}", "pw-" + uuid.uuid4().hex[:10])
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import _common  # noqa: F401  (sys.path)
 from _common import median, table
-from _matrix_common import create_room, local_synapse, make_client, register
+from _matrix_common import create_room, local_synapse, make_client, matrix_section, register
 from nio import RoomMessageNotice, RoomMessagesResponse
 
 from tests.harness.gateway import make_settings, running_gateway, wait_for
@@ -70,17 +70,7 @@ async def main() -> None:
             settings = make_settings(
                 Path(tmp),
                 standin.url,
-                matrix={
-                    "enabled": True,
-                    "homeserver": hs.url,
-                    "user_id": bot.user_id,
-                    "password": bot.password,
-                    "store_path": str(Path(tmp) / "matrix-store"),
-                    "coordination_room": room_id,
-                    "coordinators": [coordinator.user_id],
-                    "encryption": False,
-                    "sync_timeout_s": 2,
-                },
+                matrix=matrix_section(hs, bot, room_id, [coordinator.user_id], Path(tmp)),
                 broadcasts={"sitrep_every_min": 0},
                 queue=QUEUE,
             )

@@ -46,13 +46,19 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 # Reachable without a session: the login form and what it needs to render.
-PUBLIC_PREFIXES = ("/static/", "/vendor/leaflet/")
+PUBLIC_PREFIXES = ("/static/", "/vendor/leaflet/", "/vendor/markercluster/")
 
 
 def leaflet_dir() -> Path:
     from xstatic.pkg import leaflet  # type: ignore[import-untyped]
 
     return Path(str(leaflet.BASE_DIR))
+
+
+def markercluster_dir() -> Path:
+    from xstatic.pkg import leaflet_markercluster
+
+    return Path(str(leaflet_markercluster.BASE_DIR))
 
 
 class Board:
@@ -113,6 +119,7 @@ class Board:
         if STATIC_DIR.is_dir():
             r.add_static("/static/", STATIC_DIR)
         r.add_static("/vendor/leaflet/", leaflet_dir())
+        r.add_static("/vendor/markercluster/", markercluster_dir())
         api.add_routes(r)
         actions.add_routes(r)
         return app

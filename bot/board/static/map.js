@@ -1,0 +1,131 @@
+// The map: Leaflet (served from the gateway, /vendor/leaflet), offline tiles when the gateway has
+// an archive, else a plain grid with the district outline. Case pins are coloured by priority
+// and clustered; exact fixes are solid, approximate (text) locations are hollow and dashed.
+
+import { h } from "./dom.js";
+import { label, priorityRank } from "./format.js";
+
+const L = window.L;
+const CLOSED = new Set(["resolved", "closed", "rejected"]);
+
+/** A tile-free basemap: a lat/lon graticule drawn on canvas, so the map works with no archive. */
+const Grid = L.GridLayer.extend({
+  createTile(coords) {
+    const tile = document.createElement("canvas");
+    const size = this.getTileSize();
+    tile.width = size.x;
+    tile.height = size.y;
+    const ctx = tile.getContext("2d");
+    ctx.fillStyle = "#f4f1ea";
+    ctx.fillRect(0, 0, size.x, size.y);
+    ctx.strokeStyle = "#c9c2b3";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(0.5, 0.5, size.x - 1, size.y - 1);
+    const nw = this._map.unproject(coords.scaleBy(size), coords.z);
+    ctx.fillStyle = "#6b6357";
+    ctx.font = "11px sans-serif";
+    ctx.fillText(`${nw.lat.toFixed(3)}, ${nw.lng.toFixed(3)}`, 4, 13);
+    return tile;
+  },
+});
+
+function pinIcon(c) {
+  const exact = Boolean(c.location_exact);
+  const el = h(
+    "div",
+    { class: `pin p-${c.priority} ${exact ? "exact" : "approx"}`, title: `${c.code} ${exact ? "exact" : "approximate"}` },
+    h("span", {}, String(c.code).slice(-3)),
+  );
+  return L.divIcon({ html: el, className: "pin-wrap", iconSize: [34, 34], iconAnchor: [17, 17] });
+}
+
+function teamIcon(t) {
+  const el = h("div", { class: `team-pin t-${t.status}` }, t.id);
+  return L.divIcon({ html: el, className: "team-wrap", iconSize: [72, 26], iconAnchor: [36, 13] });
+}
+
+/** A cluster takes the colour of the most urgent case inside it. */
+function clusterIcon(cluster) {
+  const worst = cluster
+    .getAllChildMarkers()
+    .reduce((best, m) => Math.min(best, priorityRank(m.options.priority)), 9);
+  const name = ["critical", "high", "medium", "low"][worst] ?? "low";
+  const el = h("div", { class: `cluster p-${name}` }, String(cluster.getChildCount()));
+  return L.divIcon({ html: el, className: "cluster-wrap", iconSize: [44, 44] });
+}
+
+function popup(c, onOpen) {
+  return h(
+    "div",
+    { class: "popup" },
+    h("strong", {}, `${c.code} · ${label(c.priority)}`),
+    h("div", {}, c.location ?? ""),
+    h("div", { class: "muted" }, c.location_exact ? "exact fix" : "approximate location"),
+    h("button", { type: "button", class: "btn", onclick: () => onOpen(c.code) }, "Open case"),
+  );
+}
+
+export class CaseMap {
+  constructor(element, config, onOpen) {
+    this.onOpen = onOpen;
+    this.pins = new Map();
+    this.teams = new Map();
+    const tiles = config.tiles;
+    // Clustering needs a bounded zoom: the archive's own range, or street level for the grid.
+    const maxZoom = tiles?.maxzoom ?? 18;
+    this.map = L.map(element, { zoomControl: true, attributionControl: false, maxZoom, minZoom: tiles?.minzoom ?? 2 });
+    // A vector archive (pbf) needs a vector renderer plain Leaflet lacks: the grid instead.
+    if (tiles && tiles.url && tiles.format !== "pbf") {
+      L.tileLayer(tiles.url, {
+        minZoom: tiles.minzoom ?? 0,
+        maxZoom: tiles.maxzoom ?? 18,
+        bounds: tiles.bounds ? [[tiles.bounds[1], tiles.bounds[0]], [tiles.bounds[3], tiles.bounds[2]]] : undefined,
+      }).addTo(this.map);
+      element.dataset.basemap = "tiles";
+    } else {
+      new Grid().addTo(this.map);
+      element.dataset.basemap = "grid";
+    }
+    if (config.outline) {
+      L.geoJSON(config.outline, { style: { color: "#1d3557", weight: 3, fill: false }, interactive: false }).addTo(this.map);
+    }
+    this.map.setView(config.center ?? [23.8, 90.4], config.zoom ?? 10);
+    this.cluster = L.markerClusterGroup({ iconCreateFunction: clusterIcon, maxClusterRadius: 50, showCoverageOnHover: false });
+    this.cluster.addTo(this.map);
+    this.teamLayer = L.layerGroup().addTo(this.map);
+  }
+
+  upsert(c) {
+    const old = this.pins.get(c.code);
+    if (old) this.cluster.removeLayer(old);
+    this.pins.delete(c.code);
+    if (c.lat == null || c.lon == null || CLOSED.has(c.status)) return;
+    const marker = L.marker([c.lat, c.lon], { icon: pinIcon(c), priority: c.priority, keyboard: true, title: c.code });
+    marker.bindPopup(() => popup(c, this.onOpen));
+    this.pins.set(c.code, marker);
+    this.cluster.addLayer(marker);
+  }
+
+  load(cases) {
+    this.cluster.clearLayers();
+    this.pins.clear();
+    for (const c of cases) this.upsert(c);
+  }
+
+  upsertTeam(t) {
+    const old = this.teams.get(t.id);
+    if (old) this.teamLayer.removeLayer(old);
+    if (t.lat == null || t.lon == null) return;
+    const marker = L.marker([t.lat, t.lon], { icon: teamIcon(t), title: `team ${t.id}`, zIndexOffset: -100 });
+    this.teams.set(t.id, marker);
+    this.teamLayer.addLayer(marker);
+  }
+
+  focus(c) {
+    if (c.lat != null && c.lon != null) this.map.setView([c.lat, c.lon], Math.max(this.map.getZoom(), 14));
+  }
+
+  resize() {
+    this.map.invalidateSize();
+  }
+}
