@@ -84,8 +84,14 @@ def test_no_field_for_a_reporter_can_be_added() -> None:
 @pytest.mark.parametrize(
     ("kind", "data"),
     [
-        ("case_state", {"code": "BHO-4821", "status": "assigned", "priority": "high", "team": "boat-1"}),
-        ("teams", {"teams": [{"id": "boat-1", "kind": "boat", "status": "lent", "borrower": "LAL"}]}),
+        (
+            "case_state",
+            {"code": "BHO-4821", "status": "assigned", "priority": "high", "team": "boat-1"},
+        ),
+        (
+            "teams",
+            {"teams": [{"id": "boat-1", "kind": "boat", "status": "lent", "borrower": "LAL"}]},
+        ),
         ("sitrep", {"open": 3, "by_priority": {"critical": 1}, "by_status": {"open": 3}}),
         ("need", {"to": "*", "kind": "boat", "count": 2, "note": ""}),
         ("lend", {"team": "boat-1", "to": "LAL", "until": 1700003600.0}),
@@ -102,17 +108,89 @@ def test_every_kind_validates_and_has_a_body(kind: str, data: dict[str, Any]) ->
 @pytest.mark.parametrize(
     ("field", "reason"),
     [
-        ({"v": 2, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "version"),
-        ({"v": 1, "district": "bho", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "district"),
-        ({"v": 1, "district": "BHO", "seq": 0, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "seq"),
-        ({"v": 1, "district": "BHO", "seq": True, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "seq"),
+        (
+            {"v": 2, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}},
+            "version",
+        ),
+        (
+            {"v": 1, "district": "bho", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}},
+            "district",
+        ),
+        (
+            {"v": 1, "district": "BHO", "seq": 0, "kind": "hello", "at": 1, "data": {"every_s": 1}},
+            "seq",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": True,
+                "kind": "hello",
+                "at": 1,
+                "data": {"every_s": 1},
+            },
+            "seq",
+        ),
         ({"v": 1, "district": "BHO", "seq": 1, "kind": "boom", "at": 1, "data": {}}, "kind"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "hello", "at": "x", "data": {"every_s": 1}}, "at"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {}}, "missing every_s"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "case", "at": 1, "data": {**CASE, "code": "4821"}}, "case code"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "case", "at": 1, "data": {**CASE, "people": -1}}, "people"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "need", "at": 1, "data": {"to": "x", "kind": "boat", "count": 1, "note": ""}}, "to"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "sitrep", "at": 1, "data": {"open": 1, "by_priority": [], "by_status": {}}}, "by_priority"),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "hello",
+                "at": "x",
+                "data": {"every_s": 1},
+            },
+            "at",
+        ),
+        (
+            {"v": 1, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {}},
+            "missing every_s",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "case",
+                "at": 1,
+                "data": {**CASE, "code": "4821"},
+            },
+            "case code",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "case",
+                "at": 1,
+                "data": {**CASE, "people": -1},
+            },
+            "people",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "need",
+                "at": 1,
+                "data": {"to": "x", "kind": "boat", "count": 1, "note": ""},
+            },
+            "to",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "sitrep",
+                "at": 1,
+                "data": {"open": 1, "by_priority": [], "by_status": {}},
+            },
+            "by_priority",
+        ),
         ({"v": 1, "district": "BHO", "seq": 1, "at": 1, "data": {}}, "missing kind"),
         ("nope", "table"),
     ],

@@ -4,8 +4,8 @@ regional room. This module is the contract: readers and writers use the same che
 Pure: no I/O, no clock. One event is an ``m.room.message`` with ``msgtype: m.notice``; its
 ``body`` is a line for people (Element shows it) and the machine part sits in the namespaced field
 ``"org.lifeline.region": {"v": 1, "district", "seq", "kind", "at", "data"}``. ``seq`` is per
-district and strictly increasing; the send's ``txn_id`` is ``lifeline-region-{district}-{seq}``, so a
-republish is one event on the homeserver and readers dedupe on (district, seq).
+district and strictly increasing; the send's ``txn_id`` is ``lifeline-region-{district}-{seq}``,
+so a republish is one event on the homeserver and readers dedupe on (district, seq).
 
 What may leave a district is decided here: free text (location, needs, summary, note) is cut and
 loses anything that looks like a phone number; there is no field for a reporter, a number or a
@@ -70,17 +70,17 @@ def _text(name: str, v: Any) -> str:
 
 
 def _code(name: str, v: Any) -> str:
-    v = _str(name, v)
-    if not re.fullmatch(r"[A-Z][A-Z0-9]{1,7}-\d{4,8}", v):
-        raise EventError(f"{name}: not a case code like BHO-4821: {v!r}")
-    return v
+    code = _str(name, v)
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{1,7}-\d{4,8}", code):
+        raise EventError(f"{name}: not a case code like BHO-4821: {code!r}")
+    return code
 
 
 def _district(name: str, v: Any) -> str:
-    v = _str(name, v)
-    if not DISTRICT_RE.fullmatch(v):
-        raise EventError(f"{name}: not a district code (2-8 capitals/digits): {v!r}")
-    return v
+    code = _str(name, v)
+    if not DISTRICT_RE.fullmatch(code):
+        raise EventError(f"{name}: not a district code (2-8 capitals/digits): {code!r}")
+    return code
 
 
 def _target(name: str, v: Any) -> str:
