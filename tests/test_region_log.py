@@ -260,8 +260,10 @@ async def test_the_outbox_row_is_a_room_notice_with_the_machine_field(db: Databa
     from bot.transports.matrix.send import message_content
 
     await on(db)
-    await new_case(db)
-    await pump(db)
+    case = await new_case(db)
+    async with db.transaction() as conn:
+        await incidents.update(conn, case.id, 101.0, lat=23.8103, lon=90.4125)
+    await pump(db, now=200.25)
     await hand_over(db)
     async with db.transaction() as conn:
         cur = await conn.execute("SELECT id FROM outbox")
@@ -273,3 +275,7 @@ async def test_the_outbox_row_is_a_room_notice_with_the_machine_field(db: Databa
     assert content["body"].startswith("BHO: new CRITICAL case BHO-")
     ev = events.parse(content)
     assert ev is not None and (ev.district, ev.seq, ev.kind) == ("BHO", 1, "case")
+    # Synapse refuses floats in events (canonical JSON): M_BAD_JSON, a dead letter
+    assert "." not in json.dumps(content[events.FIELD]["at"])
+    assert isinstance(content[events.FIELD]["at"], int)
+    assert ev.data["lat"] == "23.81030" and ev.data["lon"] == "90.41250"

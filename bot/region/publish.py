@@ -130,7 +130,7 @@ async def _case(
             "summary": _summary(row),
         }
         if row["lat"] is not None and row["lon"] is not None:
-            data.update(lat=float(row["lat"]), lon=float(row["lon"]))
+            data.update(lat=events.degrees(row["lat"]), lon=events.degrees(row["lon"]))
         kind = "case"
     else:
         kind, data = "case_state", state
@@ -191,7 +191,12 @@ async def hand_over(conn: aiosqlite.Connection, district: str, room_id: str, now
     """Unsent entries to the Matrix outbox, in seq order; returns how many."""
     count = 0
     for entry in await region_log.unsent(conn, district):
-        ev = RegionEvent(entry.district, entry.seq, entry.kind, entry.at, entry.data)
+        await region_log.set_enqueued(conn, district, entry.seq, now)
+        try:  # checked again: what leaves must fit the schema of this version
+            ev = events.build(entry.district, entry.seq, entry.kind, entry.at, entry.data)
+        except events.EventError as exc:
+            log.error("region: %s-%d not published: %s", district, entry.seq, exc.reason)
+            continue
         out = Outbound(
             channel=Channel.MATRIX,
             peer=room_id,
@@ -202,7 +207,6 @@ async def hand_over(conn: aiosqlite.Connection, district: str, room_id: str, now
             meta={"extra_content": {events.FIELD: ev.to_field()}},
         )
         await outbox.enqueue(conn, out, now=now)
-        await region_log.set_enqueued(conn, district, entry.seq, now)
         count += 1
     return count
 
