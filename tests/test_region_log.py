@@ -118,6 +118,10 @@ async def test_one_event_per_change_in_seq_order(db: Database) -> None:
         await incidents.set_dispatch(conn, d.id, 160.0, team_id="boat-1")
         await incidents.update(conn, case.id, 160.0, status="assigned")
     assert await pump(db) == 1
+    async with db.transaction() as conn:  # the team is on its way: same status, team, priority
+        await incidents.set_dispatch(conn, d.id, 170.0, status="en_route")
+    assert await region_log.pending(db)
+    assert await pump(db) == 0
     entries = await logged(db)
     assert [(e.seq, e.kind) for e in entries] == [(1, "case"), (2, "case_state")]
     assert entries[1].data == {
