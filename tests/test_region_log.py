@@ -283,3 +283,39 @@ async def test_the_outbox_row_is_a_room_notice_with_the_machine_field(db: Databa
     assert "." not in json.dumps(content[events.FIELD]["at"])
     assert isinstance(content[events.FIELD]["at"], int)
     assert ev.data["lat"] == "23.81030" and ev.data["lon"] == "90.41250"
+
+
+# ---- numbered in the change's own transaction ---------------------------------------------------
+
+
+async def test_each_transaction_numbers_its_change_before_commit(db: Database) -> None:
+    await on(db)
+    db.before_commit.append(publish.numbering_hook(REGION, lambda: 500.0))
+    case = await new_case(db)
+    assert [e.kind for e in await logged(db)] == ["case"]  # no publisher pass needed
+    for status in ("dispatch_requested", "assigned", "resolved"):  # quick, one after another
+        async with db.transaction() as conn:
+            await incidents.update(conn, case.id, 501.0, status=status)
+    states = [e.data["status"] for e in await logged(db) if e.kind == "case_state"]
+    assert states == ["dispatch_requested", "assigned", "resolved"]  # none skipped
+    assert await db.fetchall("SELECT 1 FROM region_dirty") == []
+
+
+async def test_a_numbering_failure_never_fails_the_change(db: Database) -> None:
+    await on(db)
+    db.before_commit.append(publish.numbering_hook(REGION, lambda: 500.0))
+    async with db.transaction() as conn:
+        await region_log.mark(conn, "case:not-a-number", 1.0)  # a bug's mark: numbering raises
+        await incidents.create(
+            conn,
+            channel=Channel.SMS,
+            reporter=PEER,
+            conversation=PEER,
+            priority=Priority.CRITICAL,
+            lang="en",
+            summary="x",
+            now=1.0,
+        )
+    assert len(await db.fetchall("SELECT 1 FROM incidents")) == 1  # the case is there
+    assert await logged(db) == []  # numbering undone as a whole
+    assert await region_log.pending(db)  # its marks wait for the next pass

@@ -6,10 +6,13 @@ How a change travels (nothing lost, nothing sent twice, nothing waits on the reg
    SAME transaction as the change, whichever code path made it; the mark is as durable as the
    change. (Events with no table row behind them, need/lend/return and the heartbeat, are
    appended directly with ``record`` in their own transaction.)
-2. The publisher (woken by every commit that queued outbound work, else once a second) turns the
-   marks into numbered entries of ``region_log``: the case's shareable state is compared with
-   what was last published for it, so one change is one event, never zero and never two; a
-   crash between the change and this step leaves the mark for the next start.
+2. Just before that transaction commits (``Database.before_commit``), the marks become numbered
+   entries of ``region_log``: the case's shareable state is compared with what was last
+   published for it, so one transaction's change is one event, never zero and never two (the
+   dispatch, team and case rows an approval writes are one change), and the seq commits with the
+   change. Should numbering fail, it is undone alone (savepoint), logged, and the marks wait for
+   the publisher's next pass (every commit that queued outbound work wakes it, else once a
+   second); marks made before the publisher started are numbered by that pass too.
 3. Once the bot is in the regional room, entries go to the Matrix outbox in seq order, in the
    same transaction that marks them handed over, with idem_key = ``lifeline-region-{D}-{seq}``:
    the outbox worker sends it as the Matrix txn_id, so a resend after a crash or a cut link is
@@ -26,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -92,6 +95,27 @@ async def collect(conn: aiosqlite.Connection, region: RegionSettings, now: float
         except events.EventError as exc:  # a bug, not the link: loud, and the rest goes on
             log.error("region: change %s cannot be published: %s", subject, exc.reason)
     return made
+
+
+def numbering_hook(
+    region: RegionSettings, clock: Callable[[], float]
+) -> Callable[[aiosqlite.Connection], Awaitable[None]]:
+    """For ``Database.before_commit``: the changes a transaction marked get their seq in that
+    same transaction. A failure here is logged and undone (savepoint) without failing the
+    change itself: the marks stay for the publisher's next pass."""
+
+    async def number(conn: aiosqlite.Connection) -> None:
+        if not await region_log.has_marks(conn):
+            return
+        await conn.execute("SAVEPOINT region_numbering")
+        try:
+            await collect(conn, region, clock())
+        except Exception:  # logged; the victim's transaction must commit whatever happens here
+            log.exception("region: numbering in the change's transaction failed; retried later")
+            await conn.execute("ROLLBACK TO region_numbering")
+        await conn.execute("RELEASE region_numbering")
+
+    return number
 
 
 def _summary(row: aiosqlite.Row) -> str:
@@ -230,6 +254,7 @@ class RegionPublisher:
                 )
             return
         log.info("region: district %s publishing to %s", self.region.district, self.region.room)
+        self.rt.db.before_commit.append(numbering_hook(self.region, self.clock))
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._join(), name="region-join")
             tg.create_task(self._pump(), name="region-pump")

@@ -96,6 +96,10 @@ async def mark_teams(conn: aiosqlite.Connection, now: float) -> None:
     await mark(conn, TEAMS, now)
 
 
+async def has_marks(conn: aiosqlite.Connection) -> bool:
+    return await one(conn, "SELECT 1 FROM region_dirty LIMIT 1") is not None
+
+
 async def take_marks(conn: aiosqlite.Connection, limit: int = 500) -> list[str]:
     """The oldest marks, removed: the caller turns them into entries in the same transaction."""
     rows = await every(
