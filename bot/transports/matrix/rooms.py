@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -241,13 +241,7 @@ class Rooms:
             return room
         if room in self._aliases:
             return self._aliases[room]
-        client = self._client()
-        try:
-            resp = await asyncio.wait_for(client.room_resolve_alias(room), REQUEST_TIMEOUT_S)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise MatrixSendTransient(f"resolving {room}: network: {exc!r}") from exc
-        if isinstance(resp, ErrorResponse):
-            raise classify_send_error(resp)
+        resp = await _call(f"resolving {room}", self._client().room_resolve_alias(room))
         log.info("matrix: %s is %s", room, resp.room_id)
         self._aliases[room] = str(resp.room_id)
         return self._aliases[room]
@@ -256,13 +250,7 @@ class Rooms:
         """Join a room by id or #alias (the regional room; over federation when it lives on
         another homeserver) and return its id; a room the bot is already in is a no-op.
         Raises MatrixSendError of its kind."""
-        client = self._client()
-        try:
-            resp = await asyncio.wait_for(client.join(room), REQUEST_TIMEOUT_S)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise MatrixSendTransient(f"joining {room}: network: {exc!r}") from exc
-        if isinstance(resp, ErrorResponse):
-            raise classify_send_error(resp)
+        resp = await _call(f"joining {room}", self._client().join(room))
         if room.startswith("#"):
             self._aliases[room] = str(resp.room_id)
         return str(resp.room_id)
@@ -282,3 +270,14 @@ class Rooms:
                 log.warning("matrix: saving %s account data failed: HTTP %d", kind, http.status)
         finally:
             http.release()
+
+
+async def _call(what: str, request: Awaitable[Any]) -> Any:
+    """One room request, bounded; a failure raised as a MatrixSendError of its kind."""
+    try:
+        resp = await asyncio.wait_for(request, REQUEST_TIMEOUT_S)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise MatrixSendTransient(f"{what}: network: {exc!r}") from exc
+    if isinstance(resp, ErrorResponse):
+        raise classify_send_error(resp)
+    return resp
