@@ -237,7 +237,71 @@ MIGRATIONS: list[str] = [
                    THEN json_extract(meta, '$.lon') END
     WHERE meta <> '{}';
     """,
-    # 7 (regionview, issue 15): the read-only regional view, rebuilt from the regional room's
+    # 7: regional log (issue 15, bot/region): each publishable change gets the next per-district
+    # seq. Triggers mark a changed case or the team list in region_dirty in the SAME transaction as
+    # the change, but only while the gateway publishes (kv 'region.room' is set); the publisher
+    # turns marks into numbered region_log entries (diffed against region_published, so one change
+    # is one event) and hands them to the Matrix outbox in seq order (idem_key = the txn id).
+    """
+    CREATE TABLE region_log (
+        district TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        at REAL NOT NULL,
+        data TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        enqueued_at REAL,
+        PRIMARY KEY (district, seq)
+    );
+    CREATE INDEX region_log_unsent ON region_log(district, seq) WHERE enqueued_at IS NULL;
+
+    CREATE TABLE region_dirty (
+        subject TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+
+    CREATE TABLE region_published (
+        subject TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TRIGGER region_case_new AFTER INSERT ON incidents
+    WHEN EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('case:' || NEW.id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_case_changed AFTER UPDATE OF status, priority ON incidents
+    WHEN (OLD.status IS NOT NEW.status OR OLD.priority IS NOT NEW.priority)
+        AND EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('case:' || NEW.id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_dispatch_new AFTER INSERT ON dispatches
+    WHEN EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at)
+        VALUES ('case:' || NEW.incident_id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_dispatch_changed AFTER UPDATE OF status, team_id ON dispatches
+    WHEN (OLD.status IS NOT NEW.status OR OLD.team_id IS NOT NEW.team_id)
+        AND EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at)
+        VALUES ('case:' || NEW.incident_id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_team_new AFTER INSERT ON teams
+    WHEN EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('teams', NEW.updated_at);
+    END;
+    CREATE TRIGGER region_team_changed AFTER UPDATE OF status ON teams
+    WHEN OLD.status IS NOT NEW.status AND EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('teams', NEW.updated_at);
+    END;
+    """,
+    # 8 (regionview, issue 15): the read-only regional view, rebuilt from the regional room's
     # history (bot/store/region_view.py), and this district's mutual aid (lent/borrowed teams),
     # which a rebuild keeps. Applied by (district, seq): every event once, in any order.
     """
