@@ -27,7 +27,7 @@ from bot.intake import Intake
 from bot.llm import LLM
 from bot.models import Channel, Role, Team
 from bot.queue import InboxWorker, RetryPolicy
-from bot.region.service import build_region, region_recorder
+from bot.region.service import build_region
 from bot.retention import run_retention
 from bot.runtime import Runtime
 from bot.status import StatusFacts, status_report
@@ -115,7 +115,7 @@ class App:
 
         wakers = Wakers()
         broadcasts = Broadcasts(services, status=self._status, on_enqueued=wakers.outboxes)
-        region = build_region(services, region_recorder, self.role_of, wakers.outboxes)
+        region = build_region(services, self.role_of, wakers.outboxes)
         responder = ResponderFlow(
             services,
             conversation,

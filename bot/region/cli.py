@@ -25,7 +25,7 @@ region_app = typer.Typer(
 @region_app.command("rebuild")
 def rebuild() -> None:
     """Drop the regional view and rebuild it from the regional room's history."""
-    from bot.region.service import build_region, join, region_recorder
+    from bot.region.service import build_region, join
     from bot.transports.matrix.session import Session
     from handlers.context import Notifier, Services
 
@@ -37,7 +37,7 @@ def rebuild() -> None:
 
     async def go(db: Database) -> int:
         services = Services(db=db, settings=s, clock=time.time, notifier=Notifier())
-        region = build_region(services, region_recorder, _no_staff, lambda: None)
+        region = build_region(services, _no_staff, lambda: None)
         assert region is not None
         matrix = s.matrix.model_copy(update={"encryption": False})  # /messages only
         session = Session(matrix, s.matrix.homeserver, timeline_limit=1, max_backfill_events=1)
@@ -58,14 +58,14 @@ def show(
     cases: Annotated[bool, typer.Option("--cases", help="every district's open cases")] = False,
 ) -> None:
     """What `!region` (or `!region cases`) says, from the local view."""
-    from bot.region.service import build_region, region_recorder
+    from bot.region.service import build_region
     from handlers.context import Notifier, Services
 
     s = settings()
 
     async def go(db: Database) -> str:
         services = Services(db=db, settings=s, clock=time.time, notifier=Notifier())
-        region = build_region(services, region_recorder, _no_staff, lambda: None)
+        region = build_region(services, _no_staff, lambda: None)
         if region is None:
             return "no [region] district and room configured"
         return await region.commands.run(Command("region", ("cases",) if cases else ()))

@@ -22,6 +22,7 @@ from bot.region.mutual_aid import MutualAid, Recorder
 from bot.region.reader import REQUEST_TIMEOUT_S, RegionReader, RegionUnreachable
 from bot.store import outbox
 from bot.store import region_view as view
+from config.settings import RegionSettings
 from handlers.context import Services
 
 if TYPE_CHECKING:
@@ -80,7 +81,6 @@ async def join(client: AsyncClient, room: str) -> str:
 
 def build_region(
     services: Services,
-    record: Recorder,
     role_of: Callable[[Channel, str], Role],
     on_notice: Callable[[], None],
 ) -> Region | None:
@@ -94,7 +94,7 @@ def build_region(
         if out is not None:
             await outbox.enqueue(conn, out, now=now)
 
-    aid = MutualAid(s.region.district, record, notify)
+    aid = MutualAid(s.region.district, region_recorder(s.region), notify)
     reader = RegionReader(
         s.region,
         services.db,
@@ -107,11 +107,19 @@ def build_region(
     return Region(reader, RegionCommands(s.region, services.db, services.clock, aid))
 
 
-async def region_recorder(
-    conn: aiosqlite.Connection, kind: str, data: dict[str, Any], now: float
-) -> int:
-    """A lend, return or need, recorded in the publish log (regionfed's bot/store/region_log.py)
-    inside the caller's transaction: published from there, in order, once."""
-    from bot.store import region_log
 
-    return await region_log.record(conn, kind, data, now)
+def region_recorder(region: RegionSettings) -> Recorder:
+    """Lend, return and need go through the publish log (bot/region/publish.py ``record``) in
+    the caller's transaction: published from there, in order, once."""
+
+    async def record(
+        conn: aiosqlite.Connection, kind: str, data: dict[str, Any], now: float
+    ) -> int:
+        from bot.region import publish
+
+        event = await publish.record(conn, region, kind, data, now)
+        if event is None:
+            raise RegionUnreachable("this gateway does not publish ([region] room)")
+        return event.seq
+
+    return record

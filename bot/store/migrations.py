@@ -302,8 +302,8 @@ MIGRATIONS: list[str] = [
     END;
     """,
     # 8 (regionview, issue 15): the read-only regional view, rebuilt from the regional room's
-    # history (bot/store/region_view.py), and this district's mutual aid (lent/borrowed teams),
-    # which a rebuild keeps. Applied by (district, seq): every event once, in any order.
+    # history (bot/store/region_view.py), with the lend state read from the lenders' events.
+    # Applied by (district, seq): every event once, in any order.
     """
     CREATE TABLE region_events (
         district TEXT NOT NULL,
