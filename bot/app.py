@@ -136,9 +136,7 @@ class App:
             clock=self.clock,
             on_committed=committed,
         )
-        rt = Runtime(
-            db=db, llm=llm, services=services, intake=intake, wakers=wakers, region=region
-        )
+        rt = Runtime(db=db, llm=llm, services=services, intake=intake, wakers=wakers, region=region)
         self.runtime = rt
 
         health = await llm.probe()

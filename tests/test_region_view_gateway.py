@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from nio import AsyncClient, RoomCreateResponse, RoomSendResponse
 
 from bot.region import events
-from bot.synapse_local import LocalSynapse
+from bot.synapse_local import SERVER_NAME, LocalSynapse
 from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
 from tests.harness.matrix_room import Room, joined, roof_rescue_turn
 from tests.harness.ollama_standin import OllamaStandIn
@@ -105,17 +106,20 @@ async def two_districts(
     eoc_acct = register(synapse, "eoc")
     eoc = await make_client(synapse, eoc_acct)
     people = [bho.room.coordinator, lal.room.coordinator]
+    alias = f"flood-region-{uuid.uuid4().hex[:8]}"
     created = await eoc.room_create(
         name="flood-region",
+        alias=alias,
         invite=[bho.room.bot.user_id, lal.room.bot.user_id, *(p.user_id for p in people)],
     )
     assert isinstance(created, RoomCreateResponse), created
-    for d in (bho, lal):
-        await d.room.coord.join(created.room_id)
     region = Region(synapse, created.room_id, eoc, bho, lal)
-    sb = _settings(tmp_path / "bho", standin, bho, lal, created.room_id)
-    sl = _settings(tmp_path / "lal", standin, lal, bho, created.room_id)
     try:
+        for d in (bho, lal):
+            await d.room.coord.join(created.room_id)
+        room = f"#{alias}:{SERVER_NAME}"
+        sb = _settings(tmp_path / "bho", standin, bho, lal, room)
+        sl = _settings(tmp_path / "lal", standin, lal, bho, room)
         async with running_gateway(sb) as gb, running_gateway(sl) as gl:
             bho.gw, lal.gw = gb, gl
             for d in (bho, lal):
@@ -211,12 +215,14 @@ async def test_a_forged_event_changes_nothing_and_is_logged(
     async with two_districts(synapse, tmp_path, ollama_standin) as region:
         mallory = await make_client(synapse, register(synapse, "mallory"))
         try:
+            # a member of the regional room, but no gateway's bot
+            await region.eoc.room_invite(region.room_id, mallory.user_id)
             await mallory.join(region.room_id)
             forged = events.build(
                 "LAL",
                 99,
                 "case",
-                1.0,
+                1_800_000_000,
                 {
                     "code": "LAL-9999",
                     "status": "open",

@@ -221,7 +221,7 @@ class MutualAid:
             raise AidError(f"no team {team_id} of {self.district} (see !teams)")
         if team.status != TeamStatus.AVAILABLE:
             raise AidError(f"team {team.id} is {team.status}; only a free team can be lent")
-        until = None if hours is None else now + hours * 3600
+        until = None if hours is None else int(now + hours * 3600)  # Matrix JSON: no floats
         await view.set_team(conn, team.id, TeamStatus.LENT, now)
         data: dict[str, Any] = {"team": team.id, "to": to}
         if until is not None:

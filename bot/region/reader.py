@@ -126,19 +126,39 @@ class RegionReader:
     # ---- applying ------------------------------------------------------------------------------
 
     async def apply(self, batch: Iterable[Seen]) -> int:
-        """Apply events in one transaction; returns how many were new."""
-        accepted = [(s, e) for s in batch if (e := self._believe(s)) is not None]
-        if not accepted:
-            return 0
-        new = 0
+        """Apply a page of events in one transaction; returns how many were new."""
         now = self.clock()
+        believed = [
+            view.EventIn(e.district, e.seq, e.kind, e.at, s.server_ts or now, s.event_id, e.data)
+            for s in batch
+            if (e := self._believe(s)) is not None
+        ]
+        if not believed:
+            return 0
         async with self.db.transaction() as conn:
-            for s, e in accepted:
-                if await self._apply_one(conn, s, e, now):
-                    new += 1
-        if new:
+            fresh = await view.record_events(conn, believed)
+            of = {k: [e for e in fresh if e.kind == k] for k in ("case", "case_state", "sitrep")}
+            await view.apply_cases(conn, of["case"])
+            await view.apply_case_states(conn, of["case_state"])
+            await view.apply_sitreps(conn, of["sitrep"])
+            await view.apply_needs(conn, [e for e in fresh if e.kind == "need"])
+            for e in fresh:
+                await self._one_by_one(conn, e, now)
+        if fresh:
             self.on_applied()
-        return new
+            log.debug("region: %d new event(s) applied", len(fresh))
+        return len(fresh)
+
+    async def _one_by_one(self, conn: aiosqlite.Connection, e: view.EventIn, now: float) -> None:
+        """What takes one event at a time: a team list, mutual aid, notices for this district."""
+        if e.kind == "teams":
+            await view.apply_teams(conn, e.district, e.seq, list(e.data.get("teams") or []))
+        if e.kind == "hello":
+            return
+        event = events.RegionEvent(e.district, e.seq, e.kind, e.at, e.data)
+        changed = await self.aid.lend_state(conn, event)
+        if e.district != self.district:
+            await self.aid.on_peer_event(conn, event, changed, now)
 
     def _believe(self, s: Seen) -> events.RegionEvent | None:
         try:
@@ -156,39 +176,6 @@ class RegionReader:
             self._warn_once(s.sender, f"claims to speak for {event.district}, whose bot is {bot}")
             return None
         return event
-
-    async def _apply_one(
-        self, conn: aiosqlite.Connection, s: Seen, e: events.RegionEvent, now: float
-    ) -> bool:
-        fresh = await view.record_event(
-            conn,
-            district=e.district,
-            seq=e.seq,
-            kind=e.kind,
-            at=e.at,
-            seen_at=s.server_ts or now,
-            event_id=s.event_id,
-            data=e.data,
-        )
-        if not fresh:
-            return False
-        d = e.data
-        match e.kind:
-            case "case":
-                await view.apply_case(conn, e.district, e.seq, d, e.at)
-            case "case_state":
-                await view.apply_case_state(conn, e.district, e.seq, d, e.at)
-            case "teams":
-                await view.apply_teams(conn, e.district, e.seq, list(d.get("teams") or []))
-            case "sitrep":
-                await view.apply_sitrep(conn, e.district, e.seq, d)
-            case "need":
-                await view.apply_need(conn, e.district, e.seq, d, e.at)
-        changed = await self.aid.lend_state(conn, e)
-        if e.district != self.district:
-            await self.aid.on_peer_event(conn, e, changed, now)
-        log.debug("region: %s #%d %s applied", e.district, e.seq, e.kind)
-        return True
 
     def _warn_once(self, sender: str, reason: str) -> None:
         if (sender, reason) in self._warned:

@@ -107,7 +107,6 @@ def build_region(
     return Region(reader, RegionCommands(s.region, services.db, services.clock, aid))
 
 
-
 def region_recorder(region: RegionSettings) -> Recorder:
     """Lend, return and need go through the publish log (bot/region/publish.py ``record``) in
     the caller's transaction: published from there, in order, once."""

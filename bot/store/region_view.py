@@ -10,6 +10,7 @@ seqs only (the lender is the authority on its own team)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,78 +88,109 @@ class LendRow:
 # ---- writing ----------------------------------------------------------------------------------
 
 
-async def record_event(
-    conn: aiosqlite.Connection,
-    *,
-    district: str,
-    seq: int,
-    kind: str,
-    at: float,
-    seen_at: float,
-    event_id: str,
-    data: dict[str, Any],
-) -> bool:
-    """Store one event; False when (district, seq) was already applied (a duplicate)."""
-    cur = await conn.execute(
-        """INSERT OR IGNORE INTO region_events (district, seq, kind, at, seen_at, event_id, data)
+@dataclass(frozen=True, slots=True)
+class EventIn:
+    """One event to store, as the reader believed it."""
+
+    district: str
+    seq: int
+    kind: str
+    at: float
+    seen_at: float  # homeserver time
+    event_id: str
+    data: dict[str, Any]
+
+
+async def record_events(conn: aiosqlite.Connection, batch: Sequence[EventIn]) -> list[EventIn]:
+    """Store a page of events; returns those not applied before (a (district, seq) already
+    held, or twice in the page, is a duplicate). A few statements per page, not per event: a
+    rebuild applies thousands."""
+    known: set[tuple[str, int]] = set()
+    for district in {e.district for e in batch}:
+        seqs = [e.seq for e in batch if e.district == district]
+        rows = await every(
+            conn,
+            "SELECT seq FROM region_events WHERE district=? AND seq BETWEEN ? AND ?",
+            (district, min(seqs), max(seqs)),
+        )
+        known.update((district, int(r[0])) for r in rows)
+    fresh: list[EventIn] = []
+    for e in batch:
+        if (e.district, e.seq) not in known:
+            known.add((e.district, e.seq))
+            fresh.append(e)
+    await conn.executemany(
+        """INSERT INTO region_events (district, seq, kind, at, seen_at, event_id, data)
            VALUES (?,?,?,?,?,?,?)""",
-        (district, seq, kind, at, seen_at, event_id, json.dumps(data, sort_keys=True)),
+        [
+            (e.district, e.seq, e.kind, e.at, e.seen_at, e.event_id, json.dumps(e.data))
+            for e in fresh
+        ],
     )
-    if cur.rowcount == 0:
-        return False
-    await conn.execute(
-        """INSERT INTO region_districts (district, last_seq, events, last_heard_at)
-           VALUES (?,?,1,?)
-           ON CONFLICT(district) DO UPDATE SET last_seq=MAX(last_seq, excluded.last_seq),
-           events=events+1, last_heard_at=MAX(last_heard_at, excluded.last_heard_at)""",
-        (district, seq, seen_at),
-    )
-    return True
+    for district in {e.district for e in fresh}:
+        mine = [e for e in fresh if e.district == district]
+        await conn.execute(
+            """INSERT INTO region_districts (district, last_seq, events, last_heard_at)
+               VALUES (?,?,?,?)
+               ON CONFLICT(district) DO UPDATE SET last_seq=MAX(last_seq, excluded.last_seq),
+               events=events+excluded.events,
+               last_heard_at=MAX(last_heard_at, excluded.last_heard_at)""",
+            (district, max(e.seq for e in mine), len(mine), max(e.seen_at for e in mine)),
+        )
+    return fresh
 
 
-async def apply_case(
-    conn: aiosqlite.Connection, district: str, seq: int, data: dict[str, Any], at: float
-) -> None:
-    """A new (or re-described) case: its description if newer than the one held, its state
-    (priority, status, team) if newer than the state held."""
-    code = str(data["code"])
-    await conn.execute(
-        "INSERT OR IGNORE INTO region_cases (district, code, created_at) VALUES (?,?,?)",
-        (district, code, at),
-    )
-    await conn.execute(
+async def apply_cases(conn: aiosqlite.Connection, cases: Sequence[EventIn]) -> None:
+    """New (or re-described) cases: the description where newer than the one held, the state
+    (priority, status, team) where newer than the state held."""
+    await _case_rows(conn, cases)
+    await conn.executemany(
         """UPDATE region_cases SET info_seq=?, area=?, people=?, needs=?, summary=?
            WHERE district=? AND code=? AND info_seq < ?""",
-        (
-            seq,
-            str(data.get("area") or data.get("location") or ""),
-            int(data.get("people") or 0),
-            str(data.get("needs") or ""),
-            str(data.get("summary") or ""),
-            district,
-            code,
-            seq,
-        ),
+        [
+            (
+                e.seq,
+                str(e.data.get("location") or ""),
+                int(e.data.get("people") or 0),
+                str(e.data.get("needs") or ""),
+                str(e.data.get("summary") or ""),
+                e.district,
+                str(e.data["code"]),
+                e.seq,
+            )
+            for e in cases
+        ],
     )
-    await apply_case_state(conn, district, seq, data, at)
+    await apply_case_states(conn, cases)
 
 
-async def apply_case_state(
-    conn: aiosqlite.Connection, district: str, seq: int, data: dict[str, Any], at: float
-) -> None:
-    code = str(data["code"])
-    await conn.execute(
+async def apply_case_states(conn: aiosqlite.Connection, changes: Sequence[EventIn]) -> None:
+    """Each case's state as of its newest event (an older one arriving late changes nothing)."""
+    await _case_rows(conn, changes)
+    await conn.executemany(
+        """UPDATE region_cases SET state_seq=?, updated_at=?, priority=COALESCE(?, priority),
+           status=COALESCE(?, status), team=COALESCE(?, team)
+           WHERE district=? AND code=? AND state_seq < ?""",
+        [
+            (
+                e.seq,
+                e.at,
+                e.data.get("priority") or None,
+                e.data.get("status") or None,
+                str(e.data["team"] or "") if "team" in e.data else None,
+                e.district,
+                str(e.data["code"]),
+                e.seq,
+            )
+            for e in changes
+        ],
+    )
+
+
+async def _case_rows(conn: aiosqlite.Connection, items: Sequence[EventIn]) -> None:
+    await conn.executemany(
         "INSERT OR IGNORE INTO region_cases (district, code, created_at) VALUES (?,?,?)",
-        (district, code, at),
-    )
-    fields = {k: str(data[k]) for k in ("priority", "status") if data.get(k)}
-    if "team" in data:
-        fields["team"] = str(data["team"] or "")
-    sets = "".join(f", {k}=?" for k in fields)  # keys from the fixed list above
-    await conn.execute(
-        f"""UPDATE region_cases SET state_seq=?, updated_at=?{sets}
-            WHERE district=? AND code=? AND state_seq < ?""",  # noqa: S608 - fixed columns
-        (seq, at, *fields.values(), district, code, seq),
+        [(e.district, str(e.data["code"]), e.at) for e in items],
     )
 
 
@@ -192,33 +224,32 @@ async def apply_teams(
     return True
 
 
-async def apply_sitrep(
-    conn: aiosqlite.Connection, district: str, seq: int, data: dict[str, Any]
-) -> None:
-    await conn.execute(
+async def apply_sitreps(conn: aiosqlite.Connection, sitreps: Sequence[EventIn]) -> None:
+    await conn.executemany(
         "UPDATE region_districts SET sitrep_seq=?, sitrep=? WHERE district=? AND sitrep_seq < ?",
-        (seq, json.dumps(data, sort_keys=True), district, seq),
+        [(e.seq, json.dumps(e.data, sort_keys=True), e.district, e.seq) for e in sitreps],
     )
 
 
-async def apply_need(
-    conn: aiosqlite.Connection, district: str, seq: int, data: dict[str, Any], at: float
-) -> None:
+async def apply_needs(conn: aiosqlite.Connection, requests: Sequence[EventIn]) -> None:
     """A request replaces the district's earlier one for the same (to, kind); count 0 withdraws."""
-    await conn.execute(
+    await conn.executemany(
         """INSERT INTO region_needs (district, to_district, kind, seq, count, note, at)
            VALUES (?,?,?,?,?,?,?)
            ON CONFLICT(district, to_district, kind) DO UPDATE SET seq=excluded.seq,
            count=excluded.count, note=excluded.note, at=excluded.at WHERE excluded.seq > seq""",
-        (
-            district,
-            str(data.get("to") or "*").upper(),
-            str(data.get("kind") or "?"),
-            seq,
-            int(data.get("count") or 0),
-            str(data.get("note") or ""),
-            at,
-        ),
+        [
+            (
+                e.district,
+                str(e.data.get("to") or "*").upper(),
+                str(e.data.get("kind") or "?"),
+                e.seq,
+                int(e.data.get("count") or 0),
+                str(e.data.get("note") or ""),
+                e.at,
+            )
+            for e in requests
+        ],
     )
 
 
