@@ -27,11 +27,12 @@ from bot.intake import Intake
 from bot.llm import LLM
 from bot.models import Channel, Role, Team
 from bot.queue import InboxWorker, RetryPolicy
+from bot.region.publish import RegionPublisher
 from bot.region.service import build_region
 from bot.retention import run_retention
 from bot.runtime import Runtime
 from bot.status import StatusFacts, status_report
-from bot.store import inbox, incidents, model_turns, outbox
+from bot.store import inbox, incidents, model_turns, outbox, region_log
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
 from bot.tools import ToolRegistry
@@ -102,6 +103,8 @@ class App:
                 recovered_in,
                 recovered_out,
             )
+        # Before any case or team changes: the case-code prefix and the publish marks.
+        await region_log.configure(db, district=s.region.district, room=s.region.room, now=now)
         await incidents.sync_teams(
             db, [Team(t.id, t.kind, t.base, t.capacity) for t in s.teams], now
         )
@@ -196,6 +199,7 @@ class App:
                 )
                 tg.create_task(channels.run_matrix(), name="matrix")
             tg.create_task(broadcasts.run(), name="broadcasts")
+            tg.create_task(RegionPublisher(rt, self.clock).run(), name="region-publish")
             tg.create_task(model_worker.run(), name="worker-model")
             tg.create_task(fast_worker.run(), name="worker-fast")
             rt.ready.set()

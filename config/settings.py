@@ -281,7 +281,7 @@ class RegionSettings(_Section):
         for code, user in peers.items():
             key = code.strip().upper() if isinstance(code, str) else code
             if not isinstance(key, str) or not DISTRICT.fullmatch(key):
-                raise ValueError(f"peer {code!r}: not a district code like \"LAL\"")
+                raise ValueError(f'peer {code!r}: not a district code like "LAL"')
             if not isinstance(user, str) or not MATRIX_ID.fullmatch(user):
                 raise ValueError(
                     f"peer {key}: expected its gateway bot's Matrix id, e.g. "

@@ -24,7 +24,7 @@ CASE = {
 
 
 def test_case_event_round_trips_through_room_content() -> None:
-    ev = events.build("BHO", 17, "case", 1700000000.0, CASE)
+    ev = events.build("BHO", 17, "case", 1700000000.7, {**CASE, "lat": "23.81030"})
     content = ev.content()
     assert content["msgtype"] == "m.notice"
     assert content["body"] == (
@@ -35,12 +35,33 @@ def test_case_event_round_trips_through_room_content() -> None:
         "district": "BHO",
         "seq": 17,
         "kind": "case",
-        "at": 1700000000.0,
-        "data": CASE,
+        "at": 1700000000,
+        "data": {**CASE, "lat": "23.81030"},
     }
     again = events.parse(json.loads(json.dumps(content)))
     assert again == ev
     assert ev.txn_id == "lifeline-region-BHO-17"
+
+
+def test_no_floats_reach_the_room() -> None:
+    """A homeserver refuses an event with a float (canonical JSON): M_BAD_JSON, dead letter."""
+    ev = events.build("BHO", 1, "case", 1.5, {**CASE, "lat": events.degrees(23.8103)})
+    teams = {"teams": [{"id": "b", "kind": "boat", "status": "lent", "until": 5}]}
+    lend = events.build("BHO", 2, "lend", 2.25, {"team": "b", "to": "LAL", "until": 9})
+
+    def floats(value: Any) -> list[Any]:
+        if isinstance(value, dict):
+            return [f for v in value.values() for f in floats(v)]
+        if isinstance(value, list):
+            return [f for v in value for f in floats(v)]
+        return [value] if isinstance(value, float) else []
+
+    for e in (ev, lend, events.build("BHO", 3, "teams", 3.0, teams)):
+        assert floats(e.content()) == []
+    with pytest.raises(EventError, match="until"):
+        events.build("BHO", 2, "lend", 2.0, {"team": "b", "to": "LAL", "until": 9.5})
+    with pytest.raises(EventError, match="lat"):
+        events.build("BHO", 2, "case", 2.0, {**CASE, "lat": 23.8})
 
 
 def test_an_ordinary_message_is_not_an_event() -> None:
@@ -84,11 +105,17 @@ def test_no_field_for_a_reporter_can_be_added() -> None:
 @pytest.mark.parametrize(
     ("kind", "data"),
     [
-        ("case_state", {"code": "BHO-4821", "status": "assigned", "priority": "high", "team": "boat-1"}),
-        ("teams", {"teams": [{"id": "boat-1", "kind": "boat", "status": "lent", "borrower": "LAL"}]}),
+        (
+            "case_state",
+            {"code": "BHO-4821", "status": "assigned", "priority": "high", "team": "boat-1"},
+        ),
+        (
+            "teams",
+            {"teams": [{"id": "boat-1", "kind": "boat", "status": "lent", "borrower": "LAL"}]},
+        ),
         ("sitrep", {"open": 3, "by_priority": {"critical": 1}, "by_status": {"open": 3}}),
         ("need", {"to": "*", "kind": "boat", "count": 2, "note": ""}),
-        ("lend", {"team": "boat-1", "to": "LAL", "until": 1700003600.0}),
+        ("lend", {"team": "boat-1", "to": "LAL", "until": 1700003600}),
         ("return", {"team": "boat-1"}),
         ("hello", {"every_s": 300}),
     ],
@@ -102,17 +129,89 @@ def test_every_kind_validates_and_has_a_body(kind: str, data: dict[str, Any]) ->
 @pytest.mark.parametrize(
     ("field", "reason"),
     [
-        ({"v": 2, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "version"),
-        ({"v": 1, "district": "bho", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "district"),
-        ({"v": 1, "district": "BHO", "seq": 0, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "seq"),
-        ({"v": 1, "district": "BHO", "seq": True, "kind": "hello", "at": 1, "data": {"every_s": 1}}, "seq"),
+        (
+            {"v": 2, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}},
+            "version",
+        ),
+        (
+            {"v": 1, "district": "bho", "seq": 1, "kind": "hello", "at": 1, "data": {"every_s": 1}},
+            "district",
+        ),
+        (
+            {"v": 1, "district": "BHO", "seq": 0, "kind": "hello", "at": 1, "data": {"every_s": 1}},
+            "seq",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": True,
+                "kind": "hello",
+                "at": 1,
+                "data": {"every_s": 1},
+            },
+            "seq",
+        ),
         ({"v": 1, "district": "BHO", "seq": 1, "kind": "boom", "at": 1, "data": {}}, "kind"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "hello", "at": "x", "data": {"every_s": 1}}, "at"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {}}, "missing every_s"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "case", "at": 1, "data": {**CASE, "code": "4821"}}, "case code"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "case", "at": 1, "data": {**CASE, "people": -1}}, "people"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "need", "at": 1, "data": {"to": "x", "kind": "boat", "count": 1, "note": ""}}, "to"),
-        ({"v": 1, "district": "BHO", "seq": 1, "kind": "sitrep", "at": 1, "data": {"open": 1, "by_priority": [], "by_status": {}}}, "by_priority"),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "hello",
+                "at": "x",
+                "data": {"every_s": 1},
+            },
+            "at",
+        ),
+        (
+            {"v": 1, "district": "BHO", "seq": 1, "kind": "hello", "at": 1, "data": {}},
+            "missing every_s",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "case",
+                "at": 1,
+                "data": {**CASE, "code": "4821"},
+            },
+            "case code",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "case",
+                "at": 1,
+                "data": {**CASE, "people": -1},
+            },
+            "people",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "need",
+                "at": 1,
+                "data": {"to": "x", "kind": "boat", "count": 1, "note": ""},
+            },
+            "to",
+        ),
+        (
+            {
+                "v": 1,
+                "district": "BHO",
+                "seq": 1,
+                "kind": "sitrep",
+                "at": 1,
+                "data": {"open": 1, "by_priority": [], "by_status": {}},
+            },
+            "by_priority",
+        ),
         ({"v": 1, "district": "BHO", "seq": 1, "at": 1, "data": {}}, "missing kind"),
         ("nope", "table"),
     ],

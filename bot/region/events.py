@@ -1,11 +1,13 @@
 """Regional events: the schema every Lifeline gateway publishes to, and reads from, the federated
 regional room. This module is the contract: readers and writers use the same checks.
 
-Pure: no I/O, no clock. One event is an ``m.room.message`` with ``msgtype: m.notice``; its
-``body`` is a line for people (Element shows it) and the machine part sits in the namespaced field
-``"org.lifeline.region": {"v": 1, "district", "seq", "kind", "at", "data"}``. ``seq`` is per
-district and strictly increasing; the send's ``txn_id`` is ``lifeline-region-{district}-{seq}``, so a
-republish is one event on the homeserver and readers dedupe on (district, seq).
+Pure: no I/O, no clock. Numbers are whole (``at`` and ``until`` in unix seconds, coordinates as
+text): Matrix's canonical JSON has no floats, and a homeserver refuses an event with one. One event
+is an ``m.room.message`` with ``msgtype: m.notice``; its ``body`` is a line for people (Element
+shows it) and the machine part sits in the namespaced field ``"org.lifeline.region": {"v": 1,
+"district", "seq", "kind", "at", "data"}``. ``seq`` is per district and strictly increasing; the
+send's ``txn_id`` is ``lifeline-region-{district}-{seq}``, so a republish is one event on the
+homeserver and readers dedupe on (district, seq).
 
 What may leave a district is decided here: free text (location, needs, summary, note) is cut and
 loses anything that looks like a phone number; there is no field for a reporter, a number or a
@@ -70,17 +72,17 @@ def _text(name: str, v: Any) -> str:
 
 
 def _code(name: str, v: Any) -> str:
-    v = _str(name, v)
-    if not re.fullmatch(r"[A-Z][A-Z0-9]{1,7}-\d{4,8}", v):
-        raise EventError(f"{name}: not a case code like BHO-4821: {v!r}")
-    return v
+    code = _str(name, v)
+    if not re.fullmatch(r"[A-Z][A-Z0-9]{1,7}-\d{4,8}", code):
+        raise EventError(f"{name}: not a case code like BHO-4821: {code!r}")
+    return code
 
 
 def _district(name: str, v: Any) -> str:
-    v = _str(name, v)
-    if not DISTRICT_RE.fullmatch(v):
-        raise EventError(f"{name}: not a district code (2-8 capitals/digits): {v!r}")
-    return v
+    code = _str(name, v)
+    if not DISTRICT_RE.fullmatch(code):
+        raise EventError(f"{name}: not a district code (2-8 capitals/digits): {code!r}")
+    return code
 
 
 def _target(name: str, v: Any) -> str:
@@ -103,6 +105,21 @@ def _num(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise EventError(f"{name}: expected a number, got {v!r}")
     return float(v)
+
+
+def _coord(name: str, v: Any) -> str:
+    """Degrees as text ("23.81030"): Matrix events carry no floats (canonical JSON)."""
+    try:
+        value = float(_str(name, v))
+    except ValueError:
+        raise EventError(f'{name}: expected degrees as text, e.g. "23.81030"') from None
+    if not math.isfinite(value) or abs(value) > 180:
+        raise EventError(f"{name}: out of range: {v!r}")
+    return str(v)
+
+
+def degrees(value: float) -> str:
+    return f"{value:.5f}"
 
 
 def _opt(check: _Check) -> _Check:
@@ -145,7 +162,7 @@ def _state(name: str, v: Any) -> str:
 _Spec = tuple[dict[str, _Check], dict[str, _Check]]
 _TEAM: _Spec = (
     {"id": _str, "kind": _str, "status": _state},
-    {"lender": _opt(_district), "borrower": _opt(_district), "until": _opt(_num)},
+    {"lender": _opt(_district), "borrower": _opt(_district), "until": _opt(_int)},
 )
 _CASE_STATE: dict[str, _Check] = {
     "code": _code,
@@ -156,13 +173,13 @@ _CASE_STATE: dict[str, _Check] = {
 SPECS: Final[dict[str, _Spec]] = {
     "case": (
         {**_CASE_STATE, "location": _text, "people": _int, "needs": _text, "summary": _text},
-        {"lat": _opt(_num), "lon": _opt(_num)},
+        {"lat": _opt(_coord), "lon": _opt(_coord)},
     ),
     "case_state": (_CASE_STATE, {}),
     "teams": ({"teams": _teams}, {}),
     "sitrep": ({"open": _int, "by_priority": _counts, "by_status": _counts}, {}),
     "need": ({"to": _target, "kind": _str, "count": _count, "note": _text}, {}),
-    "lend": ({"team": _str, "to": _district}, {"until": _opt(_num)}),
+    "lend": ({"team": _str, "to": _district}, {"until": _opt(_int)}),
     "return": ({"team": _str}, {"to": _opt(_district)}),
     "hello": ({"every_s": _int}, {}),
 }
@@ -189,7 +206,7 @@ class RegionEvent:
     district: str
     seq: int
     kind: str
-    at: float
+    at: int  # unix seconds; whole numbers only (Matrix events carry no floats)
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -221,7 +238,7 @@ def build(district: str, seq: int, kind: str, at: float, data: dict[str, Any]) -
     if not isinstance(data, dict):
         raise EventError("data: expected a table")
     checked = _fields(kind, data, SPECS[kind])
-    return RegionEvent(district, seq, kind, _num("at", at), checked)
+    return RegionEvent(district, seq, kind, int(_num("at", at)), checked)
 
 
 def validate(fields: Any) -> RegionEvent:

@@ -254,6 +254,21 @@ class Rooms:
         self._aliases[room] = str(resp.room_id)
         return self._aliases[room]
 
+    async def join(self, room: str) -> str:
+        """Join a room by id or #alias (the regional room; over federation when it lives on
+        another homeserver) and return its id; a room the bot is already in is a no-op.
+        Raises MatrixSendError of its kind."""
+        client = self._client()
+        try:
+            resp = await asyncio.wait_for(client.join(room), REQUEST_TIMEOUT_S)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise MatrixSendTransient(f"joining {room}: network: {exc!r}") from exc
+        if isinstance(resp, ErrorResponse):
+            raise classify_send_error(resp)
+        if room.startswith("#"):
+            self._aliases[room] = str(resp.room_id)
+        return str(resp.room_id)
+
     async def _put_account_data(self, kind: str, data: dict[str, Any]) -> None:
         client = self._client()
         path = f"/_matrix/client/v3/user/{urllib.parse.quote(client.user_id)}/account_data/{kind}"

@@ -235,6 +235,10 @@ class MatrixTransport:
         """A local name for a room (e.g. the drill's coordination room before it was known)."""
         self._rooms.remember_alias(alias, room_id)
 
+    async def join_room(self, room: str) -> str:
+        """Join a room by id or #alias (e.g. ``[region] room``) and return its id."""
+        return await self._rooms.join(room)
+
     async def resolve_room(self, room: str) -> str:
         """Room id for a room id or a #alias (e.g. settings.matrix.coordination_room); cached.
         Raises MatrixSendError (transient while the homeserver is unreachable)."""
