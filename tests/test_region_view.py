@@ -26,7 +26,7 @@ from config.settings import RegionSettings
 
 ME, LAL_BOT, MALLORY = "@bho:hs", "@lal:hs", "@mallory:hs"
 COORD = "@coord:hs"
-NOW = 1_800_000_000.0
+NOW = 1_800_000_000
 SETTINGS = RegionSettings(
     district="BHO", room="!region:hs", peers={"LAL": LAL_BOT, "SYL": "@syl:hs"}
 )

@@ -129,9 +129,11 @@ class RegionReader:
         """Apply a page of events in one transaction; returns how many were new."""
         now = self.clock()
         believed = [
-            view.EventIn(e.district, e.seq, e.kind, e.at, s.server_ts or now, s.event_id, e.data)
+            view.EventIn(
+                ev.district, ev.seq, ev.kind, ev.at, s.server_ts or now, s.event_id, ev.data
+            )
             for s in batch
-            if (e := self._believe(s)) is not None
+            if (ev := self._believe(s)) is not None
         ]
         if not believed:
             return 0
@@ -155,7 +157,7 @@ class RegionReader:
             await view.apply_teams(conn, e.district, e.seq, list(e.data.get("teams") or []))
         if e.kind == "hello":
             return
-        event = events.RegionEvent(e.district, e.seq, e.kind, e.at, e.data)
+        event = events.RegionEvent(e.district, e.seq, e.kind, int(e.at), e.data)
         changed = await self.aid.lend_state(conn, event)
         if e.district != self.district:
             await self.aid.on_peer_event(conn, event, changed, now)

@@ -16,6 +16,7 @@ import aiosqlite
 from nio import AsyncClient, JoinError
 
 from bot import backoff
+from bot.errors import LifelineError
 from bot.models import Channel, Role
 from bot.region.commands import RegionCommands
 from bot.region.mutual_aid import MutualAid, Recorder
@@ -51,13 +52,13 @@ class Region:
         room = self.reader.settings.room
         attempt = 0
         while True:
-            try:
-                self.reader.room_id = await join(transport._require_client(), room)
+            try:  # the publisher joins too (bot/region/publish.py); a second join is a no-op
+                self.reader.room_id = await transport.join_room(room)
                 break
-            except (RegionUnreachable, OSError, TimeoutError, aiohttp.ClientError) as exc:
+            except LifelineError as exc:
                 attempt += 1
                 wait_s = backoff.delay(attempt, base=5.0, cap=300.0)
-                log.error("region: cannot join %s (%s); retrying in %d s", room, exc, wait_s)
+                log.warning("region: cannot join %s (%s); retrying in %d s", room, exc, wait_s)
                 await asyncio.sleep(wait_s)
         self.reader.me = transport.user_id or self.reader.me
         log.info("region: in the regional room %s (%s)", room, self.reader.room_id)
@@ -72,7 +73,7 @@ class Region:
 
 
 async def join(client: AsyncClient, room: str) -> str:
-    """Join (or confirm membership of) the regional room; its id."""
+    """Join (or confirm membership of) the regional room with a bare client (the CLI); its id."""
     resp = await asyncio.wait_for(client.join(room), REQUEST_TIMEOUT_S)
     if isinstance(resp, JoinError):
         raise RegionUnreachable(f"join {room}: {resp.message}")
