@@ -18,8 +18,8 @@ from nio import AsyncClient, RoomCreateResponse, RoomSendResponse
 
 from bot.region import events
 from bot.synapse_local import SERVER_NAME, LocalSynapse
-from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
-from tests.harness.matrix_room import Room, joined, roof_rescue_turn
+from tests.harness.gateway import Gateway, running_gateway, wait_for
+from tests.harness.matrix_room import Room, joined, matrix_settings, roof_rescue_turn
 from tests.harness.ollama_standin import OllamaStandIn
 from tests.harness.synapse_server import make_client, register
 
@@ -69,32 +69,9 @@ async def _coordination_room(hs: LocalSynapse) -> Room:
     return Room(hs, bot, coordinator, responder, coord, resp, created.room_id)
 
 
-def _settings(
-    tmp: Path, standin: OllamaStandIn, me: District, other: District, room_id: str
-) -> Any:
-    r = me.room
-    return make_settings(
-        tmp,
-        standin.url,
-        matrix={
-            "enabled": True,
-            "homeserver": r.hs.url,
-            "user_id": r.bot.user_id,
-            "password": r.bot.password,
-            "store_path": str(tmp / "matrix-store"),
-            "coordination_room": r.room_id,
-            "coordinators": [r.coordinator.user_id],
-            "responders": [r.responder.user_id],
-            "encryption": False,
-            "sync_timeout_s": 2,
-        },
-        broadcasts={"sitrep_every_min": 0},
-        region={
-            "district": me.code,
-            "room": room_id,
-            "peers": {other.code: other.room.bot.user_id},
-        },
-    )
+def _settings(tmp: Path, standin: OllamaStandIn, me: District, other: District, room: str) -> Any:
+    region = {"district": me.code, "room": room, "peers": {other.code: other.room.bot.user_id}}
+    return matrix_settings(tmp, standin, me.room, region=region)
 
 
 @contextlib.asynccontextmanager

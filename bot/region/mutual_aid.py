@@ -186,18 +186,32 @@ class MutualAid:
     ) -> int:
         if await view.team_status(conn, team) == TeamStatus.LENT:
             await view.set_team(conn, team, TeamStatus.AVAILABLE, now)
-        seq = await self.record(conn, "return", {"team": team}, now)
+        seq = await self._publish_lend(conn, "return", {"team": team}, borrower, None, now)
+        log.info("region: %s is back from %s (return #%d)", team, borrower, seq)
+        return seq
+
+    async def _publish_lend(
+        self,
+        conn: aiosqlite.Connection,
+        kind: str,
+        data: dict[str, Any],
+        borrower: str,
+        until: int | None,
+        now: float,
+    ) -> int:
+        """Record this district's own lend or return, and hold its state as of that seq (the
+        event read back from the room is then not newer, and changes nothing)."""
+        seq = await self.record(conn, kind, data, now)
         await view.set_lend(
             conn,
             lender=self.district,
-            team=team,
+            team=str(data["team"]),
             borrower=borrower,
             seq=seq,
-            active=False,
-            until=None,
+            active=kind == "lend",
+            until=until,
             at=now,
         )
-        log.info("region: %s is back from %s (return #%d)", team, borrower, seq)
         return seq
 
     # ---- what coordinators type --------------------------------------------------------------
@@ -226,17 +240,7 @@ class MutualAid:
         data: dict[str, Any] = {"team": team.id, "to": to}
         if until is not None:
             data["until"] = until
-        seq = await self.record(conn, "lend", data, now)
-        await view.set_lend(
-            conn,
-            lender=self.district,
-            team=team.id,
-            borrower=to,
-            seq=seq,
-            active=True,
-            until=until,
-            at=now,
-        )
+        seq = await self._publish_lend(conn, "lend", data, to, until, now)
         log.info("region: %s lent to %s%s (lend #%d)", team.id, to, until_text(until), seq)
         as_there = borrowed_id(self.district, team.id)
         return (
