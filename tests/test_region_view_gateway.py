@@ -5,6 +5,7 @@ borrower and handed back. (Federation itself: tests/test_region_federation.py.)"
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
@@ -21,6 +22,7 @@ from bot.synapse_local import SERVER_NAME, LocalSynapse
 from tests.harness.gateway import Gateway, running_gateway, wait_for
 from tests.harness.matrix_room import Room, joined, matrix_settings, roof_rescue_turn
 from tests.harness.ollama_standin import OllamaStandIn
+from tests.harness.process import PYTHON, ROOT, child_env, to_toml
 from tests.harness.synapse_server import make_client, register
 
 VICTIM_BHO, VICTIM_LAL = "+8801711111111", "+8801722222222"
@@ -159,6 +161,43 @@ async def test_a_case_at_one_district_shows_in_the_others_region(
         after = await region.lal.gateway.rows("SELECT district, seq FROM region_events")
         assert set(map(tuple, before)) <= set(map(tuple, after))  # more may have come meanwhile
         assert await region.lal.gateway.rows("SELECT 1 FROM region_cases WHERE code=?", code)
+        # and by the command line, next to the running gateway
+        out = await _cli(region.lal, tmp_path / "lal", "region", "rebuild")
+        assert "regional view rebuilt:" in out and " 0 events" not in out, out
+        assert code in await _cli(region.lal, tmp_path / "lal", "region", "show", "--cases")
+
+
+async def _cli(d: District, tmp: Path, *args: str) -> str:
+    """`python -m bot --config <the district's settings> …`, without blocking the gateways."""
+    s = d.gateway.settings
+    config = tmp / "cli.toml"
+    data = {
+        "storage": {"path": str(s.storage.path)},
+        "matrix": {
+            "homeserver": s.matrix.homeserver,
+            "user_id": s.matrix.user_id,
+            "password": s.matrix.password.get_secret_value(),
+            "store_path": str(s.matrix.store_path),
+            "encryption": False,
+        },
+        "region": {"district": s.region.district, "room": s.region.room, "peers": s.region.peers},
+    }
+    config.write_text(to_toml(data), encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        PYTHON,
+        "-m",
+        "bot",
+        "--config",
+        str(config),
+        *args,
+        cwd=ROOT,
+        env=child_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def test_a_case_command_in_the_regional_room_runs_once_by_its_district_only(
