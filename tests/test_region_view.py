@@ -301,3 +301,25 @@ async def test_a_borrowed_team_survives_a_restart(reader: RegionReader, db: Data
     # at start the config is the inventory; a borrowed team is not in it, the lend decides
     await incidents.sync_teams(db, [Team("boat-3", "boat", "ghat", 8)], NOW + 60)
     assert {t.id: t.status for t in await incidents.list_teams(db)}["LAL/boat-7"] == "available"
+
+
+async def test_a_failure_applying_events_never_stops_the_room_for_the_inbox(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(conn: aiosqlite.Connection, text: str, key: str, now: float) -> None:
+        raise RuntimeError("a bug in a notice")
+
+    reader = RegionReader(SETTINGS, db, lambda: NOW, MutualAid("BHO", Published(), broken), me=ME)
+    reader.role_of = lambda peer: Role.COORDINATOR
+
+    class Event:
+        def __init__(self, sender: str, content: dict[str, Any]) -> None:
+            self.sender, self.event_id = sender, f"$x{id(self)}"
+            self.source = {"content": content, "origin_server_ts": NOW * 1000}
+
+    need = ev("LAL", 1, "need", {"to": "BHO", "kind": "boat", "count": 2, "note": ""})
+    command = Event(COORD, {"msgtype": "m.text", "body": "!approve BHO-1234"})
+    kept = await reader.divert([Event(LAL_BOT, need.content), command])
+    assert kept == [command]  # the district's own commands still reach its inbox
+    assert await view.event_count(db) == 0  # rolled back whole: a rebuild reads it again
+    assert any("APPLYING 1 EVENT(S) FAILED" in r.getMessage() for r in caplog.records)

@@ -28,7 +28,7 @@ from bot.region import events
 from bot.region.addressing import regional_command
 from bot.region.mutual_aid import MutualAid
 from bot.store import region_view as view
-from bot.store.db import Database
+from bot.store.db import Database, StorageError
 from config.settings import RegionSettings
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,16 @@ class RegionReader:
             elif self._for_us(s):
                 keep.append(event)
         if machine:
-            await self.apply(machine)
+            try:
+                await self.apply(machine)
+            except StorageError:
+                raise  # the window is not committed: synced and applied again
+            except Exception:
+                log.exception(
+                    "region: APPLYING %d EVENT(S) FAILED; the regional view may miss them "
+                    "(lifeline region rebuild reads them again)",
+                    len(machine),
+                )
         return keep
 
     def _for_us(self, s: Seen) -> bool:

@@ -70,6 +70,8 @@ class Region:
         except (RegionUnreachable, OSError, TimeoutError, aiohttp.ClientError) as exc:
             # the view fills from new events meanwhile; the history can be read again later
             log.error("region: REBUILD FAILED (%s); run `lifeline region rebuild`", exc)
+        except Exception:
+            log.exception("region: REBUILD FAILED; run `lifeline region rebuild`")
 
 
 async def join(client: AsyncClient, room: str) -> str:
