@@ -123,6 +123,10 @@ def assert_one_each(seen: list[dict[str, Any]], district: str, upto: int) -> Non
     assert all(n == 1 for n in counts.values()), counts
 
 
+def seen_seqs(seen: list[dict[str, Any]]) -> dict[str, list[int]]:
+    return {d: [e["seq"] for e in of(seen, d)] for d in ("BHO", "LAL")}
+
+
 async def recorded(gw: Gateway, district: str) -> int:
     rows = await gw.rows("SELECT COALESCE(MAX(seq), 0) FROM region_log WHERE district=?", district)
     return int(rows[0][0])
@@ -192,9 +196,12 @@ async def test_federation_cut_a_keeps_serving_and_both_sides_converge(
         await asyncio.to_thread(region.b.start, 120)
         ga.sms_in("+880170000099", VICTIM_TEXT)  # life goes on after the link is back
 
+        state: dict[str, Any] = {}
+
         async def converged() -> bool:
             seen_a, seen_b = await region.seen_async(region.a), await region.seen_async(region.b)
             want = {"BHO": await recorded(ga, "BHO"), "LAL": await recorded(gb, "LAL")}
+            state.update(want=want, a=seen_seqs(seen_a), b=seen_seqs(seen_b))
             for seen in (seen_a, seen_b):
                 for district, upto in want.items():
                     seqs = sorted(e["seq"] for e in of(seen, district))
@@ -202,7 +209,10 @@ async def test_federation_cut_a_keeps_serving_and_both_sides_converge(
                         return False
             return True
 
-        await wait_for(converged, timeout=120, every=1.0)
+        try:
+            await wait_for(converged, timeout=120, every=1.0)
+        except AssertionError:
+            raise AssertionError(f"no convergence: {state}") from None
         seen_a, seen_b = await region.seen_async(region.a), await region.seen_async(region.b)
     for seen in (seen_a, seen_b):
         assert_one_each(seen, "BHO", 6)

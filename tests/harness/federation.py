@@ -148,7 +148,9 @@ class FederatedSynapse(LocalSynapse):
         os.chmod(self.cfg_path, 0o600)
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start (again): on the same ports, so gateways and peers find it where it was."""
         super().start(timeout=timeout)
+        self._requested_port = self.port
         self._wait_federation(time.monotonic() + timeout)
 
     def _wait_federation(self, deadline: float) -> None:
