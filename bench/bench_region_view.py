@@ -6,7 +6,8 @@ from the regional room's history.
    transaction per page) into a fresh SQLite file: p50/p95 over --runs.
 2. --synapse N: the whole rebuild through a real local Synapse: N events sent by the peers' bots
    into one room, then ``rebuild`` pages them back over /messages and applies them (one run;
-   sending the events is not timed).
+   sending the events is not timed, but takes long: ~2,000 events took minutes on the shared
+   2-core machine, 10,000 did not finish sending within 25 minutes there).
 
     .venv/bin/python bench/bench_region_view.py [--events 10000] [--runs 5] [--synapse 2000]
 """
@@ -32,6 +33,7 @@ from bot.store.db import Database
 from config.settings import RegionSettings
 
 DISTRICTS = ("BHO", "LAL", "SYL")
+HEADERS = ["what", "runs", "p50 s", "p95 s", "events/s"]
 T0 = 1_800_000_000
 
 
@@ -206,6 +208,7 @@ async def main() -> None:
                 args.events / median(times),
             ]
         )
+        print(table(HEADERS, rows), flush=True)  # before the long part: sending N events
         if args.synapse:
             elapsed = await through_synapse(tmp, stream(args.synapse))
             rows.append(
@@ -217,7 +220,7 @@ async def main() -> None:
                     args.synapse / elapsed,
                 ]
             )
-    print(table(["what", "runs", "p50 s", "p95 s", "events/s"], rows))
+            print(table(HEADERS, rows[-1:]).split("\n", 2)[2])
 
 
 if __name__ == "__main__":
