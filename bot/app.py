@@ -28,6 +28,7 @@ from bot.llm import LLM
 from bot.models import Channel, Role, Team
 from bot.queue import InboxWorker, RetryPolicy
 from bot.region.publish import RegionPublisher
+from bot.region.service import build_region
 from bot.retention import run_retention
 from bot.runtime import Runtime
 from bot.status import StatusFacts, status_report
@@ -117,11 +118,13 @@ class App:
 
         wakers = Wakers()
         broadcasts = Broadcasts(services, status=self._status, on_enqueued=wakers.outboxes)
+        region = build_region(services, self.role_of, wakers.outboxes)
         responder = ResponderFlow(
             services,
             conversation,
             self._status,
             broadcasts,
+            region.commands if region is not None else None,
         )
         table, dispatcher = routes(s.matrix.user_id, public, responder, victim)
 
@@ -136,7 +139,7 @@ class App:
             clock=self.clock,
             on_committed=committed,
         )
-        rt = Runtime(db=db, llm=llm, services=services, intake=intake, wakers=wakers)
+        rt = Runtime(db=db, llm=llm, services=services, intake=intake, wakers=wakers, region=region)
         self.runtime = rt
 
         health = await llm.probe()

@@ -301,4 +301,73 @@ MIGRATIONS: list[str] = [
         INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('teams', NEW.updated_at);
     END;
     """,
+    # 8 (regionview, issue 15): the read-only regional view, rebuilt from the regional room's
+    # history (bot/store/region_view.py), with the lend state read from the lenders' events.
+    # Applied by (district, seq): every event once, in any order.
+    """
+    CREATE TABLE region_events (
+        district TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        at REAL NOT NULL,
+        seen_at REAL NOT NULL,
+        event_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (district, seq)
+    );
+    CREATE TABLE region_districts (
+        district TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        events INTEGER NOT NULL DEFAULT 0,
+        last_heard_at REAL NOT NULL DEFAULT 0,
+        teams_seq INTEGER NOT NULL DEFAULT 0,
+        sitrep_seq INTEGER NOT NULL DEFAULT 0,
+        sitrep TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE region_cases (
+        district TEXT NOT NULL,
+        code TEXT NOT NULL,
+        info_seq INTEGER NOT NULL DEFAULT 0,
+        state_seq INTEGER NOT NULL DEFAULT 0,
+        priority TEXT NOT NULL DEFAULT 'high',
+        status TEXT NOT NULL DEFAULT 'open',
+        team TEXT NOT NULL DEFAULT '',
+        area TEXT NOT NULL DEFAULT '',
+        people INTEGER NOT NULL DEFAULT 0,
+        needs TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (district, code)
+    );
+    CREATE TABLE region_teams (
+        district TEXT NOT NULL,
+        team TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        lender TEXT NOT NULL DEFAULT '',
+        borrower TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (district, team)
+    );
+    CREATE TABLE region_needs (
+        district TEXT NOT NULL,
+        to_district TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL,
+        PRIMARY KEY (district, to_district, kind)
+    );
+    CREATE TABLE region_lends (
+        lender TEXT NOT NULL,
+        team TEXT NOT NULL,
+        borrower TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        until REAL,
+        at REAL NOT NULL,
+        PRIMARY KEY (lender, team)
+    );
+    """,
 ]

@@ -77,7 +77,9 @@ class Rooms:
         settings: MatrixSettings,
         client: Callable[[], AsyncClient],
         role_of: Callable[[str], Role],
+        wanted: Callable[[str], bool] = lambda _room_id: False,
     ) -> None:
+        self._wanted = wanted  # rooms joined whoever invites (the regional room, bot/region)
         self._coordination = settings.coordination_room
         self._encryption = settings.encryption
         self._client = client
@@ -199,7 +201,7 @@ class Rooms:
     async def _handle_invite(self, room_id: str, inviter: str, is_direct: bool) -> None:
         client = self._client()
         role = self._role_of(inviter) if inviter else Role.PUBLIC
-        if role != Role.PUBLIC or is_direct:
+        if role != Role.PUBLIC or is_direct or self._wanted(room_id):
             resp = await asyncio.wait_for(client.join(room_id), REQUEST_TIMEOUT_S)
             if isinstance(resp, JoinError):
                 err = classify_send_error(resp)
