@@ -27,8 +27,10 @@ from tests.harness.federation import (
     region_events,
 )
 from tests.harness.gateway import Gateway, make_settings, running_gateway, wait_for
+from tests.harness.matrix_room import Room, joined
 from tests.harness.ollama_standin import OllamaStandIn, text_reply
 from tests.harness.process import GatewayProcess, wait_until, write_config
+from tests.harness.synapse_server import make_client
 
 VICTIM_TEXT = "Water rising fast, 6 people on the roof at Ulipur ghat, my mother is sick. Help!"
 PRIVATE = ("mother", "sick", "Water rising")
@@ -273,3 +275,40 @@ def test_kill_9_of_the_publisher_sends_nothing_twice(
     seen = region.seen(region.b)
     assert_one_each(seen, "BHO", upto)
     assert sum(1 for e in of(seen, "BHO") if e["seq"] == int(idem_key.rsplit("-", 1)[1])) == 1
+
+
+async def test_a_critical_sms_at_a_appears_in_bs_region_within_seconds(
+    tmp_path: Path, ollama_standin: OllamaStandIn, region: Region
+) -> None:
+    """End to end over federation: SMS at BHO (homeserver A) → `!region` in LAL's coordination
+    room (homeserver B) shows BHO's open critical case."""
+    ollama_standin.push_chat(text_reply("Help is coming. Stay on the roof."))
+    b = region.b
+    coordinator, responder = _user(b, "coord"), _user(b, "resp")
+    coord, resp = await make_client(b, coordinator), await make_client(b, responder)
+    try:
+        created = await coord.room_create(name="coordination", invite=[region.bot_b.user_id])
+        room = Room(b, region.bot_b, coordinator, responder, coord, resp, created.room_id)
+        sa = settings_for(tmp_path / "a", ollama_standin, region, "BHO")
+        sb = settings_for(tmp_path / "b", ollama_standin, region, "LAL")
+        matrix_b = sb.matrix.model_copy(
+            update={"coordination_room": room.room_id, "coordinators": [coordinator.user_id]}
+        )
+        sb = sb.model_copy(update={"matrix": matrix_b})
+        async with running_gateway(sa) as ga, running_gateway(sb) as gb:
+            await joined(gb, room.room_id)
+            ga.sms_in("+8801733333333", VICTIM_TEXT)
+            code = (await ga.wait_sent("+8801733333333"))[0]["text"].split("Case ")[1].split(".")[0]
+
+            async def in_lal_view() -> bool:
+                return bool(await gb.rows("SELECT 1 FROM region_cases WHERE code=?", code))
+
+            await wait_for(in_lal_view, timeout=60, every=0.3)
+            await room.say(coord, "!region")
+            report = await room.wait_notice("BHO:", timeout=30)
+        line = next(x for x in report.splitlines() if x.startswith("BHO:"))
+        assert "open 1 (1 critical)" in line, report
+        assert "+8801733333333" not in report and "mother" not in report
+    finally:
+        await coord.close()
+        await resp.close()
