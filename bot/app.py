@@ -28,10 +28,12 @@ from bot.llm.pool import ModelPool
 from bot.model_worker import ModelWorker
 from bot.models import Channel, Role, Team
 from bot.queue import InboxWorker, RetryPolicy
+from bot.region.publish import RegionPublisher
+from bot.region.service import build_region
 from bot.retention import run_retention
 from bot.runtime import Runtime
 from bot.status import StatusFacts, status_report
-from bot.store import inbox, incidents, model_turns, outbox
+from bot.store import inbox, incidents, model_turns, outbox, region_log
 from bot.store.db import Database
 from bot.store.inbox import InboxRow
 from bot.tools import ToolRegistry
@@ -111,6 +113,8 @@ class App:
                 recovered_in,
                 recovered_out,
             )
+        # Before any case or team changes: the case-code prefix and the publish marks.
+        await region_log.configure(db, district=s.region.district, room=s.region.room, now=now)
         await incidents.sync_teams(
             db, [Team(t.id, t.kind, t.base, t.capacity) for t in s.teams], now
         )
@@ -124,11 +128,13 @@ class App:
 
         wakers = Wakers()
         broadcasts = Broadcasts(services, status=self._status, on_enqueued=wakers.outboxes)
+        region = build_region(services, self.role_of, wakers.outboxes)
         responder = ResponderFlow(
             services,
             conversation,
             self._status,
             broadcasts,
+            region.commands if region is not None else None,
         )
         table, dispatcher = routes(s.matrix.user_id, public, responder, victim)
 
@@ -143,7 +149,7 @@ class App:
             clock=self.clock,
             on_committed=committed,
         )
-        rt = Runtime(db=db, llm=llm, services=services, intake=intake, wakers=wakers)
+        rt = Runtime(db=db, llm=llm, services=services, intake=intake, wakers=wakers, region=region)
         self.runtime = rt
 
         health = await llm.probe()
@@ -207,6 +213,7 @@ class App:
                 )
                 tg.create_task(channels.run_matrix(), name="matrix")
             tg.create_task(broadcasts.run(), name="broadcasts")
+            tg.create_task(RegionPublisher(rt, self.clock).run(), name="region-publish")
             tg.create_task(model_worker.run(), name="worker-model")
             tg.create_task(fast_worker.run(), name="worker-fast")
             if s.board.enabled:

@@ -120,6 +120,8 @@ class Channels:
                 late_after_s=queue.late_notice_after_s,
             )
             tg.create_task(outbox_matrix.run(), name="outbox-matrix")
+            if rt.region is not None:
+                tg.create_task(rt.region.run(transport), name="region")
 
     async def _start_matrix(self) -> MatrixTransport:
         from bot.transports.matrix import (
@@ -159,6 +161,7 @@ class Channels:
             on_batch=on_batch,
             role_of=lambda peer: roles.role_of(rt.services.settings.matrix, Channel.MATRIX, peer),
             load_undecrypted=load_undecrypted,
+            tap=rt.region.reader if rt.region is not None else None,
         )
         try:
             await transport.start()
@@ -167,6 +170,8 @@ class Channels:
             raise
         rt.matrix = transport
         rt.services.notifier.coordination_room = matrix_settings.coordination_room or None
+        if rt.region is not None:  # before the first sync: its invite is accepted, its events read
+            await rt.region.resolve(transport)
         if rt.drill is not None:  # alerts queued while the drill homeserver was starting
             transport.remember_alias(DRILL_COORDINATION, rt.drill.room_id)
         if matrix_settings.coordination_room.startswith("#"):

@@ -28,6 +28,7 @@ from bot.cli_base import (
 from bot.cli_sim import sim_app
 from bot.cli_table import Col, short_time
 from bot.drill.cli import drill_app
+from bot.region.cli import region_app
 from bot.store import incidents as incident_store
 from bot.store import messages as message_store
 from bot.store.db import Database
@@ -40,6 +41,7 @@ app = typer.Typer(
 )
 app.add_typer(sim_app, name="sim")
 app.add_typer(drill_app, name="drill")  # scenario drills: bot/drill/
+app.add_typer(region_app, name="region")  # the regional view: bot/region/
 
 
 @app.callback()

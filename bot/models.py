@@ -73,6 +73,7 @@ class TeamStatus(StrEnum):
     AVAILABLE = "available"
     BUSY = "busy"
     OFFLINE = "offline"  # no longer in the config; kept because dispatches name it
+    LENT = "lent"  # lent to another district (bot/region): never picked here until returned
 
 
 # Statuses are StrEnums: equal to their plain-string values, so SQL parameters, JSON output and

@@ -49,7 +49,7 @@ _GEMMA_CALL = re.compile(
 )
 _GEMMA_STR = '<|"|>'
 _CITATION = re.compile(r"\s*\[(?:P\d+(?:\s*[,;]\s*P?\d+)*)\](?:\s*\[P\d+\])*")
-_CASE_CODE = re.compile(r"^LF-\d+$", re.IGNORECASE)
+_CASE_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,7}-\d+$", re.IGNORECASE)  # LF-4821, BHO-4821
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w]*\}")
 
 _SCRIPTS: tuple[tuple[int, int, str], ...] = (

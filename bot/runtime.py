@@ -15,6 +15,7 @@ from handlers.context import Services
 
 if TYPE_CHECKING:
     from bot.drill.homeserver import DrillInfo
+    from bot.region.service import Region
     from bot.transports.matrix import MatrixTransport
     from bot.transports.sms import ModemPool
     from protocols.search import ProtocolSearch
@@ -36,3 +37,4 @@ class Runtime:
     drill: DrillInfo | None = None
     matrix_error: str | None = None  # why the Matrix channel is not up yet (it keeps retrying)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    region: Region | None = None  # [region]: the regional room's reader and commands

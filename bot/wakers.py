@@ -16,11 +16,13 @@ class Wakers:
     fast: Waker = field(default_factory=Waker)
     sms: Waker = field(default_factory=Waker)
     matrix: Waker = field(default_factory=Waker)
+    region: Waker = field(default_factory=Waker)  # bot/region: a change may be publishable
 
     def outboxes(self) -> None:
         """Outbox rows were committed (replies, alerts, broadcasts): wake both senders."""
         self.sms.wake()
         self.matrix.wake()
+        self.region.wake()
 
     def committed(self, items: Sequence[Accepted]) -> None:
         """Intake committed inbound messages (and maybe their acks): wake the senders, and the

@@ -305,6 +305,82 @@ class LoggingSettings(_Section):
         return level.strip().upper() if isinstance(level, str) else level
 
 
+DISTRICT = re.compile(r"[A-Z][A-Z0-9]{1,7}")
+
+
+class RegionSettings(_Section):
+    """One district of a region (bot/region): its case-code prefix, the federated regional room
+    it publishes to, and the other districts' gateway bots (the only senders it believes)."""
+
+    district: str = ""  # e.g. "BHO": case codes become BHO-4821; empty: no region, LF-4821
+    room: str = ""  # the regional room: "#flood-region:eoc.example" or "!id:server"
+    peers: dict[str, str] = Field(default_factory=dict)  # district code -> its bot's Matrix id
+    heartbeat_min: float = Field(5.0, gt=0, le=1440)  # a `hello` (and sitrep) this often
+    silent_after_min: float = Field(15.0, gt=0)  # a district heard nothing from this long: silent
+
+    @field_validator("district", mode="before")
+    @classmethod
+    def _district_code(cls, district: Any) -> Any:
+        if not isinstance(district, str):
+            return district
+        code = district.strip().upper()
+        if code and not DISTRICT.fullmatch(code):
+            raise ValueError(
+                f"a district code is 2-8 letters or digits starting with a letter, "
+                f'e.g. "BHO" (got {district!r})'
+            )
+        if code == "LF":
+            raise ValueError('"LF" is the prefix of codes without a district; pick another')
+        return code
+
+    @field_validator("room")
+    @classmethod
+    def _room_id_or_alias(cls, room: str) -> str:
+        if room and not re.fullmatch(r"[#!][^\s:]+:\S+", room):
+            raise ValueError(
+                f"expected a room alias like '#flood-region:eoc.example' or a room id like "
+                f"'!abc:eoc.example' (got {room!r})"
+            )
+        return room
+
+    @field_validator("peers", mode="before")
+    @classmethod
+    def _peer_bots(cls, peers: Any) -> Any:
+        if not isinstance(peers, dict):
+            return peers
+        out: dict[Any, Any] = {}
+        for code, user in peers.items():
+            key = code.strip().upper() if isinstance(code, str) else code
+            if not isinstance(key, str) or not DISTRICT.fullmatch(key):
+                raise ValueError(f'peer {code!r}: not a district code like "LAL"')
+            if not isinstance(user, str) or not MATRIX_ID.fullmatch(user):
+                raise ValueError(
+                    f"peer {key}: expected its gateway bot's Matrix id, e.g. "
+                    f"'@lifeline:lal.example' (got {user!r})"
+                )
+            out[key] = user
+        return out
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RegionSettings:
+        if (self.room or self.peers) and not self.district:
+            raise ValueError("[region] room and peers need district (this gateway's code)")
+        if self.district in self.peers:
+            raise ValueError(
+                f"peers lists the other districts; {self.district} is this gateway's own"
+            )
+        if self.silent_after_min <= self.heartbeat_min:
+            raise ValueError(
+                f"silent_after_min ({self.silent_after_min:g}) must be longer than "
+                f"heartbeat_min ({self.heartbeat_min:g}), or every district looks silent"
+            )
+        return self
+
+    @property
+    def case_prefix(self) -> str:
+        return self.district or "LF"
+
+
 class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     model: ModelSettings = ModelSettings()
@@ -318,6 +394,7 @@ class Settings(_Section):
     broadcasts: BroadcastSettings = BroadcastSettings()
     board: BoardSettings = BoardSettings()
     logging: LoggingSettings = LoggingSettings()
+    region: RegionSettings = RegionSettings()
 
 
 class ConfigError(UserError):

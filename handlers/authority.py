@@ -29,14 +29,15 @@ log = logging.getLogger(__name__)
 
 CONFIRM_TTL_S = 600.0
 SUMMARY_MAX = 1000  # the reporter's words plus staff notes; notes never cut the reporter's text
-_CASE_IN_TEXT = re.compile(r"\bLF[\s\-_]?(\d{4,8})\b", re.I)
+_CASE_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9]{1,7}?)[\s\-_]?(\d{4,8})\b", re.I)  # LF-/BHO-4821
 _YES = frozenset({"yes", "confirm", "!yes", "!confirm"})
 
 
 def named_cases(text: str) -> set[str]:
     """Case codes the staff member wrote themselves (a Matrix reply's quoted original, which
     may quote victim text, does not count)."""
-    return {f"LF-{m.group(1)}" for m in _CASE_IN_TEXT.finditer(strip_reply_fallback(text))}
+    found = _CASE_IN_TEXT.finditer(strip_reply_fallback(text))
+    return {f"{m.group(1).upper()}-{m.group(2)}" for m in found}
 
 
 def is_yes(text: str, bot_user_id: str = "") -> bool:

@@ -27,6 +27,7 @@ from handlers.prompts import STAFF_SYSTEM
 from handlers.public_text import inline
 
 if TYPE_CHECKING:
+    from bot.region.commands import RegionCommands
     from handlers.broadcasts import Broadcasts
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ Anything else that mentions me goes to the assistant."""
 EDIT_NOT_RUN = "Edits are not run as commands; send the command again."
 EDIT_NOT_ANSWERED = "Edits are not answered; send the message again."
 
-COORDINATOR_ONLY = frozenset({"approve", "reject", "assign", "advise", "broadcast"})
+COORDINATOR_ONLY = frozenset(
+    {"approve", "reject", "assign", "advise", "broadcast", "lend", "return", "need"}
+)
+REGION_COMMANDS = frozenset({"region", "lend", "return", "need"})  # bot/region/commands.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,7 @@ class ResponderFlow:
     conversation: Conversation[TurnContext]
     status: Callable[[], Awaitable[str]]
     broadcasts: Broadcasts | None = None
+    region: RegionCommands | None = None  # [region] configured
 
     def reply(self, row: InboxRow, text: str, key: str | None = None) -> Outbound:
         return Outbound(
@@ -126,7 +131,7 @@ class ResponderFlow:
         ref = f"cmd:{row.id}"  # the command's own row: a replay after a crash reuses it
         match cmd.name:
             case "help" | "h":
-                return HELP
+                return HELP if self.region is None else f"{HELP}\n{self.region.help}"
             case "incidents" | "cases":
                 return await self._list(a[0] if a else "open")
             case "case" if a:
@@ -157,6 +162,8 @@ class ResponderFlow:
                 return await self.status()
             case "advise" | "broadcast" if self.broadcasts is not None:
                 return await self.broadcasts.command(cmd.name, cmd.args, cmd.rest, actor)
+            case name if name in REGION_COMMANDS and self.region is not None:
+                return await self.region.run(cmd)
             case _:
                 return f"Unknown or incomplete command !{cmd.name}. Send !help for the list."
 

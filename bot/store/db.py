@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ class Database:
         self._side: aiosqlite.Connection | None = None  # short writes that must not queue
         self._side_lock = asyncio.Lock()
         self._closed = False  # after close(): no late write may open a new connection
+        # Run inside every transaction just before COMMIT (bot/region numbers the changes the
+        # transaction made, so they commit together). A hook must not raise for its own failures.
+        self.before_commit: list[Callable[[aiosqlite.Connection], Awaitable[None]]] = []
 
     async def open(self, *, create: bool = True) -> None:
         """Open (creating it and its directory if needed) and migrate.
@@ -135,6 +138,8 @@ class Database:
                 raise StorageError(f"cannot begin transaction: {exc}") from exc
             try:
                 yield conn
+                for hook in self.before_commit:
+                    await hook(conn)
             except BaseException:
                 await asyncio.shield(self._rollback_quietly())
                 raise

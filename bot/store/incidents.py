@@ -105,11 +105,25 @@ async def open_for_reporter(
     return None if row is None else incident_from_row(row)
 
 
+# The district code of this gateway (bot/region, ``[region] district``), written at start: new
+# case codes carry it (BHO-4821); without it they stay LF-4821. Codes made before keep working.
+DISTRICT_KEY = "region.district"
+LEGACY_PREFIX = "LF"
+
+
 async def _new_case_code(conn: aiosqlite.Connection) -> str:
+    prefix = await one(conn, "SELECT value FROM kv WHERE key=?", (DISTRICT_KEY,))
+    own = str(prefix[0]) if prefix is not None else LEGACY_PREFIX
     for digits in (4, 4, 4, 5, 5, 6, 6, 8):
-        code = f"LF-{secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)}"
-        if await one(conn, "SELECT 1 FROM incidents WHERE case_code=?", (code,)) is None:
-            return code
+        number = secrets.randbelow(9 * 10 ** (digits - 1)) + 10 ** (digits - 1)
+        # Unique by number too, so a bare "4821" never means two cases (LF-4821 and BHO-4821).
+        taken = await one(
+            conn,
+            "SELECT 1 FROM incidents WHERE case_code IN (?, ?)",
+            (f"{LEGACY_PREFIX}-{number}", f"{own}-{number}"),
+        )
+        if taken is None:
+            return f"{own}-{number}"
     raise RuntimeError("could not allocate a case code")
 
 
@@ -163,24 +177,40 @@ async def get(conn: aiosqlite.Connection, incident_id: int) -> Incident | None:
     return None if row is None else incident_from_row(row)
 
 
-_CASE_RE = re.compile(r"^(?:LF)?[\s\-_]*(\d{4,8})$", re.I)
+_CASE_RE = re.compile(r"^([A-Z][A-Z0-9]{1,7}?)?[\s\-_]*(\d{4,8})$", re.I)
+
+
+def _clean(case: str) -> str:
+    return case.strip().strip("#.,;:!?()[]<>\"'").upper()
 
 
 def normalise_case(case: str) -> str:
-    """``LF-6609``, ``lf-6609``, ``LF6609``, ``LF 6609`` and plain ``6609`` → ``LF-6609``."""
-    text = case.strip().strip("#.,;:!?()[]<>\"'").upper()
+    """``LF-6609``, ``lf-6609``, ``LF6609``, ``LF 6609`` and plain ``6609`` → ``LF-6609``;
+    ``bho-4821`` → ``BHO-4821`` (a district's code; see ``by_case`` for a bare number)."""
+    text = _clean(case)
     m = _CASE_RE.match(text)
-    return f"LF-{m.group(1)}" if m else text
+    return f"{m.group(1) or LEGACY_PREFIX}-{m.group(2)}" if m else text
+
+
+# A bare number is this district's code or an old LF- code (never both: _new_case_code).
+_BY_CASE = f"""SELECT * FROM incidents WHERE case_code=? OR (? AND case_code=(
+                   SELECT value || '-' || ? FROM kv WHERE key='{DISTRICT_KEY}'))
+               ORDER BY id DESC LIMIT 1"""  # noqa: S608 - a constant
+
+
+def _by_case_params(case: str) -> tuple[str, bool, str]:
+    text = _clean(case)
+    return normalise_case(case), text.isdigit(), text
 
 
 async def by_case(db: Database, case: str) -> Incident | None:
-    row = await db.fetchone("SELECT * FROM incidents WHERE case_code=?", (normalise_case(case),))
+    row = await db.fetchone(_BY_CASE, _by_case_params(case))
     return None if row is None else incident_from_row(row)
 
 
 async def by_case_in(conn: aiosqlite.Connection, case: str) -> Incident | None:
     """``by_case`` inside a transaction."""
-    row = await one(conn, "SELECT * FROM incidents WHERE case_code=?", (normalise_case(case),))
+    row = await one(conn, _BY_CASE, _by_case_params(case))
     return None if row is None else incident_from_row(row)
 
 

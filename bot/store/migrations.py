@@ -246,4 +246,137 @@ MIGRATIONS: list[str] = [
     CREATE INDEX audit_incident ON audit(incident_id, at);
     ALTER TABLE model_turns ADD COLUMN detail TEXT;
     """,
+    # 8: regional log (issue 15, bot/region): each publishable change gets the next per-district
+    # seq. Triggers mark a changed case or the team list in region_dirty in the SAME transaction as
+    # the change, but only while the gateway publishes (kv 'region.room' is set); the publisher
+    # turns marks into numbered region_log entries (diffed against region_published, so one change
+    # is one event) and hands them to the Matrix outbox in seq order (idem_key = the txn id).
+    """
+    CREATE TABLE region_log (
+        district TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        at REAL NOT NULL,
+        data TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        enqueued_at REAL,
+        PRIMARY KEY (district, seq)
+    );
+    CREATE INDEX region_log_unsent ON region_log(district, seq) WHERE enqueued_at IS NULL;
+
+    CREATE TABLE region_dirty (
+        subject TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+
+    CREATE TABLE region_published (
+        subject TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TRIGGER region_case_new AFTER INSERT ON incidents
+    WHEN EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('case:' || NEW.id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_case_changed AFTER UPDATE OF status, priority ON incidents
+    WHEN (OLD.status IS NOT NEW.status OR OLD.priority IS NOT NEW.priority)
+        AND EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('case:' || NEW.id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_dispatch_new AFTER INSERT ON dispatches
+    WHEN EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at)
+        VALUES ('case:' || NEW.incident_id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_dispatch_changed AFTER UPDATE OF status, team_id ON dispatches
+    WHEN (OLD.status IS NOT NEW.status OR OLD.team_id IS NOT NEW.team_id)
+        AND EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at)
+        VALUES ('case:' || NEW.incident_id, NEW.updated_at);
+    END;
+    CREATE TRIGGER region_team_new AFTER INSERT ON teams
+    WHEN EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('teams', NEW.updated_at);
+    END;
+    CREATE TRIGGER region_team_changed AFTER UPDATE OF status ON teams
+    WHEN OLD.status IS NOT NEW.status AND EXISTS (SELECT 1 FROM kv WHERE key = 'region.room')
+    BEGIN
+        INSERT OR IGNORE INTO region_dirty (subject, at) VALUES ('teams', NEW.updated_at);
+    END;
+    """,
+    # 9: (regionview, issue 15) the read-only regional view, rebuilt from the regional room's
+    # history (bot/store/region_view.py), with the lend state read from the lenders' events.
+    # Applied by (district, seq): every event once, in any order.
+    """
+    CREATE TABLE region_events (
+        district TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        at REAL NOT NULL,
+        seen_at REAL NOT NULL,
+        event_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (district, seq)
+    );
+    CREATE TABLE region_districts (
+        district TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        events INTEGER NOT NULL DEFAULT 0,
+        last_heard_at REAL NOT NULL DEFAULT 0,
+        teams_seq INTEGER NOT NULL DEFAULT 0,
+        sitrep_seq INTEGER NOT NULL DEFAULT 0,
+        sitrep TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE region_cases (
+        district TEXT NOT NULL,
+        code TEXT NOT NULL,
+        info_seq INTEGER NOT NULL DEFAULT 0,
+        state_seq INTEGER NOT NULL DEFAULT 0,
+        priority TEXT NOT NULL DEFAULT 'high',
+        status TEXT NOT NULL DEFAULT 'open',
+        team TEXT NOT NULL DEFAULT '',
+        area TEXT NOT NULL DEFAULT '',
+        people INTEGER NOT NULL DEFAULT 0,
+        needs TEXT NOT NULL DEFAULT '',
+        summary TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (district, code)
+    );
+    CREATE TABLE region_teams (
+        district TEXT NOT NULL,
+        team TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT '',
+        lender TEXT NOT NULL DEFAULT '',
+        borrower TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (district, team)
+    );
+    CREATE TABLE region_needs (
+        district TEXT NOT NULL,
+        to_district TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL,
+        PRIMARY KEY (district, to_district, kind)
+    );
+    CREATE TABLE region_lends (
+        lender TEXT NOT NULL,
+        team TEXT NOT NULL,
+        borrower TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        until REAL,
+        at REAL NOT NULL,
+        PRIMARY KEY (lender, team)
+    );
+    """,
 ]

@@ -35,9 +35,10 @@ async def sync_teams(db: Database, teams: Iterable[Team], now: float) -> None:
             )
         configured = [t.id for t in teams]
         marks = placeholders(configured)
+        # A borrowed team ("LAL/boat-7", bot/region) is never in the config: the lend decides.
         await conn.execute(
             f"""UPDATE teams SET status=?, updated_at=?
-                WHERE status != ? AND id NOT IN {marks}""",  # noqa: S608 - placeholders only
+                WHERE status != ? AND id NOT IN {marks} AND id NOT LIKE '%/%'""",  # noqa: S608
             (OFFLINE, now, OFFLINE, *configured),
         )
         await conn.execute(

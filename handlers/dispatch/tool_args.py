@@ -52,8 +52,11 @@ class NoArgs(ToolArgs):
     pass
 
 
+CASE_CODE = r"(?i)^([A-Z][A-Z0-9]{1,7})?-?\d{4,8}$"  # LF-4821, BHO-4821 (a district's), 4821
+
+
 class CaseArgs(ToolArgs):
-    case: str = Field(pattern=r"(?i)^(LF)?-?\d{4,8}$", description="Case code like LF-4821")
+    case: str = Field(pattern=CASE_CODE, description="Case code like LF-4821")
 
 
 class ListArgs(ToolArgs):
@@ -61,7 +64,7 @@ class ListArgs(ToolArgs):
 
 
 class UpdateArgs(ToolArgs):
-    case: str = Field(pattern=r"(?i)^(LF)?-?\d{4,8}$", description="Case code like LF-4821")
+    case: str = Field(pattern=CASE_CODE, description="Case code like LF-4821")
     priority: PriorityLabel | None = Field(None, description="New priority")
     location: Location | None = Field(None, description="Corrected location")
     people_count: int | None = Field(None, ge=1, le=5000, description="Corrected head count")

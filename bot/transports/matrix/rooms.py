@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -77,7 +77,9 @@ class Rooms:
         settings: MatrixSettings,
         client: Callable[[], AsyncClient],
         role_of: Callable[[str], Role],
+        wanted: Callable[[str], bool] = lambda _room_id: False,
     ) -> None:
+        self._wanted = wanted  # rooms joined whoever invites (the regional room, bot/region)
         self._coordination = settings.coordination_room
         self._encryption = settings.encryption
         self._client = client
@@ -199,7 +201,7 @@ class Rooms:
     async def _handle_invite(self, room_id: str, inviter: str, is_direct: bool) -> None:
         client = self._client()
         role = self._role_of(inviter) if inviter else Role.PUBLIC
-        if role != Role.PUBLIC or is_direct:
+        if role != Role.PUBLIC or is_direct or self._wanted(room_id):
             resp = await asyncio.wait_for(client.join(room_id), REQUEST_TIMEOUT_S)
             if isinstance(resp, JoinError):
                 err = classify_send_error(resp)
@@ -241,16 +243,19 @@ class Rooms:
             return room
         if room in self._aliases:
             return self._aliases[room]
-        client = self._client()
-        try:
-            resp = await asyncio.wait_for(client.room_resolve_alias(room), REQUEST_TIMEOUT_S)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise MatrixSendTransient(f"resolving {room}: network: {exc!r}") from exc
-        if isinstance(resp, ErrorResponse):
-            raise classify_send_error(resp)
+        resp = await _call(f"resolving {room}", self._client().room_resolve_alias(room))
         log.info("matrix: %s is %s", room, resp.room_id)
         self._aliases[room] = str(resp.room_id)
         return self._aliases[room]
+
+    async def join(self, room: str) -> str:
+        """Join a room by id or #alias (the regional room; over federation when it lives on
+        another homeserver) and return its id; a room the bot is already in is a no-op.
+        Raises MatrixSendError of its kind."""
+        resp = await _call(f"joining {room}", self._client().join(room))
+        if room.startswith("#"):
+            self._aliases[room] = str(resp.room_id)
+        return str(resp.room_id)
 
     async def _put_account_data(self, kind: str, data: dict[str, Any]) -> None:
         client = self._client()
@@ -267,3 +272,14 @@ class Rooms:
                 log.warning("matrix: saving %s account data failed: HTTP %d", kind, http.status)
         finally:
             http.release()
+
+
+async def _call(what: str, request: Awaitable[Any]) -> Any:
+    """One room request, bounded; a failure raised as a MatrixSendError of its kind."""
+    try:
+        resp = await asyncio.wait_for(request, REQUEST_TIMEOUT_S)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise MatrixSendTransient(f"{what}: network: {exc!r}") from exc
+    if isinstance(resp, ErrorResponse):
+        raise classify_send_error(resp)
+    return resp

@@ -46,6 +46,9 @@ def message_content(out: Outbound) -> dict[str, Any]:
     if isinstance(formatted, str) and formatted:
         content["format"] = "org.matrix.custom.html"
         content["formatted_body"] = clean_text(formatted)
+    extra = out.meta.get("extra_content")  # namespaced fields, e.g. a regional event's
+    if isinstance(extra, dict):
+        content.update({k: v for k, v in extra.items() if "." in k and k not in content})
     reply_to = out.meta.get("in_reply_to")
     if isinstance(reply_to, str) and reply_to:
         content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}

@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nio import AsyncClient, MatrixRoom, SyncResponse
 
@@ -40,6 +40,14 @@ OnBatch = Callable[[list[Inbound], str], Awaitable[None]]
 LoadUndecrypted = Callable[[], Awaitable[list[tuple[dict[str, Any], float]]]]
 
 
+class RoomTap(Protocol):
+    """A room whose events are read by something else than the inbox (bot/region/reader.py):
+    ``divert`` takes them before the window's commit and returns the ones still for the inbox."""
+
+    def watches(self, room_id: str, room: MatrixRoom | None) -> bool: ...
+    async def divert(self, timeline: list[Any]) -> list[Any]: ...
+
+
 class MatrixTransport:
     def __init__(
         self,
@@ -53,6 +61,7 @@ class MatrixTransport:
         max_backfill_events: int = 2000,
         homeserver: str | None = None,
         load_undecrypted: LoadUndecrypted | None = None,
+        tap: RoomTap | None = None,
     ) -> None:
         self._session = Session(
             settings,
@@ -60,7 +69,12 @@ class MatrixTransport:
             timeline_limit=timeline_limit,
             max_backfill_events=max_backfill_events,
         )
-        self._rooms = Rooms(settings, self._require_client, role_of)
+        self._rooms = Rooms(
+            settings,
+            self._require_client,
+            role_of,
+            wanted=lambda room_id: tap is not None and tap.watches(room_id, None),
+        )
         self._undecrypted = e2ee.Undecrypted()
         self._load_undecrypted = load_undecrypted
         self._load_token = load_token
@@ -69,6 +83,7 @@ class MatrixTransport:
         self._max_bytes = min(media.max_bytes, settings.max_media_bytes)
         self._key_requests: list[Any] = []  # undecryptable events of the cycle being delivered
         self._caught_up = asyncio.Event()  # first sync of this run processed (invites joined)
+        self._tap = tap
 
     # ------------------------------------------------------------------ state
     @property
@@ -139,6 +154,8 @@ class MatrixTransport:
                 older = await self._session.page_back(room_id, info.timeline.prev_batch, since)
                 events = mapping.merge_backfill(older, events)
             room = client.rooms.get(room_id)
+            if self._tap is not None and self._tap.watches(room_id, room):
+                events = await self._tap.divert(events)
             for event in events:
                 inbound = await self._to_inbound(event, room_id, room)
                 if inbound is None:
@@ -217,6 +234,10 @@ class MatrixTransport:
     def remember_alias(self, alias: str, room_id: str) -> None:
         """A local name for a room (e.g. the drill's coordination room before it was known)."""
         self._rooms.remember_alias(alias, room_id)
+
+    async def join_room(self, room: str) -> str:
+        """Join a room by id or #alias (e.g. ``[region] room``) and return its id."""
+        return await self._rooms.join(room)
 
     async def resolve_room(self, room: str) -> str:
         """Room id for a room id or a #alias (e.g. settings.matrix.coordination_room); cached.
