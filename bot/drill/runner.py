@@ -324,13 +324,23 @@ class DrillRun:
             staff_busy |= self.victims is not None and self.victims.busy
             pending = await asyncio.to_thread(snapshot.pending, self.db_path)
             sim_left = any(sim.inbox_files(d) for d in self.devices.values())
+            # A DM the homeserver accepted waits for the gateway's next sync (after an outage
+            # its sync backs off): not settled until the inbox has it.
+            sim_left |= await asyncio.to_thread(self._matrix_unsynced) > 0
             if not staff_busy and pending == (0, 0) and not sim_left:
                 return
             await asyncio.sleep(1.0)
         self.opts.say(
             f"not settled in time (staff busy {staff_busy}, inbox/outbox waiting {pending}, "
-            f"SIM inbox not empty {sim_left}); checking what there is"
+            f"SIM inbox or Matrix DMs not yet read {sim_left}); checking what there is"
         )
+
+    def _matrix_unsynced(self) -> int:
+        sent = {i.event_id for i in self.journal.injected if i.channel == "matrix"}
+        if not sent:
+            return 0
+        stored = {r["dedup_key"] for r in snapshot.read(self.db_path).inbox}
+        return len(sent - stored)
 
     def _check(self) -> tuple[checks.Evidence, list[checks.Result]]:
         ev = checks.Evidence(self.journal, snapshot.read(self.db_path), sent_record(self.devices))
