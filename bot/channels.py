@@ -117,6 +117,7 @@ class Channels:
                 concurrency=2,
                 max_attempts=queue.max_attempts,
                 ready=transport.wait_caught_up,
+                back=transport.wait_back,
                 late_after_s=queue.late_notice_after_s,
             )
             tg.create_task(outbox_matrix.run(), name="outbox-matrix")
@@ -194,6 +195,7 @@ class Channels:
         concurrency: int,
         max_attempts: int,
         ready: Callable[[], Awaitable[None]],
+        back: Callable[[], Awaitable[None]] | None = None,
         late_after_s: float | None = None,
     ) -> OutboxWorker:
         rt = self.rt
@@ -208,6 +210,7 @@ class Channels:
             waker=rt.wakers.sms if channel is Channel.SMS else rt.wakers.matrix,
             clock=self.clock,
             ready=ready,
+            back=back,
             on_dead=dead_reply_notice(rt.db, rt.services.notifier),
             late_after_s=late_after_s,
         )

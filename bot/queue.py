@@ -259,6 +259,8 @@ class OutboxWorker(QueueWorker):
     concurrency: int
     max_attempts: int
     ready: Callable[[], Awaitable[None]] | None = None
+    # Returns each time the channel works again after an outage (the homeserver answers).
+    back: Callable[[], Awaitable[None]] | None = None
     on_dead: DeadNotice = _no_notice
     late_after_s: float | None = None
     sent: int = field(default=0, init=False)
@@ -269,6 +271,24 @@ class OutboxWorker(QueueWorker):
         async with asyncio.TaskGroup() as tg:
             for _ in range(self.concurrency):
                 tg.create_task(self._loop())
+            if self.back is not None:
+                tg.create_task(self._watch_back(self.back))
+
+    async def _watch_back(self, back: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await back()
+            await self.channel_back()
+
+    async def channel_back(self) -> None:
+        """The channel works again: what the outage deferred goes now, in lane order, rather
+        than each row waiting out its own backoff (a critical alert waited minutes for it)."""
+        self._outage_streak = 0
+        due = await outbox.make_outage_deferred_due(self.db, self.channel, now=self.clock())
+        if due:
+            log.warning(
+                "outbox %s: channel back, %d deferred message(s) due now", self.channel.value, due
+            )
+            self.waker.wake()
 
     async def _loop(self) -> None:
         while True:
@@ -297,7 +317,8 @@ class OutboxWorker(QueueWorker):
             await self._failed(row, exc)
             return
         await outbox.mark_sent(self.db, row.id, via=via, ref=ref, now=self.clock())
-        self._outage_streak = 0
+        if self._outage_streak:  # the first send through after an outage
+            await self.channel_back()
         self.sent += 1
         log.info(
             "outbox #%d sent to %s via %s (%s)", row.id, mask_peer(row.peer), via, row.idem_key

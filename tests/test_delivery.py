@@ -79,6 +79,55 @@ async def test_alerts_outlive_a_homeserver_outage_in_order_and_say_their_age(
         assert {s for (s,) in statuses} == {"sent"}
 
 
+async def test_an_alert_deferred_by_an_outage_goes_when_the_homeserver_is_back(
+    tmp_path: Path,
+    ollama_standin: OllamaStandIn,
+    coordination: Room,
+    synapse: LocalSynapse,
+) -> None:
+    """The new-case alert fails while Synapse is down and its retry is set a minute or more
+    ahead (a backoff grown through an outage, up to retry_max_s); when the homeserver answers
+    again the alert goes at once, long before that retry (a drill saw critical alerts reach
+    the room 2-3 minutes after the outage ended)."""
+    room = coordination
+    queue = {"retry_base_s": 120, "retry_max_s": 300, "late_notice_after_s": 1}
+    settings = matrix_settings(tmp_path, ollama_standin, room, queue=queue)
+    ollama_standin.push_chat(*roof_rescue_turn())
+    async with running_gateway(settings) as gw:
+        await joined(gw, room.room_id)
+        assert gw.runtime.matrix is not None
+        await asyncio.wait_for(gw.runtime.matrix.wait_caught_up(), 30)
+        synapse._requested_port = synapse.port
+        await asyncio.to_thread(synapse.stop)
+        try:
+            gw.sms_in(VICTIM, "Water rising, 5 of us on the roof of Char Bhadrasan school, help")
+            await gw.wait_sent(VICTIM, 1, timeout=30)
+
+            async def alert_deferred() -> bool:
+                rows = await gw.rows(
+                    "SELECT COUNT(*) FROM outbox WHERE channel='matrix' AND status='queued'"
+                    " AND error IS NOT NULL AND text LIKE '%new case%'"
+                )
+                return bool(rows[0][0])
+
+            await wait_for(alert_deferred, 30)
+            (scheduled,) = (
+                await gw.rows(
+                    "SELECT next_attempt_at FROM outbox WHERE channel='matrix'"
+                    " AND text LIKE '%new case%'"
+                )
+            )[0]
+        finally:
+            await asyncio.to_thread(synapse.start)
+        await room.wait_notice("new case", timeout=90)
+        (sent_at,) = (
+            await gw.rows(
+                "SELECT sent_at FROM outbox WHERE channel='matrix' AND text LIKE '%new case%'"
+            )
+        )[0]
+    assert sent_at < scheduled, (sent_at, scheduled)
+
+
 def test_late_note_only_past_the_threshold() -> None:
     assert late_note(1000.0, 1030.0, "SendError: network", after_s=60) is None
     note = late_note(1000.0, 1000.0 + 23 * 60 + 5, "SendError: network: refused", after_s=60)

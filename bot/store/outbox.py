@@ -180,6 +180,19 @@ def mark_sent_on_this_thread(path: Path, row_id: int, *, via: str, ref: str, now
     conn.execute(_MARK_SENT + " AND status=?", (SENT, via, ref, now, now, row_id, SENDING))
 
 
+async def make_outage_deferred_due(db: Database, channel: Channel, *, now: float) -> int:
+    """The channel works again: rows deferred only by transient failures (an outage gives the
+    claim's attempt back, so theirs is still 0) are due now instead of at the end of a backoff
+    that grew through the outage (up to retry_max_s). Rows a real failure deferred keep theirs."""
+    async with db.transaction() as conn:
+        cur = await conn.execute(
+            """UPDATE outbox SET next_attempt_at=?, updated_at=?
+               WHERE status=? AND channel=? AND attempts=0 AND next_attempt_at>?""",
+            (now, now, QUEUED, channel.value, now),
+        )
+        return cur.rowcount
+
+
 retry_later = OUTBOX.retry_later
 recover_after_crash = OUTBOX.recover_after_crash
 next_due_at = OUTBOX.next_due_at  # (db, channel)

@@ -92,6 +92,7 @@ class Session:
         self._last_error: str | None = None
         self._errors = 0
         self._synced = asyncio.Event()  # set (and replaced) after every committed sync
+        self._back = asyncio.Event()  # set (and replaced) by the first good sync after failures
 
     # ------------------------------------------------------------------ state
     @property
@@ -105,6 +106,10 @@ class Session:
         old, self._state = self._state, state
         level = logging.WARNING if state in {"reconnecting", "auth_failed"} else logging.INFO
         log.log(level, "matrix: %s -> %s%s", old, state, f" ({detail})" if detail else "")
+
+    async def wait_back(self) -> None:
+        """Returns when the homeserver answers again after failed syncs."""
+        await self._back.wait()
 
     def require_client(self) -> AsyncClient:
         if self.client is None:
@@ -255,6 +260,8 @@ class Session:
         self._last_sync_at = time.time()
         if self._errors:
             log.warning("matrix: recovered after %d failed attempts", self._errors)
+            self._back.set()
+            self._back = asyncio.Event()
         self._errors = 0
         self._last_error = None
         self.set_state("online")

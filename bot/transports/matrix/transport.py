@@ -97,6 +97,10 @@ class MatrixTransport:
     def _require_client(self) -> AsyncClient:
         return self._session.require_client()
 
+    async def wait_back(self) -> None:
+        """Returns each time the homeserver answers again after an outage."""
+        await self._session.wait_back()
+
     async def wait_caught_up(self) -> None:
         """Returns once this run's first sync is processed: sending before it would hit rooms the
         bot is invited to but has not joined yet (M_FORBIDDEN, a permanent failure)."""
