@@ -4,7 +4,7 @@
 login check, failed-login limit), ``sessions``, ``csrf``, ``pages`` (login/logout/the pages),
 ``api`` (reads), ``events`` (live updates over SSE), ``actions`` (case actions through the
 ``!command`` handlers), ``views`` (JSON shapes), ``map`` and ``tiles`` (the offline basemap).
-The page itself is ``static/`` (HTML/JS/CSS). The contract: BOARD_API in the README."""
+The page itself is ``static/`` (HTML/JS/CSS). The API: README, "The incident board"."""
 
 from bot.board.server import Board
 

@@ -1,4 +1,4 @@
-"""The board's JSON shapes (BOARD_API.md): a case, a team, a case's timeline.
+"""The board's JSON shapes (README, "The incident board"): a case, a team, a case's timeline.
 
 Victims' numbers are masked for responders (bot.redact.mask_peer) and whole for coordinators.
 Victim text is returned as it is, inside JSON: the page sets it with textContent only."""
