@@ -1,5 +1,6 @@
 """The board's reads (API table: README, "The incident board"): who am I, cases, one case's
-story, teams, the map and its tiles, the sitrep chart, stored media. All SQL is in bot/store/board.py."""
+story, teams, the map and its tiles, the sitrep chart, stored media. All SQL is in
+bot/store/board.py."""
 
 from __future__ import annotations
 
