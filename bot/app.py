@@ -22,6 +22,7 @@ from bot.banner import print_banner, protocol_index_plan
 from bot.channels import Channels
 from bot.conversation import Conversation
 from bot.drill.homeserver import DRILL_COORDINATION
+from bot.imports import import_off_loop
 from bot.instance_lock import AlreadyRunning, own_devices, single_instance
 from bot.intake import Intake
 from bot.llm.pool import ModelPool
@@ -29,7 +30,6 @@ from bot.model_worker import ModelWorker
 from bot.models import Channel, Role, Team
 from bot.queue import InboxWorker, RetryPolicy
 from bot.region.publish import RegionPublisher
-from bot.region.service import build_region
 from bot.retention import run_retention
 from bot.runtime import Runtime
 from bot.status import StatusFacts, status_report
@@ -50,6 +50,7 @@ from handlers.victim import VictimFlow
 
 if TYPE_CHECKING:
     from bot.board import Board
+    from bot.region.service import Region
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,13 @@ class App:
 
         wakers = Wakers()
         broadcasts = Broadcasts(services, status=self._status, on_enqueued=wakers.outboxes)
-        region = build_region(services, self.role_of, wakers.outboxes)
+        region: Region | None = None
+        if s.region.district and s.region.room:
+            # The region's reader uses nio: imported off the event loop, like the transport.
+            await import_off_loop("bot.region.service")
+            from bot.region.service import build_region
+
+            region = build_region(services, self.role_of, wakers.outboxes)
         responder = ResponderFlow(
             services,
             conversation,
