@@ -33,7 +33,7 @@ async def fill(db: Database, count: int) -> None:
     now = time.time() - 3600
     async with db.transaction() as conn:
         for n in range(count):
-            await incidents.create(
+            case = await incidents.create(
                 conn,
                 channel=Channel.SMS,
                 reporter=f"+88017{n:08d}",
@@ -44,13 +44,34 @@ async def fill(db: Database, count: int) -> None:
                 now=now + n * 0.5,
                 people_count=n % 9 + 1,
             )
+            if n % 2:  # half with a position (the map's pins), half with text only
+                await conn.execute(
+                    "UPDATE incidents SET lat = ?, lon = ?, location = ? WHERE id = ?",
+                    (
+                        23.6 + random.random() * 0.4,
+                        90.2 + random.random() * 0.4,
+                        f"ward {n}",
+                        case.id,
+                    ),
+                )
 
 
 async def list_page(db: Database, role: Role) -> tuple[float, int]:
     started = time.perf_counter()
     now = time.time()
-    rows = await store.cases(db, CaseQuery(which="open", overdue_before=now - 1800))
-    body = json.dumps({"cases": [views.case_json(r, role, now, 1800.0) for r in rows]})
+    query = CaseQuery(which="open", overdue_before=now - 1800)
+    rows = await store.cases(db, query)  # the most urgent query.limit (the page's 300)
+    counts = await store.case_counts(db, query)  # and how many match in all
+    cases = [views.case_json(r, role, now, 1800.0) for r in rows]
+    body = json.dumps({"cases": cases, "total": sum(counts.values())})
+    return time.perf_counter() - started, len(body)
+
+
+async def markers(db: Database) -> tuple[float, int]:
+    """The map's pins for every open case (GET /api/markers' SQL and JSON)."""
+    started = time.perf_counter()
+    rows = await store.markers(db)
+    body = json.dumps([{"code": r[0], "priority": r[1], "lat": r[2], "lon": r[3]} for r in rows])
     return time.perf_counter() - started, len(body)
 
 
@@ -101,6 +122,7 @@ async def main(cases: int, changes: int) -> None:
             fill_s = time.perf_counter() - t0
             pages = [await list_page(db, Role.COORDINATOR) for _ in range(5)]
             resp = [await list_page(db, Role.RESPONDER) for _ in range(5)]
+            pins = [await markers(db) for _ in range(5)]
             live = await live_latency(db, changes)
         finally:
             await db.close()
@@ -116,6 +138,12 @@ async def main(cases: int, changes: int) -> None:
                     median([r[0] for r in resp]),
                     pct([r[0] for r in resp], 95),
                     max(r[0] for r in resp),
+                ),
+                (
+                    "map markers (every open case)",
+                    median([p[0] for p in pins]),
+                    pct([p[0] for p in pins], 95),
+                    max(p[0] for p in pins),
                 ),
                 (
                     f"commit -> live stream ({changes} changes)",

@@ -21,7 +21,7 @@ from bot.charts import render_sitrep_chart
 from bot.models import Priority, Role
 from bot.store import board as store
 from bot.store import incidents
-from bot.store.board import FILTERS, CaseQuery
+from bot.store.board import FILTERS, LIST_LIMIT, MAX_LIMIT, CaseQuery
 from handlers.broadcasts.sitrep import chart_data
 from handlers.dispatch.teams import team_kind
 from handlers.responder import COORDINATOR_ONLY
@@ -40,6 +40,7 @@ MEDIA_TYPES = {"image": "image/jpeg", "audio": "audio/ogg"}
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/api/me", me)
     r.add_get("/api/cases", case_list)
+    r.add_get("/api/markers", markers)
     r.add_get("/api/cases/{code}", case_page)
     r.add_get("/api/teams", teams)
     r.add_get("/api/map", map_info)
@@ -75,6 +76,12 @@ def case_query(request: web.Request, now: float, overdue_s: float) -> CaseQuery:
             priority = Priority.from_label(q["priority"])
         except KeyError:
             raise ValueError("priority is one of critical, high, medium, low") from None
+    try:
+        limit = int(q.get("limit") or LIST_LIMIT)
+    except ValueError:
+        limit = -1
+    if not 0 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit is a whole number from 0 to {MAX_LIMIT}")
     return CaseQuery(
         which=which,
         priority=priority,
@@ -82,6 +89,7 @@ def case_query(request: web.Request, now: float, overdue_s: float) -> CaseQuery:
         team=q.get("team", "").strip()[:40],
         q=q.get("q", "").strip()[:40],
         overdue_before=now - overdue_s,
+        limit=limit,
     )
 
 
@@ -93,9 +101,38 @@ async def case_list(request: web.Request) -> web.Response:
         query = case_query(request, now, overdue_s)
     except ValueError as exc:
         return error(400, str(exc))
-    rows = await store.cases(board.db, query)
+    rows = await store.cases(board.db, query) if query.limit else []
+    counts = await store.case_counts(board.db, query)
     role: Role = request[ROLE]
-    return response({"cases": [views.case_json(r, role, now, overdue_s) for r in rows]})
+    return response(
+        {
+            "cases": [views.case_json(r, role, now, overdue_s) for r in rows],
+            # every match, not only the rows sent: "showing 300 of 5,000"
+            "total": sum(counts.values()),
+            "by_priority": {p.label: counts.get(p, 0) for p in Priority},
+            "limit": query.limit,
+        }
+    )
+
+
+async def markers(request: web.Request) -> web.Response:
+    """Every open case with a position, for the map's pins whatever the list shows."""
+    rows = await store.markers(board_of(request).db)
+    return response(
+        {
+            "markers": [
+                {
+                    "code": r[0],
+                    "priority": Priority(int(r[1])).label,
+                    "lat": r[2],
+                    "lon": r[3],
+                    "location": r[4],
+                    "location_exact": True,  # as views.case_json: a position is an exact fix
+                }
+                for r in rows
+            ]
+        }
+    )
 
 
 async def case_page(request: web.Request) -> web.Response:

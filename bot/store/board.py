@@ -28,6 +28,8 @@ from bot.store.incidents import incident_from_row, normalise_case
 from bot.store.rows import placeholders
 
 FILTERS = ("open", "unassigned", "overdue", "all")
+LIST_LIMIT = 300  # rows a board draws; the rest are counted and one filter or search away
+MAX_LIMIT = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class CaseQuery:
     team: str = ""
     q: str = ""  # a case code (or its digits) or part of the reporter's number
     overdue_before: float = 0.0  # "overdue": unassigned cases created before this
-    limit: int = 2000
+    limit: int = LIST_LIMIT
 
 
 _CASE_SELECT = f"""
@@ -68,10 +70,10 @@ _CHANGED_SINCE = """ WHERE i.updated_at >= ? OR i.id IN
     ORDER BY i.priority, i.created_at"""
 
 
-async def cases(db: Database, query: CaseQuery) -> list[CaseRow]:
-    """Sorted like ``!incidents``: priority, then oldest first."""
+def _where(query: CaseQuery) -> tuple[str, list[Any]]:
+    """The filter's WHERE clause (empty for none) and its parameters."""
     where: list[str] = []
-    params: list[Any] = list(ACTIVE_DISPATCH)
+    params: list[Any] = []
     if query.which != "all":
         where.append(f"i.status IN {placeholders(OPEN_INCIDENT)}")
         params += OPEN_INCIDENT
@@ -101,10 +103,37 @@ async def cases(db: Database, query: CaseQuery) -> list[CaseRow]:
             alternatives.append("i.reporter LIKE ?")
             params.append(f"%{digits}%")
         where.append("(" + " OR ".join(alternatives) + ")")
-    sql = _CASE_SELECT + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY i.priority, i.created_at LIMIT ?"
-    params.append(query.limit)
-    return await _case_rows(db, await db.fetchall(sql, params))
+    return (" WHERE " + " AND ".join(where) if where else ""), params
+
+
+async def cases(db: Database, query: CaseQuery) -> list[CaseRow]:
+    """The first ``query.limit`` matches, sorted like ``!incidents``: priority, then oldest
+    first. The order index (migration 10) lets SQLite walk them in order and stop at the limit,
+    so the per-case subqueries run for the returned rows only."""
+    where, params = _where(query)
+    sql = _CASE_SELECT + where + " ORDER BY i.priority, i.created_at LIMIT ?"
+    rows = await db.fetchall(sql, [*ACTIVE_DISPATCH, *params, query.limit])
+    return await _case_rows(db, rows)
+
+
+async def case_counts(db: Database, query: CaseQuery) -> dict[Priority, int]:
+    """How many cases match ``query`` (every one, not only the first ``limit``), per priority."""
+    where, params = _where(query)
+    rows = await db.fetchall(
+        f"SELECT i.priority, COUNT(*) FROM incidents AS i{where} GROUP BY i.priority",  # noqa: S608
+        params,
+    )
+    return {Priority(int(r[0])): int(r[1]) for r in rows}
+
+
+async def markers(db: Database) -> list[aiosqlite.Row]:
+    """Every open case with a position, as little as a map pin needs."""
+    return await db.fetchall(
+        f"""SELECT case_code, priority, lat, lon, location FROM incidents
+            WHERE status IN {placeholders(OPEN_INCIDENT)} AND lat IS NOT NULL
+            AND lon IS NOT NULL ORDER BY priority, created_at""",  # noqa: S608
+        OPEN_INCIDENT,
+    )
 
 
 async def cases_changed(db: Database, since: float) -> list[CaseRow]:

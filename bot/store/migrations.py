@@ -379,4 +379,9 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (lender, team)
     );
     """,
+    # 10: the board's case list walks open cases in `!incidents` order and stops at its limit
+    # (bot/store/board.py cases) instead of sorting every case for each page load.
+    """
+    CREATE INDEX incidents_board_order ON incidents(priority, created_at);
+    """,
 ]

@@ -23,17 +23,41 @@ async function loadCases(prefetched = null) {
   const filters = readFilters();
   try {
     const data = await (prefetched ?? getJSON(`/api/cases?${query(filters)}`));
-    list.load(data.cases, filters);
-    // The map shows every open case with a position, whatever the list's filter.
-    const all = filters.filter === "open" && !filters.priority && !filters.team && !filters.area && !filters.q
-      ? data.cases
-      : (await getJSON("/api/cases?filter=open")).cases;
-    map.load(all);
+    list.load(data, filters);
     showError("");
   } catch (err) {
     if (err instanceof ApiError) showError(`Cases could not be loaded: ${err.message}`);
     else throw err;
   }
+}
+
+/** The map shows every open case with a position, whatever the list's filter: its own light
+ * list (code, priority, position), so a filter change does not reload it. */
+async function loadMarkers(prefetched = null) {
+  try {
+    const data = await (prefetched ?? getJSON("/api/markers"));
+    map.load(data.markers);
+  } catch (err) {
+    if (err instanceof ApiError) showError(`The map could not be loaded: ${err.message}`);
+    else throw err;
+  }
+}
+
+let countTimer = 0;
+/** Live events move the counts of cases not on screen too: ask for them again (counts only,
+ * limit=0), at most once every few seconds however many events arrive. */
+function refreshCounts() {
+  if (countTimer) return;
+  countTimer = setTimeout(async () => {
+    countTimer = 0;
+    const filters = readFilters();
+    try {
+      const data = await getJSON(`/api/cases?${query({ ...filters, limit: "0" })}`);
+      if (query(filters) === query(list.filters)) list.setCounts(data);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+  }, 3000);
 }
 
 async function loadTeams() {
@@ -94,7 +118,9 @@ function wireFilters() {
 async function main() {
   // Everything the first screen needs is asked for at once (one round trip, not four).
   const firstCases = getJSON(`/api/cases?${query(readFilters())}`);
+  const firstMarkers = getJSON("/api/markers");
   firstCases.catch(() => {}); // its error is reported where it is awaited
+  firstMarkers.catch(() => {});
   const [me, mapConfig] = await Promise.all([getJSON("/api/me"), getJSON("/api/map")]);
   setCsrf(me.csrf);
   $("#me-user").textContent = me.user;
@@ -122,6 +148,7 @@ async function main() {
       list.upsert(c);
       map.upsert(c);
       panel.changed(c.code);
+      refreshCounts();
     },
     onTeam(t) {
       teams.set(t.id, t);
@@ -130,10 +157,11 @@ async function main() {
     },
     onBack() {
       loadCases();
+      loadMarkers();
       loadTeams();
     },
   });
-  await Promise.all([loadCases(firstCases), loadTeams()]);
+  await Promise.all([loadCases(firstCases), loadMarkers(firstMarkers), loadTeams()]);
   refreshSitrep();
   setInterval(tick, 1000);
   setInterval(refreshSitrep, 5 * 60 * 1000);

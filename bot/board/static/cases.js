@@ -1,10 +1,11 @@
 // The cases list: sorted like `!incidents`, filtered, searched, with ticking ages. The server
-// filters the first load; live events go through the same filter here.
+// filters and searches every case and sends the most urgent SHOWN with the count of all that
+// match; live events go through the same filter here.
 
 import { $, fill, h } from "./dom.js";
 import { compareCases, label, since } from "./format.js";
 
-const SHOWN = 300; // a wall screen never needs more rows; the rest are one search away
+export const SHOWN = 300; // a wall screen never needs more rows; the rest are one search away
 const CLOSED = new Set(["resolved", "closed", "rejected"]);
 
 export function readFilters() {
@@ -91,11 +92,18 @@ export class CaseList {
     this.onOpen = onOpen;
     this.filters = readFilters();
     this.pending = 0;
+    this.counts = { total: 0, by_priority: {} };
   }
 
-  load(cases, filters) {
+  /** The server's answer: the most urgent rows and the counts of every matching case. */
+  load(data, filters) {
     this.filters = filters;
-    this.cases = new Map(cases.map((c) => [c.code, c]));
+    this.cases = new Map(data.cases.map((c) => [c.code, c]));
+    this.setCounts(data);
+  }
+
+  setCounts(data) {
+    this.counts = { total: data.total ?? 0, by_priority: data.by_priority ?? {} };
     this.render();
   }
 
@@ -115,8 +123,14 @@ export class CaseList {
     const list = this.visible();
     const rows = list.slice(0, SHOWN).map((c) => row(c, this.onOpen));
     fill($("#cases"), rows);
-    const more = list.length > SHOWN ? ` (showing the ${SHOWN} most urgent: search or filter for the rest)` : "";
-    $("#case-count").textContent = `${list.length} case${list.length === 1 ? "" : "s"}${more}`;
+    // Live cases can arrive before the next count: never claim fewer than are on screen.
+    const total = Math.max(this.counts.total, list.length);
+    const shown = Math.min(list.length, SHOWN);
+    const more = shown < total ? ` (showing the ${shown} most urgent: narrow with filters or search)` : "";
+    const parts = Object.entries(this.counts.by_priority).filter(([, n]) => n).map(([p, n]) => `${n.toLocaleString()} ${p}`);
+    const count = $("#case-count");
+    count.textContent = `${total.toLocaleString()} case${total === 1 ? "" : "s"}${more}`;
+    count.title = parts.join(" · ");
     $("#cases-empty").hidden = list.length > 0;
     // How long one redraw takes (bench/bench_board_page.py observes it); only the last is kept,
     // so a board open for a whole shift does not pile up entries.

@@ -95,21 +95,27 @@ export class CaseMap {
     this.teamLayer = L.layerGroup().addTo(this.map);
   }
 
+  pin(c) {
+    if (c.lat == null || c.lon == null || CLOSED.has(c.status)) return null;
+    const marker = L.marker([c.lat, c.lon], { icon: pinIcon(c), priority: c.priority, keyboard: true, title: c.code });
+    marker.bindPopup(() => popup(c, this.onOpen));
+    this.pins.set(c.code, marker);
+    return marker;
+  }
+
   upsert(c) {
     const old = this.pins.get(c.code);
     if (old) this.cluster.removeLayer(old);
     this.pins.delete(c.code);
-    if (c.lat == null || c.lon == null || CLOSED.has(c.status)) return;
-    const marker = L.marker([c.lat, c.lon], { icon: pinIcon(c), priority: c.priority, keyboard: true, title: c.code });
-    marker.bindPopup(() => popup(c, this.onOpen));
-    this.pins.set(c.code, marker);
-    this.cluster.addLayer(marker);
+    const marker = this.pin(c);
+    if (marker) this.cluster.addLayer(marker);
   }
 
+  /** Thousands of pins go in as one batch: the clusterer builds its tree once, not per pin. */
   load(cases) {
     this.cluster.clearLayers();
     this.pins.clear();
-    for (const c of cases) this.upsert(c);
+    this.cluster.addLayers(cases.map((c) => this.pin(c)).filter(Boolean));
   }
 
   upsertTeam(t) {
