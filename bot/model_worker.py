@@ -138,3 +138,9 @@ class ModelWorker(InboxWorker):
             )
         await self._enqueue(row, await self.degraded(row, exc))
         await inbox.retry_later(self.db, row.id, at=at, error=reason, now=now, count_attempt=False)
+        if self.pool.can_serve(self.clock()):
+            # A server came back while this row got its fallback: the watcher's make_due may
+            # have run before the write above, which would leave the row waiting out `at`
+            # behind later messages (a drowning child's text was answered last).
+            await inbox.make_due(self.db, self.needs_model)
+            self.waker.wake()
