@@ -48,3 +48,31 @@ def three_modems(tmp: Path, per_minute: int = 120) -> dict[str, object]:
             for i in (1, 2, 3)
         ]
     }
+
+
+_ROUTINE = [
+    "when does the relief camp at {p} open?",
+    "is the road to {p} flooded?",
+    "where can we get dry food in {p}",
+    "need drinking water for families at {p}",
+]
+_PLACES = ["Ulipur", "Kurigram", "Chilmari", "Rajibpur", "Roumari"]
+
+
+def overload_messages(
+    n: int, critical_every: int, *, senders: int | None = None, tag: str = ""
+) -> list[tuple[str, str, bool]]:
+    """(number, text, critical) for an overload burst: one life threat every `critical_every`
+    messages among routine questions; `senders` numbers reused round-robin (default: one each);
+    each text ends with " ({tag}i)" so the stand-in can tell them apart."""
+    out = []
+    for i in range(n):
+        critical = i % critical_every == critical_every - 1
+        place = _PLACES[i % 5]
+        text = (
+            f"my child is drowning, water over the roof at {place}"
+            if critical
+            else _ROUTINE[i % 4].format(p=place)
+        ) + f" ({tag}{i})"
+        out.append((f"+88017{i % (senders or n):08d}", text, critical))
+    return out

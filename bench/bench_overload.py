@@ -16,32 +16,16 @@ import tempfile
 from pathlib import Path
 
 import _common  # noqa: F401  (sys.path)
-from _common import median, pct, table, three_modems
+from _common import median, overload_messages, pct, table, three_modems
 
 from tests.harness.gateway import make_settings, running_gateway, wait_for
 from tests.harness.ollama_standin import OllamaStandIn, delayed, text_reply
 
 N, CRITICAL_EVERY, TURN_S = 60, 15, 0.3
-ROUTINE = [
-    "when does the relief camp at {p} open?",
-    "is the road to {p} flooded?",
-    "where can we get dry food in {p}",
-    "need drinking water for families at {p}",
-]
-PLACES = ["Ulipur", "Kurigram", "Chilmari", "Rajibpur", "Roumari"]
 
 
 def messages() -> list[tuple[str, str, bool]]:
-    out = []
-    for i in range(N):
-        critical = i % CRITICAL_EVERY == CRITICAL_EVERY - 1
-        text = (
-            f"my child is drowning, water over the roof at {PLACES[i % 5]}"
-            if critical
-            else ROUTINE[i % 4].format(p=PLACES[i % 5])
-        ) + f" ({i})"
-        out.append((f"+88017{i:08d}", text, critical))
-    return out
+    return overload_messages(N, CRITICAL_EVERY)
 
 
 async def run(order: str) -> dict[str, list[float]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import _common  # noqa: F401  (sys.path)
-from _common import median, table, three_modems
+from _common import median, overload_messages, table, three_modems
 
 from config.settings import Settings
 from tests.harness.gateway import base_config, running_gateway, wait_for
@@ -34,26 +34,10 @@ from tests.harness.ollama_standin import OllamaStandIn, RecordedRequest, text_re
 
 N, CRITICAL_EVERY, TURN_S, SENDERS = 100, 10, 1.0, 80
 REPLY = "Stay safe. 1. Go to the highest floor. 2. Keep your phone on."
-ROUTINE = [
-    "when does the relief camp at {p} open?",
-    "is the road to {p} flooded?",
-    "where can we get dry food in {p}",
-    "need drinking water for families at {p}",
-]
-PLACES = ["Ulipur", "Kurigram", "Chilmari", "Rajibpur", "Roumari"]
 
 
 def messages() -> list[tuple[str, str, bool]]:
-    out = []
-    for i in range(N):
-        critical = i % CRITICAL_EVERY == CRITICAL_EVERY - 1
-        text = (
-            f"my child is drowning, water over the roof at {PLACES[i % 5]}"
-            if critical
-            else ROUTINE[i % 4].format(p=PLACES[i % 5])
-        ) + f" (msg {i})"
-        out.append((f"+88017{i % SENDERS:08d}", text, critical))
-    return out
+    return overload_messages(N, CRITICAL_EVERY, senders=SENDERS, tag="msg ")
 
 
 @dataclass
