@@ -43,7 +43,8 @@ async def test_an_unplugged_modem_goes_down_and_comes_back_with_what_waited(
         await wait_for(lambda: len(got.messages) == 1, 20)
         assert modem.health.state == "up"
         assert got.messages[0].text == "water in the house, 4 of us"
-        assert not sim.inbox_files(phone.path)  # read, committed, deleted: nothing left over
+        # Persist before delete: the delete follows the committed delivery, so wait for it.
+        await wait_for(lambda: not sim.inbox_files(phone.path), 10)
     finally:
         hardware.replug(phone.path)
         task.cancel()
