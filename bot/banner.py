@@ -96,9 +96,9 @@ def print_banner(
     if settings.board.enabled:
         b = settings.board
         host = f"[{b.bind}]" if ":" in b.bind else b.bind
+        url = f"{b.public_url}/" if b.public_url else f"http://{host}:{b.port}/"
         console.print(
-            f"[bold]Incident board:[/] http://{escape(host)}:{b.port}/ (staff log in "
-            "with their Matrix account)",
+            f"[bold]Incident board:[/] {escape(url)} (staff log in with their Matrix account)",
             soft_wrap=True,
         )
     if settings.sms.enabled and any(m.is_dummy for m in settings.sms.modems):

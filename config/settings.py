@@ -27,6 +27,7 @@ from pydantic import (
 
 from bot.errors import UserError
 from config.env import CONFIG_ENV, ENV_PREFIX, EnvOverrides, read_env
+from config.places import lat_lon, public_origin
 from config.report import format_validation_error
 
 DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
@@ -209,7 +210,14 @@ class TeamSettings(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     kind: Literal["boat", "medical", "supply"]
     base: str = ""
+    # Where the base is, for the board's map: [lat, lon]. Unset: the team is not on the map.
+    base_at: tuple[float, float] | None = None
     capacity: int = Field(1, ge=1)
+
+    @field_validator("base_at", mode="before")
+    @classmethod
+    def _base_position(cls, value: Any) -> Any:
+        return lat_lon(value, "[25.71, 89.66]")
 
 
 class MatrixSettings(_Section):
@@ -293,6 +301,20 @@ class BoardSettings(_Section):
     zoom: int = Field(11, ge=0, le=22)
     session_hours: float = Field(12.0, gt=0, le=24 * 14)  # a shift, then log in again
     login_failures: int = Field(5, ge=1)  # failed logins per IP / per user per 15 min
+    # The address browsers use when a reverse proxy (nginx, caddy; TLS there) stands in front:
+    # the only origin actions are accepted from, the cookie's Secure flag, the banner's URL.
+    # "" = browsers reach the board directly at bind:port. Forwarded headers are never read.
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_origin(cls, url: str) -> str:
+        return public_origin(url) if url else url
+
+    @property
+    def secure(self) -> bool:
+        """Browsers reach the board over https (through a TLS-terminating proxy)."""
+        return self.public_url.startswith("https://")
 
 
 class LoggingSettings(_Section):

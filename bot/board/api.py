@@ -160,11 +160,11 @@ async def case_page(request: web.Request) -> web.Response:
 
 async def teams(request: web.Request) -> web.Response:
     board = board_of(request)
-    working = await store.team_cases(board.db)
+    working = await store.team_work(board.db)
     return response(
         {
             "teams": [
-                views.team_json(t, working.get(t.id))
+                views.team_json(t, working.get(t.id), board.bases.get(t.id))
                 for t in await incidents.list_teams(board.db)
                 if t.status != "offline"
             ]

@@ -115,12 +115,12 @@ class Hub:
                 changes.append(Change("case", case=row))
         teams = await store.teams_changed(self.db, since)
         if teams:
-            working = await store.team_cases(self.db)
+            working = await store.team_work(self.db)
             for t in teams:
                 key = (t["status"], t["updated_at"], working.get(t["id"]))
                 if self._seen.get(("team", t["id"])) != key:
                     self._seen[("team", t["id"])] = key
-                    changes.append(Change("team", team={**dict(t), "case": working.get(t["id"])}))
+                    changes.append(Change("team", team={**dict(t), "work": working.get(t["id"])}))
         self._since = started
         if len(self._seen) > 20_000:
             self._seen.clear()  # rare: a few duplicate events are harmless, memory growth is not
@@ -166,7 +166,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if change.case is not None:
                 data: Any = views.case_json(change.case, role, board.clock(), overdue_s)
             elif change.team is not None:
-                data = views.team_json(team_from_row(change.team), change.team.get("case"))
+                team = team_from_row(change.team)
+                data = views.team_json(team, change.team["work"], board.bases.get(team.id))
             else:
                 data = {"at": board.clock()}
             await resp.write(f"event: {change.kind}\ndata: {dumps(data)}\n\n".encode())

@@ -101,7 +101,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         httponly=True,
         samesite="Strict",
         path="/",
-        secure=request.secure,
+        secure=request.secure or board.settings.secure,  # https at the proxy counts
         max_age=int(board.sessions.lifetime_s),
     )
     return response

@@ -81,6 +81,8 @@ class Board:
         self.limiter = FailureLimit(self.settings.login_failures)
         self.hub = Hub(self.db, self.clock)
         self.map = MapData(self.settings)
+        # Where each configured team is based ([[teams]] base_at), for the map's team layer.
+        self.bases = {t.id: t.base_at for t in services.settings.teams if t.base_at is not None}
         self.http: aiohttp.ClientSession | None = None
         self.url: str | None = None  # where it listens, once it does
         self.sitrep = api.SitrepCache(
@@ -149,6 +151,8 @@ class Board:
                 return
             host = f"[{s.bind}]" if ":" in s.bind else s.bind
             self.url = f"http://{host}:{s.port}/"
+            if s.public_url:
+                log.info("board: browsers use %s/ (a reverse proxy in front)", s.public_url)
             if _loopback(s.bind):
                 log.info("board: listening on %s (this machine only)", self.url)
             else:
@@ -209,9 +213,12 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
 
 def _same_origin(request: web.Request) -> bool:
     """A browser names the page a POST came from; another origin's POST is refused (SameSite
-    cookies and the CSRF token are the other two locks)."""
+    cookies and the CSRF token are the other two locks). Behind a reverse proxy the browser's
+    origin is ``[board] public_url``, and only that: X-Forwarded-* headers are never read (any
+    client can send them)."""
     origin = request.headers.get("Origin")
-    return origin is None or origin == f"{request.scheme}://{request.host}"
+    public = board_of(request).settings.public_url
+    return origin is None or origin == (public or f"{request.scheme}://{request.host}")
 
 
 def _loopback(bind: str) -> bool:

@@ -14,7 +14,7 @@ import aiosqlite
 from bot import sms_text
 from bot.models import Channel, Dispatch, Incident, Role, Team
 from bot.redact import mask_peer
-from bot.store.board import CaseRow, Story
+from bot.store.board import CaseRow, Story, TeamWork
 from handlers.dispatch.teams import SERVES
 
 _NEEDS_SPLIT = re.compile(r"\s*[;,]\s*")
@@ -62,7 +62,11 @@ def case_json(row: CaseRow, role: Role, now: float, overdue_s: float) -> dict[st
     }
 
 
-def team_json(team: Team, case: str | None) -> dict[str, Any]:
+def team_json(
+    team: Team, work: TeamWork | None, base_at: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """``lat``/``lon``: the team's base (``[[teams]] base_at``; null when not configured);
+    ``case_at``: where the case it is out on is, when that case has a position."""
     status = {"available": "free"}.get(str(team.status), str(team.status))
     return {
         "id": team.id,
@@ -70,9 +74,10 @@ def team_json(team: Team, case: str | None) -> dict[str, Any]:
         "base": team.base,
         "capacity": team.capacity,
         "status": status,
-        "case": case,
-        "lat": None,  # bases are named places; no coordinates are configured for them yet
-        "lon": None,
+        "case": None if work is None else work.case,
+        "lat": None if base_at is None else base_at[0],
+        "lon": None if base_at is None else base_at[1],
+        "case_at": None if work is None or work.at is None else list(work.at),
     }
 
 

@@ -183,16 +183,29 @@ async def teams_changed(db: Database, since: float) -> list[aiosqlite.Row]:
     return await db.fetchall("SELECT * FROM teams WHERE updated_at >= ? ORDER BY id", (since,))
 
 
-async def team_cases(db: Database) -> dict[str, str]:
-    """Team id -> the case code it is working on now (active dispatches only)."""
+@dataclass(frozen=True, slots=True)
+class TeamWork:
+    """The case a team is out on, and where that case is (None: no position known)."""
+
+    case: str
+    at: tuple[float, float] | None
+
+
+async def team_work(db: Database) -> dict[str, TeamWork]:
+    """Team id -> the case it is working on now (active dispatches only)."""
     rows = await db.fetchall(
-        f"""SELECT d.team_id, i.case_code FROM dispatches AS d
+        f"""SELECT d.team_id, i.case_code, i.lat, i.lon FROM dispatches AS d
             JOIN incidents AS i ON i.id = d.incident_id
             WHERE d.team_id IS NOT NULL AND d.status IN {placeholders(ACTIVE_DISPATCH)}
             ORDER BY d.id""",  # noqa: S608
         ACTIVE_DISPATCH,
     )
-    return {str(r[0]): str(r[1]) for r in rows}
+    return {
+        str(r[0]): TeamWork(
+            str(r[1]), None if r[2] is None or r[3] is None else (float(r[2]), float(r[3]))
+        )
+        for r in rows
+    }
 
 
 # ---- one case's story ---------------------------------------------------------------------
