@@ -9,7 +9,6 @@ test's plain http by a cookie jar."""
 
 from __future__ import annotations
 
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
