@@ -11,6 +11,7 @@ from typing import Any
 from bot.store import incidents
 from bot.synapse_local import free_port
 from tests.harness.board_client import board_up, event_stream, logged_in
+from tests.harness.browser import chromium, new_tab
 from tests.harness.gateway import TEAMS, Gateway, running_gateway
 from tests.harness.matrix_room import Room, matrix_settings
 from tests.harness.ollama_standin import OllamaStandIn
@@ -18,6 +19,30 @@ from tests.test_board_api import roof_case
 
 BASES: dict[str, Any] = {"boat-1": [25.712, 89.661], "boat-2": [25.805, 89.640]}  # med-1: none
 CASE_AT = (25.751, 89.702)
+MAP_AT = {"center_lat": 25.76, "center_lon": 89.66, "zoom": 11}  # the bases on screen
+
+
+async def teams_on_the_map(base: str, room: Room, case: str) -> None:
+    """In Chromium: the team layer (its own toggle) draws each team with a base position at it,
+    free or busy, and a line from a busy team's base to its case."""
+    async with chromium() as browser:
+        tab = await new_tab(browser, base + "/", width=1440, height=900)
+        await tab.open_board(room.coordinator.user_id, room.coordinator.password)
+        pins = tab.page.locator(".leaflet-marker-pane .team-pin")
+        await pins.nth(1).wait_for(timeout=20_000)
+        shown = sorted(await pins.all_inner_texts())
+        assert len(shown) == 2, shown  # med-1 has no base position: not on the map
+        assert shown[0].split() == ["boat-1", "boat", "·", "free"], shown
+        assert shown[1].split() == ["boat-2", "boat", "·", "busy"], shown
+        assert await tab.page.locator(".team-pin.t-busy").inner_text() == shown[1]
+        assert await tab.page.locator("path.team-line").count() == 1  # boat-2 -> its case
+        await tab.page.locator(".team-pin.t-busy").click()
+        await tab.page.locator(".leaflet-popup", has_text=f"Open {case}").wait_for()
+
+        toggle = tab.page.locator(".leaflet-control-layers label", has_text="Teams at their bases")
+        await toggle.locator("input").uncheck()  # the layer is its own: off, teams are gone
+        assert await pins.count() == 0 and await tab.page.locator("path.team-line").count() == 0
+        assert not tab.errors, tab.errors
 
 
 async def place_at(gw: Gateway, code: str, lat: float, lon: float) -> None:
@@ -34,7 +59,11 @@ async def test_teams_are_at_their_bases_and_a_team_out_on_a_case_points_at_it(
     room = coordination
     teams = [{**t, "base_at": BASES[t["id"]]} if t["id"] in BASES else t for t in TEAMS]
     settings = matrix_settings(
-        tmp_path, ollama_standin, room, board={"enabled": True, "port": free_port()}, teams=teams
+        tmp_path,
+        ollama_standin,
+        room,
+        board={"enabled": True, "port": free_port(), **MAP_AT},
+        teams=teams,
     )
     async with running_gateway(settings) as gw:
         base = await board_up(gw)
@@ -62,6 +91,7 @@ async def test_teams_are_at_their_bases_and_a_team_out_on_a_case_points_at_it(
             by_id = {t["id"]: t for t in listed["teams"]}
             assert by_id["boat-2"]["case"] == case and by_id["boat-2"]["case_at"] == list(CASE_AT)
             assert by_id["boat-1"]["case_at"] is None
+            await teams_on_the_map(base, room, case)
 
             status, answer = await coord.post(f"/api/cases/{case}/resolve", {})
             assert status == 200, answer

@@ -40,8 +40,31 @@ function pinIcon(c) {
 }
 
 function teamIcon(t) {
-  const el = h("div", { class: `team-pin t-${t.status}` }, t.id);
-  return L.divIcon({ html: el, className: "team-wrap", iconSize: [72, 26], iconAnchor: [36, 13] });
+  const el = h("div", { class: `team-pin t-${t.status}` }, t.id, h("small", {}, `${t.kind ?? ""} · ${label(t.status)}`));
+  return L.divIcon({ html: el, className: "team-wrap", iconSize: [96, 38], iconAnchor: [48, 19] });
+}
+
+/** The team layer: a team at its base (name, kind, free/busy) and, for a team out on a case
+ * with a position, a dashed line from its base to that case. Nothing without a base position. */
+function teamLayerItems(t, onOpen) {
+  if (t.lat == null || t.lon == null) return [];
+  const base = [t.lat, t.lon];
+  const marker = L.marker(base, { icon: teamIcon(t), title: `team ${t.id}`, zIndexOffset: -100, keyboard: true });
+  marker.bindPopup(() =>
+    h(
+      "div",
+      { class: "popup" },
+      h("strong", {}, `team ${t.id} · ${t.kind ?? ""}`),
+      h("div", {}, `${label(t.status)}${t.capacity ? ` · ${t.capacity} seats` : ""}`),
+      h("div", { class: "muted" }, `base ${t.base ?? ""}`),
+      t.case ? h("button", { type: "button", class: "btn", onclick: () => onOpen(t.case) }, `Open ${t.case}`) : null,
+    ),
+  );
+  const items = [marker];
+  if (t.case && t.case_at) {
+    items.push(L.polyline([base, t.case_at], { className: "team-line", color: "#111", weight: 3, dashArray: "6 6", interactive: false }));
+  }
+  return items;
 }
 
 /** A cluster takes the colour of the most urgent case inside it. */
@@ -93,6 +116,7 @@ export class CaseMap {
     this.cluster = L.markerClusterGroup({ iconCreateFunction: clusterIcon, maxClusterRadius: 50, showCoverageOnHover: false });
     this.cluster.addTo(this.map);
     this.teamLayer = L.layerGroup().addTo(this.map);
+    L.control.layers(null, { Cases: this.cluster, "Teams at their bases": this.teamLayer }, { collapsed: false }).addTo(this.map);
   }
 
   pin(c) {
@@ -121,10 +145,12 @@ export class CaseMap {
   upsertTeam(t) {
     const old = this.teams.get(t.id);
     if (old) this.teamLayer.removeLayer(old);
-    if (t.lat == null || t.lon == null) return;
-    const marker = L.marker([t.lat, t.lon], { icon: teamIcon(t), title: `team ${t.id}`, zIndexOffset: -100 });
-    this.teams.set(t.id, marker);
-    this.teamLayer.addLayer(marker);
+    this.teams.delete(t.id);
+    const items = teamLayerItems(t, this.onOpen);
+    if (!items.length) return;
+    const group = L.layerGroup(items);
+    this.teams.set(t.id, group);
+    this.teamLayer.addLayer(group);
   }
 
   focus(c) {
