@@ -1,9 +1,11 @@
-"""Checked values of settings about places: a position on the map, the board's public address.
+"""Checked values of settings about places: a position on the map, the board's public address,
+its reverse proxy's address.
 
 Each raises ValueError with a message for the operator (config/report.py shows it as it is)."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,3 +51,14 @@ def public_origin(url: str) -> str:
         host = f"[{host}]"
     default = {"http": 80, "https": 443}[scheme]
     return f"{scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def proxy_address(address: str) -> str:
+    """The reverse proxy's IP address as the board sees it (the TCP peer), e.g. 127.0.0.1."""
+    try:
+        return str(ipaddress.ip_address(address.strip()))
+    except ValueError:
+        raise ValueError(
+            f"the reverse proxy's IP address as the board sees it, e.g. '127.0.0.1' when it runs "
+            f"on this machine (got {address!r}); a host name is not accepted"
+        ) from None

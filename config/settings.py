@@ -27,7 +27,7 @@ from pydantic import (
 
 from bot.errors import UserError
 from config.env import CONFIG_ENV, ENV_PREFIX, EnvOverrides, read_env
-from config.places import lat_lon, public_origin
+from config.places import lat_lon, proxy_address, public_origin
 from config.report import format_validation_error
 
 DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
@@ -305,11 +305,25 @@ class BoardSettings(_Section):
     # the only origin actions are accepted from, the cookie's Secure flag, the banner's URL.
     # "" = browsers reach the board directly at bind:port. Forwarded headers are never read.
     public_url: str = ""
+    # With public_url: the proxy's own address. Only requests from it have their X-Forwarded-For
+    # read, for the failed-login limit per browser (else every browser is the proxy's address).
+    trusted_proxy: str = ""
 
     @field_validator("public_url")
     @classmethod
     def _public_origin(cls, url: str) -> str:
         return public_origin(url) if url else url
+
+    @field_validator("trusted_proxy")
+    @classmethod
+    def _proxy_address(cls, address: str) -> str:
+        return proxy_address(address) if address else address
+
+    @model_validator(mode="after")
+    def _proxy_needs_public_url(self) -> BoardSettings:
+        if self.trusted_proxy and not self.public_url:
+            raise ValueError("trusted_proxy is for a board behind a reverse proxy: set public_url")
+        return self
 
     @property
     def secure(self) -> bool:

@@ -100,17 +100,52 @@ async def test_forwarded_headers_change_nothing_without_public_url(
 ) -> None:
     """Anyone can send X-Forwarded-*: without the setting the board ignores them."""
     coordinator = coordination.coordinator
-    spoofed = {**PROXIED, "X-Forwarded-Host": "board.lan"}
+    spoofed = {**PROXIED, "X-Forwarded-Host": "board.lan"}  # Host: below, the board's own
     async with (
-        board_gateway(tmp_path, ollama_standin, coordination) as (_, base),
+        board_gateway(tmp_path, ollama_standin, coordination, login_failures=2) as (_, base),
         client() as http,
     ):
-        host = base.removeprefix("http://")
-        posing = Browser(http, base, PUBLIC, **{**spoofed, "Host": host})
+        spoofed["Host"] = base.removeprefix("http://")
+        posing = Browser(http, base, PUBLIC, **spoofed)
         assert await posing.login(coordinator.user_id, coordinator.password) == (403, "")
         assert not posing.cookie
 
-        direct = Browser(http, base, base, **{**spoofed, "Host": host})
+        direct = Browser(http, base, base, **spoofed)
         assert await direct.login(coordinator.user_id, coordinator.password) == (303, "/")
         assert direct.cookie["secure"] == ""  # plain http: no Secure flag, whatever was claimed
         assert await direct.me() == 200
+
+        # a guesser cannot dodge the per-address limit by claiming other addresses
+        for n, claimed in enumerate(("192.168.1.23", "192.168.1.24"), 1):
+            guesser = Browser(http, base, base, **{**spoofed, "X-Forwarded-For": claimed})
+            assert await guesser.login(f"@guess{n}:localhost", "guess") == (
+                303,
+                "/login?error=denied",
+            )
+        other = Browser(http, base, base, **{**spoofed, "X-Forwarded-For": "192.168.1.25"})
+        assert await other.login(coordinator.user_id, coordinator.password) == (
+            303,
+            "/login?error=too_many",
+        )
+
+
+async def test_behind_the_trusted_proxy_failed_logins_count_per_browser(
+    tmp_path: Path, ollama_standin: OllamaStandIn, coordination: Room
+) -> None:
+    """With trusted_proxy, the address the proxy appended last to X-Forwarded-For is the
+    browser's: one guesser does not lock everyone else out of the proxied board."""
+    coordinator = coordination.coordinator
+    board = {"public_url": PUBLIC, "trusted_proxy": "127.0.0.1", "login_failures": 2}
+    async with (
+        board_gateway(tmp_path, ollama_standin, coordination, **board) as (_, base),
+        client() as http,
+    ):
+        # what the browser claimed comes first; nginx appends the address it saw
+        guessing = {**PROXIED, "X-Forwarded-For": "192.168.1.24, 192.168.1.23"}
+        for n in (1, 2, 3):
+            guesser = Browser(http, base, PUBLIC, **guessing)
+            want = "/login?error=denied" if n < 3 else "/login?error=too_many"
+            assert await guesser.login(f"@guess{n}:localhost", "guess") == (303, want)
+
+        colleague = Browser(http, base, PUBLIC, **{**PROXIED, "X-Forwarded-For": "192.168.1.24"})
+        assert await colleague.login(coordinator.user_id, coordinator.password) == (303, "/")

@@ -135,3 +135,12 @@ def test_the_banner_prints_the_public_address(
     print_banner(Settings.model_validate({"board": board}), health)
     out = capsys.readouterr().err
     assert "Incident board: https://board.lan/ " in out and "8380" not in out
+
+
+def test_trusted_proxy_is_an_ip_address_and_needs_public_url(tmp_path: Path) -> None:
+    ok = '[board]\npublic_url = "https://board.lan"\ntrusted_proxy = "::1"\n'
+    assert load(tmp_path, ok).board.trusted_proxy == "::1"
+    line = problem(tmp_path, ok.replace('"::1"', '"proxy.lan"'), "board.trusted_proxy")
+    assert "e.g. '127.0.0.1'" in line and "a host name is not accepted" in line, line
+    with pytest.raises(ConfigError, match="trusted_proxy is for a board behind a reverse proxy"):
+        load(tmp_path, '[board]\ntrusted_proxy = "127.0.0.1"\n')

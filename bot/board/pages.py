@@ -6,6 +6,7 @@ the log says why."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bot.board.keys import SESSION, board_of
 from bot.board.sessions import COOKIE
 from bot.models import Role
 from bot.redact import mask_peer
+from config.settings import BoardSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,21 @@ async def index_page(request: web.Request) -> web.StreamResponse:
     return _page("index.html", _BOARD)
 
 
+def client_address(request: web.Request, settings: BoardSettings) -> str:
+    """The browser's address: the TCP peer, or behind the configured reverse proxy (and only
+    from it) the address that proxy appended last to X-Forwarded-For. Anyone can send that
+    header; only the proxy's own last entry is its word."""
+    peer = request.remote or "?"
+    if not settings.trusted_proxy or peer != settings.trusted_proxy:
+        return peer
+    forwarded = request.headers.getall("X-Forwarded-For", [])
+    last = ",".join(forwarded).rsplit(",", 1)[-1].strip()
+    try:
+        return str(ipaddress.ip_address(last))
+    except ValueError:
+        return peer
+
+
 def redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
@@ -63,7 +80,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     user = str(form.get("user") or "").strip()[:FIELD_MAX]
     password = str(form.get("password") or "")[:FIELD_MAX]
     token = str(form.get("token") or "").strip()[:FIELD_MAX]
-    address = f"ip:{request.remote or '?'}"
+    address = f"ip:{client_address(request, board.settings)}"
     user_key = f"user:{user.lower()}" if user else ""
     if board.limiter.blocked(address, user_key):
         log.warning(
