@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.board.tiles import TileArchive, TilesUnusable, open_archive, ungzip_if_needed
-from config.settings import BoardSettings
+from config.board import BoardSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from bot.board.keys import SESSION, board_of
 from bot.board.sessions import COOKIE
 from bot.models import Role
 from bot.redact import mask_peer
-from config.settings import BoardSettings
+from config.board import BoardSettings
 
 log = logging.getLogger(__name__)
 
