@@ -13,6 +13,7 @@ from bot.drill import scenario as sc
 from bot.headcount import people_count
 from bot.models import Priority
 from bot.triage import triage
+from config.settings import Settings
 from tests.harness.drill_evidence import clean
 
 TEMPLATES = sc.drills_dir() / "templates"
@@ -166,3 +167,19 @@ def test_the_new_fault_kinds_load(tmp_path: Path) -> None:
     )
     scenario = sc.load(write(tmp_path, BASE + "[sim]\nmodems = 2\n" + faults))
     assert [f.modem for f in scenario.faults] == [2, 2, 2]
+
+
+def test_drill_teams_are_on_the_board_map(tmp_path: Path) -> None:
+    """Every team of a drill has a base position the gateway accepts (explicit or derived from
+    the base's name), so the board shows the teams a trainer's coordinators dispatch."""
+    text = BASE.replace('id = "boat-1"\n', 'id = "boat-1"\nbase = "Ulipur ghat"\n')
+    text += '[[teams]]\nid = "med-1"\nkind = "medical"\nbase_at = [25.6, 89.5]\n'
+    teams = [plan.team_config(t) for t in sc.load(write(tmp_path, text)).teams]
+    settings = Settings.model_validate({"teams": teams})
+    assert settings.teams[0].base_at == plan.area_point("Ulipur ghat")
+    assert settings.teams[1].base_at == (25.6, 89.5)
+    night = sc.load(sc.resolve("embankment-breach-night"))
+    placed = Settings.model_validate({"teams": [plan.team_config(t) for t in night.teams]})
+    assert all(t.base_at for t in placed.teams)
+    with pytest.raises(sc.ScenarioError, match="latitude 90.5 is outside"):
+        sc.load(write(tmp_path, text.replace("[25.6, 89.5]", "[90.5, 25.6]")))

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from bot.drill.scenario import Population, Scenario, drills_dir
+from bot.drill.scenario import Population, Scenario, Team, drills_dir
 from bot.synapse_local import SERVER_NAME
 
 TEMPLATE_KINDS = ("critical", "other", "status", "join", "flood")
@@ -48,6 +49,12 @@ def area_point(place: str) -> tuple[float, float]:
     """A fixed position per area name (around Kurigram), for photos' EXIF GPS."""
     d = hashlib.sha256(place.encode()).digest()
     return 25.5 + d[0] / 255 * 0.6, 89.4 + d[1] / 255 * 0.4
+
+
+def team_config(team: Team) -> dict[str, Any]:
+    """A scenario team as the gateway's ``[[teams]]`` entry, placed on the board's map."""
+    lat, lon = team.base_at or area_point(team.base or team.id)
+    return {**team.model_dump(exclude={"base_at"}), "base_at": [lat, lon]}
 
 
 def matrix_user(pop_index: int, i: int) -> str:

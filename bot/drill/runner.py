@@ -130,7 +130,7 @@ class DrillRun:
             send_per_minute=self.sc.sim.send_per_minute,
             model_host=model_host,
             matrix=matrix,
-            teams=[t.model_dump() for t in self.sc.teams],
+            teams=[plan.team_config(t) for t in self.sc.teams],
             overrides=self.sc.gateway,
         )
         return hardware.tune(config, self.sc)

@@ -12,8 +12,16 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from config.places import lat_lon
 from config.report import model_at
 
 LANGS = ("en", "bn", "hi", "ur", "romanised")
@@ -44,7 +52,14 @@ class Team(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     kind: str = "boat"
     base: str = ""
+    # On the board's map; unset: a fixed made-up position for the base's name (plan.area_point)
+    base_at: tuple[float, float] | None = None
     capacity: int = Field(1, ge=1)
+
+    @field_validator("base_at", mode="before")
+    @classmethod
+    def _base_position(cls, value: Any) -> Any:
+        return None if value is None else lat_lon(value, "[25.71, 89.66]")
 
 
 class Population(_Strict):
