@@ -66,8 +66,14 @@ _TEAM_WORKING = (
     f"COLLATE NOCASE AND d.status IN {placeholders(ACTIVE_DISPATCH)})"
 )
 _CHANGED_SINCE = """ WHERE i.updated_at >= ? OR i.id IN
-    (SELECT d.incident_id FROM dispatches AS d WHERE d.updated_at >= ?)
-    ORDER BY i.priority, i.created_at"""
+    (SELECT d.incident_id FROM dispatches AS d WHERE d.updated_at >= ?)"""
+_VERSIONS = f"""
+    SELECT i.id, i.updated_at,
+        (SELECT MAX(x.received_at) FROM inbox AS x WHERE x.incident_id = i.id),
+        a.id, a.status, a.team_id, a.updated_at
+    FROM incidents AS i LEFT JOIN dispatches AS a ON a.id =
+        (SELECT d.id FROM dispatches AS d WHERE d.incident_id = i.id
+            AND d.status IN {placeholders(ACTIVE_DISPATCH)} ORDER BY d.id DESC LIMIT 1)"""  # noqa: S608
 
 
 def _where(query: CaseQuery) -> tuple[str, list[Any]]:
@@ -112,14 +118,14 @@ async def cases(db: Database, query: CaseQuery) -> list[CaseRow]:
     so the per-case subqueries run for the returned rows only."""
     where, params = _where(query)
     sql = _CASE_SELECT + where + " ORDER BY i.priority, i.created_at LIMIT ?"
-    rows = await db.fetchall(sql, [*ACTIVE_DISPATCH, *params, query.limit])
+    rows = await db.read(sql, [*ACTIVE_DISPATCH, *params, query.limit])
     return await _case_rows(db, rows)
 
 
 async def case_counts(db: Database, query: CaseQuery) -> dict[Priority, int]:
     """How many cases match ``query`` (every one, not only the first ``limit``), per priority."""
     where, params = _where(query)
-    rows = await db.fetchall(
+    rows = await db.read(
         f"SELECT i.priority, COUNT(*) FROM incidents AS i{where} GROUP BY i.priority",  # noqa: S608
         params,
     )
@@ -128,7 +134,7 @@ async def case_counts(db: Database, query: CaseQuery) -> dict[Priority, int]:
 
 async def markers(db: Database) -> list[aiosqlite.Row]:
     """Every open case with a position, as little as a map pin needs."""
-    return await db.fetchall(
+    return await db.read(
         f"""SELECT case_code, priority, lat, lon, location FROM incidents
             WHERE status IN {placeholders(OPEN_INCIDENT)} AND lat IS NOT NULL
             AND lon IS NOT NULL ORDER BY priority, created_at""",  # noqa: S608
@@ -136,9 +142,26 @@ async def markers(db: Database) -> list[aiosqlite.Row]:
     )
 
 
-async def cases_changed(db: Database, since: float) -> list[CaseRow]:
-    """Cases whose row, or one of whose dispatches, changed at or after ``since``."""
-    rows = await db.fetchall(_CASE_SELECT + _CHANGED_SINCE, (*ACTIVE_DISPATCH, since, since))
+async def case_versions(db: Database, since: float) -> list[tuple[int, tuple[Any, ...]]]:
+    """(incident id, version) of each case whose row, or one of whose dispatches, changed at or
+    after ``since``: the version is what a board shows changing (the row's updated_at, the last
+    message's time, the active dispatch's id, status, team and updated_at). Light on purpose:
+    the live view asks every few hundred ms during a burst, over a window of many seconds, and
+    fetches whole rows (:func:`cases_by_id`) only for the versions it has not seen."""
+    rows = await db.read(_VERSIONS + _CHANGED_SINCE, (*ACTIVE_DISPATCH, since, since))
+    return [(int(r[0]), tuple(r[1:])) for r in rows]
+
+
+async def cases_by_id(db: Database, ids: list[int]) -> list[CaseRow]:
+    """Whole rows of these cases, sorted like ``!incidents``."""
+    rows: list[aiosqlite.Row] = []
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        rows += await db.read(
+            f"{_CASE_SELECT} WHERE i.id IN {placeholders(part)}",
+            (*ACTIVE_DISPATCH, *part),
+        )
+    rows.sort(key=lambda r: (r["priority"], r["created_at"]))
     return await _case_rows(db, rows)
 
 
@@ -155,7 +178,7 @@ async def _case_rows(db: Database, rows: list[aiosqlite.Row]) -> list[CaseRow]:
     dispatches: dict[int, Dispatch] = {}
     for chunk in range(0, len(ids), 500):
         part = ids[chunk : chunk + 500]
-        for d in await db.fetchall(
+        for d in await db.read(
             f"SELECT * FROM dispatches WHERE id IN {placeholders(part)}",  # noqa: S608
             part,
         ):
@@ -180,7 +203,7 @@ async def dispatch_kind(db: Database, dispatch_id: int) -> str | None:
 
 
 async def teams_changed(db: Database, since: float) -> list[aiosqlite.Row]:
-    return await db.fetchall("SELECT * FROM teams WHERE updated_at >= ? ORDER BY id", (since,))
+    return await db.read("SELECT * FROM teams WHERE updated_at >= ? ORDER BY id", (since,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ class Database:
         self.on_commit: list[Callable[[], None]] = []
         self._side: aiosqlite.Connection | None = None  # short writes that must not queue
         self._side_lock = asyncio.Lock()
+        self._reader: aiosqlite.Connection | None = None  # reads that must not queue (read())
+        self._reader_lock = asyncio.Lock()
         self._closed = False  # after close(): no late write may open a new connection
         # Run inside every transaction just before COMMIT (bot/region numbers the changes the
         # transaction made, so they commit together). A hook must not raise for its own failures.
@@ -83,6 +85,11 @@ class Database:
 
     async def close(self) -> None:
         self._closed = True
+        async with self._reader_lock:  # a read in flight finishes first
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await reader.close()
         side, self._side = self._side, None
         conn, self._conn = self._conn, None
         try:
@@ -190,6 +197,25 @@ class Database:
                 await self._side.execute(sql, tuple(params))
         except sqlite3.Error as exc:
             raise StorageError(f"write failed ({self.path}): {exc}") from exc
+
+    async def read(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        """A read on a third connection with its own thread: in WAL mode it sees every
+        committed transaction and waits for neither the main connection's lock nor its queue
+        of statements. For the incident board (bot/store/board.py), whose page loads and live
+        looks must not queue behind the intake's transactions in a burst, nor delay them."""
+        if str(self.path) == ":memory:":
+            return await self.fetchall(sql, params)  # a second connection would be another database
+        try:
+            async with self._reader_lock:
+                if self._closed:
+                    raise StorageError(f"read after close ({self.path})")
+                if self._reader is None:
+                    self._reader = await _connect(self.path, ("query_only=ON", "busy_timeout=5000"))
+                    self._reader.row_factory = aiosqlite.Row
+                async with self._reader.execute(sql, tuple(params)) as cur:
+                    return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"read failed ({self.path}): {exc}") from exc
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async with self._lock, self.conn.execute(sql, tuple(params)) as cur:

@@ -36,7 +36,7 @@ async function loadCases(prefetched = null) {
 async function loadMarkers(prefetched = null) {
   try {
     const data = await (prefetched ?? getJSON("/api/markers"));
-    map.load(data.markers);
+    await map.load(data.markers);
   } catch (err) {
     if (err instanceof ApiError) showError(`The map could not be loaded: ${err.message}`);
     else throw err;
@@ -60,8 +60,8 @@ function refreshCounts() {
   }, 3000);
 }
 
-async function loadTeams() {
-  const data = await getJSON("/api/teams");
+async function loadTeams(prefetched = null) {
+  const data = await (prefetched ?? getJSON("/api/teams"));
   teams.clear();
   const select = $("#f-team");
   const chosen = select.value;
@@ -76,7 +76,7 @@ async function loadTeams() {
 }
 
 function openCase(code) {
-  panel.open(code);
+  panel?.open(code); // a row tapped in the instant before the rest of the page is built waits
 }
 
 function focusCase(c) {
@@ -115,12 +115,18 @@ function wireFilters() {
   });
 }
 
+/** Resolves after the browser has painted what is on screen now. */
+const painted = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
 async function main() {
-  // Everything the first screen needs is asked for at once (one round trip, not four).
+  // Everything the first screen needs is asked for at once (one round trip, not five).
   const firstCases = getJSON(`/api/cases?${query(readFilters())}`);
   const firstMarkers = getJSON("/api/markers");
-  firstCases.catch(() => {}); // its error is reported where it is awaited
-  firstMarkers.catch(() => {});
+  const firstTeams = getJSON("/api/teams");
+  for (const p of [firstCases, firstMarkers, firstTeams]) p.catch(() => {}); // reported where awaited
+  // The list first: it is what a coordinator reads, and it needs nothing else.
+  list = new CaseList(openCase);
+  const listDrawn = loadCases(firstCases).then(() => performance.mark("board-list-drawn"));
   const [me, mapConfig] = await Promise.all([getJSON("/api/me"), getJSON("/api/map")]);
   setCsrf(me.csrf);
   $("#me-user").textContent = me.user;
@@ -136,7 +142,6 @@ async function main() {
     }
   });
 
-  list = new CaseList(openCase);
   map = new CaseMap($("#map"), mapConfig, openCase);
   panel = new CasePanel({ me, teams, onFocus: focusCase });
   wireViews();
@@ -161,7 +166,11 @@ async function main() {
       loadTeams();
     },
   });
-  await Promise.all([loadCases(firstCases), loadMarkers(firstMarkers), loadTeams()]);
+  // The pins (thousands) after the list and the map's frame are on screen.
+  const pinsDrawn = Promise.all([listDrawn, painted()])
+    .then(() => loadMarkers(firstMarkers))
+    .then(() => performance.mark("board-pins-drawn"));
+  await Promise.all([listDrawn, loadTeams(firstTeams), pinsDrawn]);
   refreshSitrep();
   setInterval(tick, 1000);
   setInterval(refreshSitrep, 5 * 60 * 1000);

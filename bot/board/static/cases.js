@@ -93,6 +93,7 @@ export class CaseList {
     this.filters = readFilters();
     this.pending = 0;
     this.counts = { total: 0, by_priority: {} };
+    this.rows = new WeakMap(); // case object -> its drawn row: a redraw builds changed rows only
   }
 
   /** The server's answer: the most urgent rows and the counts of every matching case. */
@@ -121,8 +122,15 @@ export class CaseList {
     this.pending = 0;
     const started = performance.now();
     const list = this.visible();
-    const rows = list.slice(0, SHOWN).map((c) => row(c, this.onOpen));
-    fill($("#cases"), rows);
+    // A live event replaces its case's object, so an unchanged case keeps its row element;
+    // in a burst of new cases that mostly land below the first SHOWN, nothing is rebuilt.
+    const rows = list.slice(0, SHOWN).map((c) => {
+      let el = this.rows.get(c);
+      if (!el) this.rows.set(c, (el = row(c, this.onOpen)));
+      return el;
+    });
+    const ol = $("#cases");
+    if (rows.length !== ol.children.length || rows.some((el, i) => ol.children[i] !== el)) fill(ol, rows);
     // Live cases can arrive before the next count: never claim fewer than are on screen.
     const total = Math.max(this.counts.total, list.length);
     const shown = Math.min(list.length, SHOWN);

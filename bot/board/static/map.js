@@ -7,6 +7,7 @@ import { label, priorityRank } from "./format.js";
 
 const L = window.L;
 const CLOSED = new Set(["resolved", "closed", "rejected"]);
+const CHUNK_MS = 50;
 
 /** A tile-free basemap: a lat/lon graticule drawn on canvas, so the map works with no archive. */
 const Grid = L.GridLayer.extend({
@@ -29,14 +30,23 @@ const Grid = L.GridLayer.extend({
   },
 });
 
+/** A pin's element is built only when Leaflet shows it: thousands of pins wait inside clusters
+ * as data, and only the few on screen unclustered become DOM. */
+const PinIcon = L.DivIcon.extend({
+  createIcon(old) {
+    const c = this.options.c;
+    const exact = Boolean(c.location_exact);
+    this.options.html = h(
+      "div",
+      { class: `pin p-${c.priority} ${exact ? "exact" : "approx"}`, title: `${c.code} ${exact ? "exact" : "approximate"}` },
+      h("span", {}, String(c.code).slice(-3)),
+    );
+    return L.DivIcon.prototype.createIcon.call(this, old);
+  },
+});
+
 function pinIcon(c) {
-  const exact = Boolean(c.location_exact);
-  const el = h(
-    "div",
-    { class: `pin p-${c.priority} ${exact ? "exact" : "approx"}`, title: `${c.code} ${exact ? "exact" : "approximate"}` },
-    h("span", {}, String(c.code).slice(-3)),
-  );
-  return L.divIcon({ html: el, className: "pin-wrap", iconSize: [34, 34], iconAnchor: [17, 17] });
+  return new PinIcon({ c, className: "pin-wrap", iconSize: [34, 34], iconAnchor: [17, 17] });
 }
 
 function teamIcon(t) {
@@ -113,7 +123,15 @@ export class CaseMap {
       L.geoJSON(config.outline, { style: { color: "#1d3557", weight: 3, fill: false }, interactive: false }).addTo(this.map);
     }
     this.map.setView(config.center ?? [23.8, 90.4], config.zoom ?? 10);
-    this.cluster = L.markerClusterGroup({ iconCreateFunction: clusterIcon, maxClusterRadius: 50, showCoverageOnHover: false });
+    // Thousands of pins are clustered in slices of CHUNK_MS between frames (chunkedLoading):
+    // the list and the map stay responsive while the clusterer works.
+    this.loaded = () => {};
+    this.loading = Promise.resolve();
+    this.cluster = L.markerClusterGroup({
+      iconCreateFunction: clusterIcon, maxClusterRadius: 50, showCoverageOnHover: false,
+      chunkedLoading: true, chunkInterval: CHUNK_MS, chunkDelay: 10,
+      chunkProgress: (done, total) => done === total && this.loaded(),
+    });
     this.cluster.addTo(this.map);
     this.teamLayer = L.layerGroup().addTo(this.map);
     L.control.layers(null, { Cases: this.cluster, "Teams at their bases": this.teamLayer }, { collapsed: false }).addTo(this.map);
@@ -127,7 +145,12 @@ export class CaseMap {
     return marker;
   }
 
+  /** A live change: applied after a batch load in progress (its pins are all in by then). */
   upsert(c) {
+    this.loading.then(() => this.replace(c));
+  }
+
+  replace(c) {
     const old = this.pins.get(c.code);
     if (old) this.cluster.removeLayer(old);
     this.pins.delete(c.code);
@@ -135,11 +158,19 @@ export class CaseMap {
     if (marker) this.cluster.addLayer(marker);
   }
 
-  /** Thousands of pins go in as one batch: the clusterer builds its tree once, not per pin. */
+  /** Thousands of pins go in as one batch: the clusterer builds its tree once, not per pin.
+   * Resolves when every pin is in; a second load waits for the first (never two at once). */
   load(cases) {
-    this.cluster.clearLayers();
-    this.pins.clear();
-    this.cluster.addLayers(cases.map((c) => this.pin(c)).filter(Boolean));
+    this.loading = this.loading.then(
+      () =>
+        new Promise((resolve) => {
+          this.loaded = resolve;
+          this.cluster.clearLayers();
+          this.pins.clear();
+          this.cluster.addLayers(cases.map((c) => this.pin(c)).filter(Boolean));
+        }),
+    );
+    return this.loading;
   }
 
   upsertTeam(t) {
