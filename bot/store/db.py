@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -17,6 +18,7 @@ from typing import Any
 import aiosqlite
 
 from bot.aio import finish
+from bot.backoff import delay
 from bot.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,22 @@ class DatabaseMissing(StorageError):
         super().__init__(f"no Lifeline database at {self.path}")
 
 
+class _Busy(Exception):
+    """Another connection held the write lock for longer than busy_timeout."""
+
+
+def _failure(path: Path, what: str, exc: sqlite3.Error) -> Exception:
+    """Busy (another connection's write lock outlasted busy_timeout) is transient; the rest
+    (disk full, read-only, corrupt) is a StorageError."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return _Busy(f"{path}: {exc}")
+    return StorageError(f"{what} ({path}): {exc}")
+
+
 class Database:
+    busy_ms = 5000  # SQLite's busy_timeout on every connection
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
@@ -72,7 +89,7 @@ class Database:
             "journal_mode=WAL",
             "synchronous=FULL",
             "foreign_keys=ON",
-            "busy_timeout=5000",
+            f"busy_timeout={self.busy_ms}",
             "wal_autocheckpoint=1000",
         )
         try:
@@ -139,10 +156,7 @@ class Database:
         in flight must not leave the single connection inside a transaction forever."""
         async with self._lock:
             conn = self.conn
-            try:
-                await self._shielded("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot begin transaction: {exc}") from exc
+            await self._until_free(self._begin)
             try:
                 yield conn
                 for hook in self.before_commit:
@@ -180,11 +194,40 @@ class Database:
         """One statement, committed on a second connection with its own thread.
 
         It does not wait for the main connection's queue of statements or its lock (a slow
-        transaction there cannot delay it); SQLite's busy_timeout covers a writer holding the
-        file. For the commit that records an SMS as sent: the duplicate window after a crash."""
+        transaction there cannot delay it). For the commit that records an SMS as sent: the
+        duplicate window after a crash. A busy database is transient: SQLite's busy handler
+        polls, and a burst of back-to-back transactions on the main connection can starve it
+        past busy_timeout; giving up then would stop the gateway and send the SMS again after
+        the restart, so it retries (logged) until the write goes in."""
         if str(self.path) == ":memory:":
             await self.execute(sql, params)  # a second connection would be another database
             return
+        values = tuple(params)
+        await self._until_free(lambda: self._write_on_side(sql, values))
+
+    async def _until_free(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Run `write` until no other connection holds the write lock past busy_timeout."""
+        for attempt in itertools.count(1):
+            try:
+                await write()
+            except _Busy as exc:
+                level = logging.WARNING if attempt == 1 else logging.DEBUG
+                if attempt % 20 == 0:
+                    level = logging.ERROR  # ~half a minute and still locked: someone must look
+                log.log(level, "write waits: %s (try %d; retrying)", exc, attempt)
+                await asyncio.sleep(delay(attempt, base=0.05, cap=2.0))
+                continue
+            if attempt > 1:
+                log.warning("write went in after %d tries", attempt)
+            return
+
+    async def _begin(self) -> None:
+        try:
+            await self._shielded("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _failure(self.path, "cannot begin transaction", exc) from exc
+
+    async def _write_on_side(self, sql: str, values: tuple[Any, ...]) -> None:
         try:
             async with self._side_lock:
                 if self._closed:
@@ -192,11 +235,15 @@ class Database:
                     # never be closed (and its non-daemon thread would keep the process alive).
                     raise StorageError(f"write after close ({self.path})")
                 if self._side is None:
-                    pragmas = ("synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000")
+                    pragmas = (
+                        "synchronous=FULL",
+                        "foreign_keys=ON",
+                        f"busy_timeout={self.busy_ms}",
+                    )
                     self._side = await _connect(self.path, pragmas)
-                await self._side.execute(sql, tuple(params))
+                await self._side.execute(sql, values)
         except sqlite3.Error as exc:
-            raise StorageError(f"write failed ({self.path}): {exc}") from exc
+            raise _failure(self.path, "write failed", exc) from exc
 
     async def read(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """A read on a third connection with its own thread: in WAL mode it sees every
@@ -210,7 +257,9 @@ class Database:
                 if self._closed:
                     raise StorageError(f"read after close ({self.path})")
                 if self._reader is None:
-                    self._reader = await _connect(self.path, ("query_only=ON", "busy_timeout=5000"))
+                    self._reader = await _connect(
+                        self.path, ("query_only=ON", f"busy_timeout={self.busy_ms}")
+                    )
                     self._reader.row_factory = aiosqlite.Row
                 async with self._reader.execute(sql, tuple(params)) as cur:
                     return list(await cur.fetchall())
