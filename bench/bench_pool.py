@@ -52,6 +52,8 @@ class Result:
     failover: list[float]
     # Per life-threat message: seconds spent in each stage (STAGES), for the breakdown table.
     stages: list[dict[str, float]] = field(default_factory=list)
+    # Other messages' turns that started while a committed life threat was not yet claimed.
+    overtaken: int = 0
 
 
 # A life-threat message's way, each stage ending at the named moment.
@@ -73,6 +75,7 @@ class Stamps(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.at: dict[int, dict[str, float]] = defaultdict(dict)
+        self.claims: list[tuple[float, int]] = []  # (when, priority) of every claim
         self._loggers = [logging.getLogger(n) for n in ("bot.intake", "bot.model_worker")]
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -81,6 +84,7 @@ class Stamps(logging.Handler):
             self.at[int(record.args[0])]["committed"] = record.created  # type: ignore[index]
         elif record.name == "bot.model_worker" and " claimed " in msg and record.args:
             self.at[int(record.args[0])].setdefault("claimed", record.created)  # type: ignore[index]
+            self.claims.append((record.created, int(record.args[1])))  # type: ignore[index]
 
     def __enter__(self) -> Stamps:
         for lg in self._loggers:
@@ -202,7 +206,7 @@ async def run(count: int, slots: int, order: str = "priority", kill: bool = Fals
         if killed_at is not None and any(r["text"] in u for u in in_flight)
     ]
     chats = [(r.time, _user(r)) for h in hosts for r in h.requests_to("chat")]
-    stages = []
+    stages, overtaken = [], 0
     for r in rows:
         if r["priority"] != 0:
             continue
@@ -220,6 +224,12 @@ async def run(count: int, slots: int, order: str = "priority", kill: bool = Fals
         marks = ["injected"] + [end for _, end in STAGES]
         row = {end: at[end] - at[start] for start, end in itertools.pairwise(marks)}
         row["chats"] = len(mine)
+        # Eligible once committed and the sender's earlier message is answered (in order).
+        eligible = max(
+            [at["committed"]]
+            + [e["done_at"] for e in rows if e["peer"] == r["peer"] and e["id"] < r["id"]]
+        )
+        overtaken += sum(eligible < t < at["claimed"] for t, p in stamps.claims if p != 0)
         row["total"] = at["replied"] - at["injected"]
         stages.append(row)
     return Result(
@@ -229,6 +239,7 @@ async def run(count: int, slots: int, order: str = "priority", kill: bool = Fals
         violations(hosts, rows),
         failover,
         stages,
+        overtaken,
     )
 
 
@@ -243,7 +254,8 @@ def breakdown(name: str, r: Result) -> str:
     chats = col("chats")
     return (
         f"Life-threat messages, {name}: where the seconds go ({len(r.stages)} messages; "
-        f"model chats per message: {min(chats):.0f}–{max(chats):.0f})\n\n"
+        f"model chats per message: {min(chats):.0f}–{max(chats):.0f}; other messages' turns "
+        f"that started while a committed life threat waited: {r.overtaken})\n\n"
         + table(["stage", "p50 (s)", "max (s)"], rows)
     )
 
