@@ -11,7 +11,12 @@ shares one model's compute; measure yours before trusting the slot count).
 Scaled down so it finishes in minutes: N messages (every 10th a life threat, 20 senders write
 twice), TURN_S instead of the seconds a real Gemma turn takes. Ratios are what matter.
 
-Run: .venv/bin/python bench/bench_pool.py"""
+Breakdown: for the life-threat messages of the 1 × 4 runs, the seconds between injected into the
+dummy modem, read, inbox row committed, claimed by a model slot (bot/intake.py and
+bot/model_worker.py log lines), first model chat and turn end (the stand-in, model_turns), reply
+queued and sent (outbox).
+
+Run: .venv/bin/python bench/bench_pool.py  (--quick: only 1 × 4 and its FIFO twin)"""
 
 from __future__ import annotations
 

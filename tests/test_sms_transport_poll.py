@@ -7,21 +7,9 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.harness.gammu_phone import DummyPhone, Recorder
 
 NUMBER = "+8801711000123"
-
-
-@pytest.fixture
-def phone(tmp_path: Path) -> DummyPhone:
-    return DummyPhone(tmp_path / "phone")
-
-
-@pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
 
 
 def _modem_thread_cpu(name: str) -> float:
@@ -31,13 +19,12 @@ def _modem_thread_cpu(name: str) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-async def test_idle_poll_passes_cost_the_modem_thread_no_cpu(
-    phone: DummyPhone, rec: Recorder
-) -> None:
+async def test_idle_poll_passes_cost_the_modem_thread_no_cpu(tmp_path: Path) -> None:
     """Each pass used to end with the GetNextSMS that finds nothing, which on the dummy driver
     tries all 5 × 10,000 locations (~0.3 s of CPU): 3 dummy modems polling every 0.1 s kept
     both cores busy and starved the gateway (bench/bench_pool.py). CPU time, not wall time:
     a loaded machine makes a pass slower, not costlier."""
+    phone, rec = DummyPhone(tmp_path / "phone"), Recorder()
     modem = phone.modem(rec)
     try:
         await modem.poll_once()  # Init: the thread and the dummy's folders exist
@@ -51,11 +38,10 @@ async def test_idle_poll_passes_cost_the_modem_thread_no_cpu(
         await modem.close()
 
 
-async def test_every_stored_part_is_read_across_folders_and_gaps(
-    phone: DummyPhone, rec: Recorder
-) -> None:
+async def test_every_stored_part_is_read_across_folders_and_gaps(tmp_path: Path) -> None:
     """The pass reads as many parts as there are files: ones in the phone's own inbox (folder 3)
     and ones behind empty slots are read too, a multipart message whole, then all deleted."""
+    phone, rec = DummyPhone(tmp_path / "phone"), Recorder()
     modem = phone.modem(rec)
     try:
         await modem.poll_once()
