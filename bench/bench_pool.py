@@ -11,17 +11,25 @@ shares one model's compute; measure yours before trusting the slot count).
 Scaled down so it finishes in minutes: N messages (every 10th a life threat, 20 senders write
 twice), TURN_S instead of the seconds a real Gemma turn takes. Ratios are what matter.
 
-Run: .venv/bin/python bench/bench_pool.py"""
+Breakdown: for the life-threat messages of the 1 × 4 runs, the seconds between injected into the
+dummy modem, read, inbox row committed, claimed by a model slot (bot/intake.py and
+bot/model_worker.py log lines), first model chat and turn end (the stand-in, model_turns), reply
+queued and sent (outbox).
+
+Run: .venv/bin/python bench/bench_pool.py  (--quick: only 1 × 4 and its FIFO twin)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +55,52 @@ class Result:
     other_p50: float
     violations: int
     failover: list[float]
+    # Per life-threat message: seconds spent in each stage (STAGES), for the breakdown table.
+    stages: list[dict[str, float]] = field(default_factory=list)
+    # Other messages' turns that started while a committed life threat was not yet claimed.
+    overtaken: int = 0
+
+
+# A life-threat message's way, each stage ending at the named moment.
+STAGES = [
+    ("injected → read from the modem", "read"),
+    ("read → inbox row committed", "committed"),
+    ("committed → claimed by a slot", "claimed"),
+    ("claimed → first model chat", "turn_start"),
+    ("model turn (all chats)", "turn_end"),
+    ("turn end → reply queued", "replied"),
+    ("reply queued → sent by the modem", "sent"),
+]
+
+
+class Stamps(logging.Handler):
+    """When intake committed each inbox row and when a model slot claimed it (from the log
+    lines bot/intake.py and bot/model_worker.py write, so the product is measured unchanged)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.at: dict[int, dict[str, float]] = defaultdict(dict)
+        self.claims: list[tuple[float, int]] = []  # (when, priority) of every claim
+        self._loggers = [logging.getLogger(n) for n in ("bot.intake", "bot.model_worker")]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = str(record.msg)
+        if record.name == "bot.intake" and msg.startswith("inbox #") and record.args:
+            self.at[int(record.args[0])]["committed"] = record.created  # type: ignore[index]
+        elif record.name == "bot.model_worker" and " claimed " in msg and record.args:
+            self.at[int(record.args[0])].setdefault("claimed", record.created)  # type: ignore[index]
+            self.claims.append((record.created, int(record.args[1])))  # type: ignore[index]
+
+    def __enter__(self) -> Stamps:
+        for lg in self._loggers:
+            lg.addHandler(self)
+            lg.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lg in self._loggers:
+            lg.removeHandler(self)
+            lg.setLevel(logging.NOTSET)
 
 
 @contextlib.contextmanager
@@ -94,7 +148,12 @@ def violations(hosts: list[OllamaStandIn], rows: list[Any]) -> int:
 
 
 async def run(count: int, slots: int, order: str = "priority", kill: bool = False) -> Result:
-    with tempfile.TemporaryDirectory() as tmp, servers(count, slots) as hosts:
+    injected: dict[str, float] = {}
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        servers(count, slots) as hosts,
+        Stamps() as stamps,
+    ):
         settings = settings_for(Path(tmp), hosts, slots, order)
         async with running_gateway(settings) as gw:
 
@@ -104,6 +163,7 @@ async def run(count: int, slots: int, order: str = "priority", kill: bool = Fals
             await wait_for(up, timeout=60)
             for i, (number, text, _) in enumerate(messages()):
                 gw.sms_in(number, text, modem=i % 3)
+                injected[text] = time.time()
             killed_at, in_flight = None, []
             if kill:
 
@@ -123,9 +183,24 @@ async def run(count: int, slots: int, order: str = "priority", kill: bool = Fals
             await wait_for(done, timeout=900, every=0.1)
             rows = await gw.rows(
                 """SELECT i.id, i.peer, i.text, i.priority, i.received_at, i.done_at,
-                          r.created_at AS replied FROM inbox i
+                          r.created_at AS replied, r.sent_at AS sent,
+                          (SELECT MAX(t.at) FROM model_turns t
+                           WHERE t.inbox_id = i.id AND t.ok) AS turn_end
+                   FROM inbox i
                    JOIN outbox r ON r.idem_key = 'reply:' || i.id WHERE i.needs_model"""
             )
+
+            async def all_sent() -> bool:
+                q = "SELECT COUNT(*) FROM outbox WHERE idem_key LIKE 'reply:%' AND sent_at > 0"
+                return (await gw.rows(q))[0][0] >= N
+
+            await wait_for(all_sent, timeout=900, every=0.2)
+            sent = {
+                r[0]: r[1]
+                for r in await gw.rows(
+                    "SELECT idem_key, sent_at FROM outbox WHERE idem_key LIKE 'reply:%'"
+                )
+            }
     start = min(r["received_at"] for r in rows)
     span = max(r["replied"] for r in rows) - start
     crit = [r["replied"] - r["received_at"] for r in rows if r["priority"] == 0]
@@ -135,21 +210,73 @@ async def run(count: int, slots: int, order: str = "priority", kill: bool = Fals
         for r in rows
         if killed_at is not None and any(r["text"] in u for u in in_flight)
     ]
+    chats = [(r.time, _user(r)) for h in hosts for r in h.requests_to("chat")]
+    stages, overtaken = [], 0
+    for r in rows:
+        if r["priority"] != 0:
+            continue
+        mine = sorted(t for t, u in chats if r["text"] in u)
+        at = {
+            "injected": injected[r["text"]],
+            "read": r["received_at"],
+            "committed": stamps.at[r["id"]].get("committed", float("nan")),
+            "claimed": stamps.at[r["id"]].get("claimed", float("nan")),
+            "turn_start": mine[0] if mine else float("nan"),
+            "turn_end": r["turn_end"],
+            "replied": r["replied"],
+            "sent": sent.get(f"reply:{r['id']}") or float("nan"),
+        }
+        marks = ["injected"] + [end for _, end in STAGES]
+        row = {end: at[end] - at[start] for start, end in itertools.pairwise(marks)}
+        row["chats"] = len(mine)
+        # Eligible once committed and the sender's earlier message is answered (in order).
+        eligible = max(
+            [at["committed"]]
+            + [e["done_at"] for e in rows if e["peer"] == r["peer"] and e["id"] < r["id"]]
+        )
+        overtaken += sum(eligible < t < at["claimed"] for t, p in stamps.claims if p != 0)
+        row["total"] = at["replied"] - at["injected"]
+        stages.append(row)
     return Result(
-        len(rows) / span * 60, median(crit), median(other), violations(hosts, rows), failover
+        len(rows) / span * 60,
+        median(crit),
+        median(other),
+        violations(hosts, rows),
+        failover,
+        stages,
+        overtaken,
+    )
+
+
+def breakdown(name: str, r: Result) -> str:
+    """Where a life threat's seconds go (p50 and max over the life-threat messages)."""
+
+    def col(key: str) -> list[float]:
+        return [s[key] for s in r.stages]
+
+    rows = [(label, median(col(end)), max(col(end))) for label, end in STAGES]
+    rows.append(("injected → reply queued (total)", median(col("total")), max(col("total"))))
+    chats = col("chats")
+    return (
+        f"Life-threat messages, {name}: where the seconds go ({len(r.stages)} messages; "
+        f"model chats per message: {min(chats):.0f}–{max(chats):.0f}; other messages' turns "
+        f"that started while a committed life threat waited: {r.overtaken})\n\n"
+        + table(["stage", "p50 (s)", "max (s)"], rows)
     )
 
 
 async def main() -> None:
-    logging.disable(logging.WARNING)
-    runs = {
-        "1 × 1 (today)": await run(1, 1),
-        "1 × 4": await run(1, 4),
-        "2 × 4": await run(2, 4),
-        "1 × 4, FIFO": await run(1, 4, "fifo"),
-    }
-    dying = await run(2, 4, kill=True)
-    base, fifo = runs["1 × 1 (today)"], runs["1 × 4, FIFO"]
+    # Quiet (warnings included: the failover run kills a server on purpose); Stamps still
+    # sees the two loggers it listens to.
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger().setLevel(logging.CRITICAL)
+    quick = "--quick" in sys.argv  # only 1 × 4 and its FIFO twin (while looking for time)
+    runs = {} if quick else {"1 × 1 (today)": await run(1, 1)}
+    runs["1 × 4"] = await run(1, 4)
+    if not quick:
+        runs["2 × 4"] = await run(2, 4)
+    runs["1 × 4, FIFO"] = await run(1, 4, "fifo")
+    base, fifo = runs.get("1 × 1 (today)", runs["1 × 4"]), runs["1 × 4, FIFO"]
     print(
         f"### Model pool: {N} SMS burst, {N // CRITICAL_EVERY} life-threat, "
         f"{TURN_S} s per turn alone, latency model t·(1 + 0.25·(k − 1)) (assumed)\n"
@@ -179,6 +306,11 @@ async def main() -> None:
             ],
         )
     )
+    print("\n" + breakdown("1 × 4, priority", runs["1 × 4"]))
+    print("\n" + breakdown("1 × 4, FIFO", fifo))
+    if quick:
+        return
+    dying = await run(2, 4, kill=True)
     print(
         f"\nFailover (2 × 4, gpu1 killed with 4 turns in flight): those {len(dying.failover)} "
         f"answered {median(dying.failover):.2f} s (p50), {max(dying.failover, default=0):.2f} s "

@@ -155,6 +155,7 @@ class App:
             per_sender_per_hour=s.queue.per_sender_per_hour,
             clock=self.clock,
             on_committed=committed,
+            urgent_first=s.queue.order == "priority",
         )
         rt = Runtime(db=db, llm=llm, services=services, intake=intake, wakers=wakers, region=region)
         self.runtime = rt

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import aiosqlite
 
-from bot.models import Channel, Inbound, Role
+from bot.models import Channel, Inbound, Priority, Role
 from bot.redact import mask_peer
 from bot.route import Decision, Route
 from bot.store import inbox, kv, routing
@@ -45,17 +45,34 @@ class Intake:
     per_sender_per_hour: int
     clock: Callable[[], float]
     on_committed: Callable[[list[Accepted]], None] = lambda _: None
+    # Commit the life threats of a batch (with their senders' other messages) before the rest:
+    # off for ``[queue] order = "fifo"``, where rows are answered in the order they are stored.
+    urgent_first: bool = True
 
     async def accept(
         self, batch: Sequence[Inbound], cursor: tuple[str, str] | None = None
     ) -> list[Accepted]:
-        """Persist a batch (and the cursor) atomically. Raises StorageError on failure: the
-        transport must then NOT acknowledge upstream (no DeleteSMS, no token advance)."""
+        """Persist a batch (and the cursor). Raises StorageError on failure: the transport must
+        then NOT acknowledge upstream (no DeleteSMS, no token advance).
+
+        A burst read in one modem pass is 30+ messages whose commit takes a while: the life
+        threats among them are committed (and the model slots woken) first, in their own
+        transaction; the cursor goes with the last one. A failure after the first leaves the
+        batch unacknowledged and its re-delivery is absorbed by the dedup key, as before."""
+        order = {id(msg): i for i, msg in enumerate(batch)}
+        accepted: list[Accepted] = []
+        for chunk, last in _chunks(batch, urgent_first=self.urgent_first):
+            accepted += await self._commit(chunk, cursor if last else None)
+        return sorted(accepted, key=lambda item: order[id(item.msg)])  # as the batch came
+
+    async def _commit(
+        self, chunk: Sequence[tuple[Inbound, Triage]], cursor: tuple[str, str] | None
+    ) -> list[Accepted]:
         now = self.clock()
         accepted: list[Accepted] = []
         async with self.db.transaction() as conn:
-            for msg in batch:
-                item = await self._accept_one(conn, msg, now)
+            for msg, verdict in chunk:
+                item = await self._accept_one(conn, msg, verdict, now)
                 if item is not None:
                     accepted.append(item)
             if cursor is not None:
@@ -76,15 +93,10 @@ class Intake:
         return accepted
 
     async def _accept_one(
-        self, conn: aiosqlite.Connection, msg: Inbound, now: float
+        self, conn: aiosqlite.Connection, msg: Inbound, verdict: Triage, now: float
     ) -> Accepted | None:
         role = self.role_of(msg.channel, msg.peer)  # the one place a sender's role is decided
-        verdict = triage(msg.text)
-        order_key = (
-            f"{msg.channel.value}:{msg.peer}"
-            if msg.channel is Channel.SMS
-            else f"{msg.channel.value}:{msg.conversation}|{msg.peer}"
-        )
+        order_key = order_key_of(msg)
         decision = await self._admit(conn, msg, self.route(msg, role, verdict), order_key, now)
         inbox_id = await inbox.insert(
             conn,
@@ -142,3 +154,25 @@ class Intake:
             # a panicking sender's repeat: the turn for the first answers both
             return replace(decision, route=Route.MERGED, rule="merged")
         return decision
+
+
+def order_key_of(msg: Inbound) -> str:
+    """The conversation whose messages are answered in order (the inbox row's ``order_key``)."""
+    if msg.channel is Channel.SMS:
+        return f"{msg.channel.value}:{msg.peer}"
+    return f"{msg.channel.value}:{msg.conversation}|{msg.peer}"
+
+
+def _chunks(
+    batch: Sequence[Inbound], *, urgent_first: bool
+) -> list[tuple[list[tuple[Inbound, Triage]], bool]]:
+    """(messages with their triage, is the last chunk): the life threats first, each with every
+    message of the same conversation in the batch (so they keep their order), then the rest;
+    one chunk when there is nothing to put first (or ``urgent_first`` is off)."""
+    judged = [(msg, triage(msg.text)) for msg in batch]
+    urgent = {order_key_of(m) for m, v in judged if v.priority is Priority.CRITICAL}
+    first = [(m, v) for m, v in judged if order_key_of(m) in urgent]
+    if not urgent_first or not first or len(first) == len(judged):
+        return [(judged, True)]
+    rest = [(m, v) for m, v in judged if order_key_of(m) not in urgent]
+    return [(first, False), (rest, True)]

@@ -76,6 +76,12 @@ class ModelWorker(InboxWorker):
                 await self._idle()
                 continue
             row, host = claimed
+            log.debug(
+                "inbox #%d claimed (priority %d) for %s",
+                row.id,
+                row.priority,
+                "degraded advice" if host is None else host.name,
+            )
             self.waker.wake()  # another idle slot may take the next message
             if host is None:
                 at = self.pool.next_try_at(needs_of(row), self.clock())

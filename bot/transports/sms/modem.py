@@ -1,14 +1,15 @@
 """GSM modem worker: one python-gammu StateMachine per modem, owned by one dedicated thread.
 
 Receive path (invariant 1, persist before delete): read every stored SMS (``GetNextSMS`` until
-``ERR_EMPTY``), link multipart groups (``LinkSMS``), decode them (``DecodeSMS``), hand all complete
-groups of one pass to ``on_receive`` in ONE call (in SMSC time order, not SIM slot order, so one
-sender's texts are stored in the order they were sent), and only after it returned (= rows
-committed) ``DeleteSMS`` their parts. If ``on_receive`` raises nothing is deleted; the next pass
-re-reads the same messages and the dedup key (sender | SMSC time | sha256(text), invariant 2)
-absorbs them. Incomplete groups stay on the SIM until ``multipart_timeout_s`` after their first
-part was seen, then they are delivered with ``facts.partial`` and a ``[…]`` marker where parts
-are missing (the decisions are ``reassembly.Reassembler``'s).
+``ERR_EMPTY``; on the dummy driver exactly as many as its files, docs/facts.md), link multipart
+groups (``LinkSMS``), decode them (``DecodeSMS``), hand all complete groups of one pass to
+``on_receive`` in ONE call (in SMSC time order, not SIM slot order, so one sender's texts are stored
+in the order they were sent), and only after it returned (= rows committed) ``DeleteSMS`` their
+parts. If ``on_receive`` raises nothing is deleted; the next pass re-reads the same messages and the
+dedup key (sender | SMSC time | sha256(text), invariant 2) absorbs them. Incomplete groups stay on
+the SIM until ``multipart_timeout_s`` after their first part was seen, then they are delivered with
+``facts.partial`` and a ``[…]`` marker where parts are missing (the decisions are
+``reassembly.Reassembler``'s).
 
 Send path: parts go out one ``SendSMS`` at a time; errors become ``TransientSendError`` or
 ``PermanentSendError``. No rate limiting here: ``ModemPool`` paces parts per SIM. A simulated
@@ -28,6 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gammu
@@ -158,7 +160,11 @@ class Modem:
                 await self._connect()
             generation = self._thread.generation
             try:
-                groups = await self._call(calls.read_and_link, self._read_timeout_s, "read SMS")
+                groups = await self._call(
+                    partial(calls.read_and_link, self._dummy_device()),
+                    self._read_timeout_s,
+                    "read SMS",
+                )
             except gammu.GSMError as exc:
                 raise self._link_failed(gsm_error_text(exc)) from exc
             plan = self._reassembler.plan(groups, self._clock())
@@ -390,6 +396,9 @@ class Modem:
             # Not our cancellation: the call waited behind a stuck one whose thread was
             # abandoned (its queue is cancelled). A link failure, so a send fails over.
             raise self._link_failed(f"{what}: modem thread abandoned") from None
+
+    def _dummy_device(self) -> Path | None:
+        return Path(self._settings.device) if self._settings.is_dummy else None
 
     def _gammu_config(self) -> dict[str, str]:
         s = self._settings
