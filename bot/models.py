@@ -93,9 +93,13 @@ ACTIVE_DISPATCH: tuple[DispatchStatus, ...] = (
 
 
 class Lane(IntEnum):
-    """Outbound priority lanes: lower drains first."""
+    """Outbound priority lanes: lower drains first (``for lane in Lane`` is that order)."""
 
-    URGENT = 0  # acks and replies to life-threat messages
+    # Acks and replies to life-threat messages: in a surge the SIMs' send rate is the limit,
+    # and a victim in danger must get their safety instructions before routine acks go out
+    # (inside a lane, recipients take turns, so a new routine victim would always win).
+    LIFE = -1
+    URGENT = 0  # acks, notices to victims, critical alerts
     REPLY = 1  # other replies, coordinator alerts
     BROADCAST = 2  # advisories, sitreps
 

@@ -116,7 +116,8 @@ class VictimFlow:
             # A bare "HELP" asks where and who; a question is not told rescue is coming.
             template = ack_key(verdict.priority, bare_plea=_bare_plea(msg.text, verdict.reasons))
             text = self._shape(msg.channel, say(template, verdict.lang, case=fresh.case))
-            ack = reply_to(msg, text, f"ack:{item.inbox_id}", Lane.URGENT, _modem(msg.facts))
+            lane = Lane.LIFE if fresh.priority is Priority.CRITICAL else Lane.URGENT
+            ack = reply_to(msg, text, f"ack:{item.inbox_id}", lane, _modem(msg.facts))
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)
         if msg.facts.partial and item.decision.route not in ("throttled", "merged"):
@@ -262,7 +263,7 @@ class VictimFlow:
         if suffix is None and incident.case not in shaped:
             # Tag the case code unless the shaped text still shows it (a trim may cut it off).
             shaped = self._shape(row.channel, text, f" [{incident.case}]")
-        lane = Lane.URGENT if row.priority is Priority.CRITICAL else Lane.REPLY
+        lane = Lane.LIFE if row.priority is Priority.CRITICAL else Lane.REPLY
         return reply_to(row, shaped, key, lane, _modem(row.facts))
 
     async def _prepare_media(self, row: InboxRow, incident: Incident) -> PreparedMedia:

@@ -18,7 +18,7 @@ from bot.models import Lane
 from bot.store import outbox
 from bot.store.db import Database
 from bot.synapse_local import LocalSynapse
-from tests.harness.gateway import make_settings, running_gateway, wait_for
+from tests.harness.gateway import make_settings, modems, running_gateway, wait_for
 from tests.harness.matrix_room import Room, joined, matrix_settings, roof_rescue_turn
 from tests.harness.ollama_standin import OllamaStandIn, text_reply
 
@@ -158,7 +158,7 @@ async def test_a_flooding_sender_does_not_delay_a_new_victims_ack(
             rows = await gw.rows(
                 "SELECT COUNT(*) FROM outbox WHERE peer=? AND status='queued' AND lane=?",
                 FLOODER,
-                int(Lane.URGENT),
+                int(Lane.LIFE),
             )
             return bool(rows[0][0] >= 15)
 
@@ -180,6 +180,27 @@ async def test_a_flooding_sender_does_not_delay_a_new_victims_ack(
         )
     ids = [r[0] for r in rows]
     assert ids == sorted(ids), "a recipient's messages leave in the order they were queued"
+
+
+async def test_a_life_threat_reply_goes_before_routine_acks_in_a_surge(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """The SIM's send rate is the limit in a surge. A victim in danger already has their ack;
+    their safety instructions must not wait until every new routine sender got theirs (inside
+    a lane, a recipient never served goes first, so they used to wait ~30 s in the pool bench)."""
+    ollama_standin.hook = lambda body: text_reply("1. Get on the roof. 2. Wave a cloth. 3. Stay.")
+    settings = make_settings(tmp_path, ollama_standin.url, sms={"modems": modems(tmp_path, 1, 30)})
+    routine = [f"+88017110000{i:02d}" for i in range(8)]
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "Water at the roof, 3 children trapped, we are drowning, help")
+        for number in routine:
+            gw.sms_in(number, "Water entered our courtyard in Ulipur, we are 4, all fine for now")
+        await gw.wait_sent(VICTIM, 2, timeout=90)
+        order = [m["to"] for m in gw.sent()]
+    # Its ack first; its reply next, or after the one routine ack that took the slot while
+    # the model was answering (2 s per SMS here) — never after all eight.
+    assert order[0] == VICTIM, order
+    assert order.index(VICTIM, 1) <= 2, order
 
 
 class _open:
