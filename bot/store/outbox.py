@@ -64,6 +64,7 @@ async def enqueue(
     incident_id: int | None = None,
 ) -> bool:
     """Insert once per idem_key; a second enqueue of the same key is a no-op (returns False)."""
+    lane = await _life_lane_share(conn, out, now)
     cur = await conn.execute(
         """INSERT OR IGNORE INTO outbox (idem_key, channel, peer, conversation, text, lane, meta,
                inbox_id, incident_id, created_at, updated_at)
@@ -74,7 +75,7 @@ async def enqueue(
             out.peer,
             out.conversation,
             out.text,
-            int(out.lane),
+            int(lane),
             json.dumps(out.meta, default=str),
             inbox_id,
             incident_id,
@@ -90,16 +91,48 @@ async def enqueue(
             """UPDATE outbox SET lane=? WHERE status=? AND channel=? AND peer=?
                AND incident_id=? AND lane>? AND id<?""",
             (
-                int(out.lane),
+                int(lane),
                 QUEUED,
                 out.channel.value,
                 out.peer,
                 incident_id,
-                int(out.lane),
+                int(lane),
                 cur.lastrowid,
             ),
         )
     return inserted
+
+
+LIFE_WINDOW_S = 120.0
+LIFE_ROWS_PER_WINDOW = 2  # one life-threat message's ack and its reply
+
+
+async def _life_lane_share(conn: aiosqlite.Connection, out: Outbound, now: float) -> Lane:
+    """LIFE only for a recipient's first ack and reply of a life threat, and only when nothing
+    of theirs waits in another lane; otherwise URGENT.
+
+    Lanes are strict: a number texting one life threat after another would keep the LIFE lane
+    busy and every new routine victim's ack waiting behind all its replies. And a LIFE row
+    behind a recipient's queued rows would have to lift them all into LIFE (a recipient's
+    messages leave in order), which would do the same."""
+    if out.lane is not Lane.LIFE:
+        return out.lane
+    cur = await conn.execute(
+        """SELECT COALESCE(SUM(lane=:life AND created_at>=:since), 0),
+                  COALESCE(SUM(status=:queued AND lane!=:life), 0)
+           FROM outbox WHERE channel=:channel AND peer=:peer
+             AND (status=:queued OR created_at>=:since)""",
+        {
+            "life": int(Lane.LIFE),
+            "since": now - LIFE_WINDOW_S,
+            "queued": QUEUED,
+            "channel": out.channel.value,
+            "peer": out.peer,
+        },
+    )
+    row = await cur.fetchone()
+    recent, waiting = (0, 0) if row is None else (row[0], row[1])
+    return Lane.URGENT if recent >= LIFE_ROWS_PER_WINDOW or waiting else Lane.LIFE
 
 
 # Only the head of a recipient's queue may go: an earlier row waiting for a retry (homeserver
