@@ -332,3 +332,29 @@ async def test_a_cancelled_open_leaves_no_connection_thread_behind(
             break
         await asyncio.sleep(0.02)
     assert workers() == before
+
+
+async def test_close_waits_for_a_side_write_that_is_opening_its_connection(
+    tmp_path: Path,
+) -> None:
+    """A send recorded while the gateway stops (commit_now opening the side connection as
+    close() runs): the write lands and its connection is closed, not left to a finalizer."""
+    import gc
+    import warnings
+
+    db = Database(tmp_path / "side.db")
+    await db.open()
+    write = asyncio.create_task(db.commit_now("CREATE TABLE side_probe (x)"))
+    await asyncio.sleep(0)  # the write has begun opening the side connection
+    await db.close()
+    await write
+    assert db._side is None
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+    await db.open()
+    try:
+        assert await db.fetchone("SELECT name FROM sqlite_master WHERE name='side_probe'")
+    finally:
+        await db.close()

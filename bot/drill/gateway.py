@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -12,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from config.settings import Settings
 
 READY = "lifeline is running"
@@ -19,40 +20,6 @@ READY = "lifeline is running"
 
 class GatewayFailed(RuntimeError):
     pass
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
-    if isinstance(value, list) and all(not isinstance(v, dict) for v in value):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Enough TOML for a config: scalars, lists of scalars, tables, arrays of tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
-    for key, value in data.items():
-        full = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, dict):
-            tables.append((full, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            arrays.append((full, value))
-        else:
-            lines.append(f"{json.dumps(key)} = {_toml_value(value)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for full, table in tables:
-        out += f"\n[{full}]\n" + to_toml(table, full)
-    for full, items in arrays:
-        for item in items:
-            out += f"\n[[{full}]]\n" + to_toml(item, full)
-    return out
 
 
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +38,7 @@ class GatewayProcess:
         self.module = module  # bot.drill.simnet: the same CLI on a network that can bar a SIM
         Settings.model_validate(config)  # a bad [gateway] override fails before anything starts
         self.config_path = workdir / "lifeline.toml"
-        self.config_path.write_text(to_toml(config), encoding="utf-8")
+        self.config_path.write_text(tomli_w.dumps(config), encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.log_path = workdir / "gateway-0.log"

@@ -107,12 +107,15 @@ class Database:
         if reader is not None:
             with contextlib.suppress(sqlite3.Error):
                 await reader.close()
-        side, self._side = self._side, None
         conn, self._conn = self._conn, None
         try:
-            if side is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    await side.close()
+            # After the side write in flight (it may be opening the side connection): it is
+            # recorded, and the connection it opened is closed here, not left behind.
+            async with self._side_lock:
+                side, self._side = self._side, None
+                if side is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        await side.close()
         finally:
             if conn is not None:
                 try:

@@ -136,7 +136,7 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
+async def running_gateway(settings: Settings, ready_s: float = 60.0) -> AsyncIterator[Gateway]:
     app = App(settings)
     task = asyncio.create_task(app.run(), name="gateway")
 
@@ -145,11 +145,10 @@ async def running_gateway(settings: Settings) -> AsyncIterator[Gateway]:
             task.result()  # raise the start-up error
         return app.runtime is not None and app.runtime.ready.is_set()
 
-    await wait_for(ready, timeout=30)
-    assert app.runtime is not None
-    gw = Gateway(app, settings, app.runtime, task)
-    try:
-        yield gw
+    try:  # a start that fails or is slow is stopped too: its sessions and connections close
+        await wait_for(ready, timeout=ready_s)
+        assert app.runtime is not None
+        yield Gateway(app, settings, app.runtime, task)
     finally:
         await stop_gateway(task)
 

@@ -145,3 +145,4 @@ async def rig(tmp: Path, *, per_minute: int = 3000, chunk_size: int = 500) -> As
         await r.stop_sending()
         r.broadcasts.scheduler.shutdown()
         await db.close()
+        await r.db.close()  # a test that "restarts" puts a database of its own here

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from bot.sim import inject_sms, read_outbox
 from bot.store.db import Database
 from tests.harness.gateway import base_config
@@ -32,40 +34,7 @@ READY_MARKERS = ("lifeline is running", "worker model started", "-> up")
 
 # ---- config ------------------------------------------------------------------------------------
 
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """A small TOML writer: scalars, lists of scalars, tables, arrays of tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    arrays: list[tuple[str, list[dict[str, Any]]]] = []
-    for key, value in data.items():
-        name = json.dumps(key, ensure_ascii=False)
-        full = f"{prefix}.{name}" if prefix else name
-        if isinstance(value, dict):
-            tables.append((full, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            arrays.append((full, value))
-        else:
-            lines.append(f"{name} = {_toml_value(value)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for full, table in tables:
-        out += f"\n[{full}]\n" + to_toml(table, full)
-    for full, items in arrays:
-        for item in items:
-            out += f"\n[[{full}]]\n" + to_toml(item, full)
-    return out
+to_toml = tomli_w.dumps  # the one TOML writer (also bot/drill/gateway.py): tomli-w
 
 
 def config_data(tmp: Path, model_url: str, **overrides: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +46,7 @@ def config_data(tmp: Path, model_url: str, **overrides: dict[str, Any]) -> dict[
 
 def write_config(tmp: Path, model_url: str, **overrides: dict[str, Any]) -> Path:
     path = tmp / "lifeline.toml"
-    path.write_text(to_toml(config_data(tmp, model_url, **overrides)), encoding="utf-8")
+    path.write_text(tomli_w.dumps(config_data(tmp, model_url, **overrides)), encoding="utf-8")
     return path
 
 

@@ -31,7 +31,7 @@ from nio import (
     WhoamiResponse,
 )
 
-from bot.aio import raise_if_cancelling
+from bot.aio import finish, raise_if_cancelling
 from bot.backoff import delay
 from bot.transports.matrix.errors import (
     TOKEN_ERRCODES,
@@ -355,13 +355,18 @@ class Session:
                 await asyncio.wait_for(self._synced.wait(), left)
 
     async def close(self) -> None:
-        """Close HTTP; keep device, token and keys (no logout)."""
+        """Close HTTP; keep device, token and keys (no logout). Runs to its end even if the
+        stop cancels us again meanwhile: a close cut short leaves nio's aiohttp session open."""
         client = self.client
         if client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.close(), 10)
+            await finish(_close_http(client))
         if self._state != "stopped":
             self.set_state("stopped")
+
+
+async def _close_http(client: AsyncClient) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.close(), 10)
 
 
 async def _bounded(coro: Awaitable[Any], timeout: float) -> Any:  # noqa: ASYNC109
