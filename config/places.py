@@ -6,8 +6,10 @@ Each raises ValueError with a message for the operator (config/report.py shows i
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator
 
 
 def lat_lon(value: Any, example: str) -> Any:
@@ -24,6 +26,14 @@ def lat_lon(value: Any, example: str) -> Any:
     if not -180.0 <= lon <= 180.0:
         raise ValueError(f"longitude {lon:g} is outside -180..180: {form}")
     return (lat, lon)
+
+
+def _position(value: Any) -> Any:
+    return lat_lon(value, "[25.71, 89.66]")
+
+
+# A checked [latitude, longitude] setting (a team's base on the board's map).
+Position = Annotated[tuple[float, float], BeforeValidator(_position)]
 
 
 def public_origin(url: str) -> str:

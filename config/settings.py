@@ -28,7 +28,7 @@ from pydantic import (
 from bot.errors import UserError
 from config.board import BoardSettings
 from config.env import CONFIG_ENV, ENV_PREFIX, EnvOverrides, read_env
-from config.places import lat_lon
+from config.places import Position
 from config.report import format_validation_error
 
 DEFAULT_CONFIG_PATH = Path("config/lifeline.toml")
@@ -212,13 +212,8 @@ class TeamSettings(_Section):
     kind: Literal["boat", "medical", "supply"]
     base: str = ""
     # Where the base is, for the board's map: [lat, lon]. Unset: the team is not on the map.
-    base_at: tuple[float, float] | None = None
+    base_at: Position | None = None
     capacity: int = Field(1, ge=1)
-
-    @field_validator("base_at", mode="before")
-    @classmethod
-    def _base_position(cls, value: Any) -> Any:
-        return lat_lon(value, "[25.71, 89.66]")
 
 
 class MatrixSettings(_Section):

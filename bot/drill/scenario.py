@@ -17,11 +17,10 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
-from config.places import lat_lon
+from config.places import Position
 from config.report import model_at
 
 LANGS = ("en", "bn", "hi", "ur", "romanised")
@@ -53,13 +52,8 @@ class Team(_Strict):
     kind: str = "boat"
     base: str = ""
     # On the board's map; unset: a fixed made-up position for the base's name (plan.area_point)
-    base_at: tuple[float, float] | None = None
+    base_at: Position | None = None
     capacity: int = Field(1, ge=1)
-
-    @field_validator("base_at", mode="before")
-    @classmethod
-    def _base_position(cls, value: Any) -> Any:
-        return None if value is None else lat_lon(value, "[25.71, 89.66]")
 
 
 class Population(_Strict):
