@@ -109,20 +109,25 @@ class Channels:
             log.warning("matrix: channel up after start-up failures")
             rt.matrix_error = None
         queue = rt.services.settings.queue
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(transport.run(), name="matrix-sync")
-            outbox_matrix = self._outbox(
-                Channel.MATRIX,
-                matrix_sender(transport),
-                concurrency=2,
-                max_attempts=queue.max_attempts,
-                ready=transport.wait_caught_up,
-                back=transport.wait_back,
-                late_after_s=queue.late_notice_after_s,
-            )
-            tg.create_task(outbox_matrix.run(), name="outbox-matrix")
-            if rt.region is not None:
-                tg.create_task(rt.region.run(transport), name="region")
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(transport.run(), name="matrix-sync")
+                outbox_matrix = self._outbox(
+                    Channel.MATRIX,
+                    matrix_sender(transport),
+                    concurrency=2,
+                    max_attempts=queue.max_attempts,
+                    ready=transport.wait_caught_up,
+                    back=transport.wait_back,
+                    late_after_s=queue.late_notice_after_s,
+                )
+                tg.create_task(outbox_matrix.run(), name="outbox-matrix")
+                if rt.region is not None:
+                    tg.create_task(rt.region.run(transport), name="region")
+        finally:
+            # the sync task closes it too, but a stop before that task's first step never runs
+            # its body (nor its finally), and an outbox send after that close reopens HTTP
+            await transport.close()
 
     async def _start_matrix(self) -> MatrixTransport:
         from bot.transports.matrix import (
@@ -164,20 +169,20 @@ class Channels:
             load_undecrypted=load_undecrypted,
             tap=rt.region.reader if rt.region is not None else None,
         )
-        try:
+        try:  # a stop (or failure) from here until the sync loop runs closes what login opened
             await transport.start()
+            if rt.region is not None:  # before the first sync: its invite accepted, events read
+                await rt.region.resolve(transport)
+            if matrix_settings.coordination_room.startswith("#"):
+                with contextlib.suppress(MatrixSendError):  # resolved again at send time
+                    await transport.resolve_room(matrix_settings.coordination_room)
         except BaseException:
             await transport.close()
             raise
         rt.matrix = transport
         rt.services.notifier.coordination_room = matrix_settings.coordination_room or None
-        if rt.region is not None:  # before the first sync: its invite is accepted, its events read
-            await rt.region.resolve(transport)
         if rt.drill is not None:  # alerts queued while the drill homeserver was starting
             transport.remember_alias(DRILL_COORDINATION, rt.drill.room_id)
-        if matrix_settings.coordination_room.startswith("#"):
-            with contextlib.suppress(MatrixSendError):  # resolved again at send time
-                await transport.resolve_room(matrix_settings.coordination_room)
         if rt.services.notifier.coordination_room is None:
             log.warning(
                 "no [matrix].coordination_room: coordinators get NO alerts or sitreps; "

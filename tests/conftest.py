@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 
 import pytest
@@ -30,39 +29,6 @@ def _offline_guard() -> Iterator[NetGuard]:
 # is reported by filterwarnings=error in the test that caused it; here the run only ends, with
 # pytest's own exit status, naming the threads that were still alive.
 _exit_status: list[int] = []
-
-
-# Known, open: a gateway with the incident board on leaves one aiohttp client session (with its
-# connector, transport and socket to 127.0.0.1) unclosed now and then; it is not the board's own
-# session (closed at stop, checked) and the cause is not found yet. Its finalizer warnings are
-# ignored in the board's test modules only (the "." stands for a colon, which a warning filter
-# cannot hold), and a collection after each of their tests keeps them from surfacing in another
-# module's test.
-_BOARD_LEAK = (
-    r"Exception ignored in. <(function (ClientSession|BaseConnector|_SelectorTransport)\.__del__"
-    r"|socket\.socket)"
-)
-
-
-def _board_module(item: pytest.Item) -> bool:
-    return item.path.name.startswith("test_board")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _board_module(item):
-            item.add_marker(
-                pytest.mark.filterwarnings(
-                    f"ignore:{_BOARD_LEAK}:pytest.PytestUnraisableExceptionWarning"
-                )
-            )
-
-
-@pytest.fixture(autouse=True)
-def _collect_board_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if _board_module(request.node):
-        gc.collect()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
