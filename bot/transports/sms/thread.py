@@ -148,7 +148,8 @@ def _read_next_pass(sm: Any, stored: int | None = None) -> list[SmsPart]:
     parts: list[SmsPart] = []
     seen: set[Location] = set()
     location = 0
-    for i in range(MAX_READ_PER_PASS if stored is None else min(stored, MAX_READ_PER_PASS)):
+    limit = MAX_READ_PER_PASS if stored is None else min(stored, MAX_READ_PER_PASS)
+    for i in range(limit):
         try:
             if i == 0:
                 entry = sm.GetNextSMS(Folder=0, Start=True)
@@ -165,8 +166,9 @@ def _read_next_pass(sm: Any, stored: int | None = None) -> list[SmsPart]:
             break
         seen.add(slot)
         parts.extend(entry)
-    else:
-        log.warning("GetNextSMS pass stopped after %d entries", MAX_READ_PER_PASS)
+    else:  # every stored part read is the normal end; only the cap leaves some for later
+        if limit == MAX_READ_PER_PASS:
+            log.warning("GetNextSMS pass stopped after %d entries", MAX_READ_PER_PASS)
     return parts
 
 
