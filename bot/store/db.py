@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.aio import finish
+from bot.aio import finish, raise_if_cancelling
 from bot.backoff import delay
 from bot.store.migrations import MIGRATIONS
 
@@ -38,15 +39,20 @@ class DatabaseMissing(StorageError):
         super().__init__(f"no Lifeline database at {self.path}")
 
 
+BUSY_ERROR_EVERY_S = 60.0  # a write kept waiting this long is an ERROR in the log, once a minute
+STOP_GRACE_S = 10.0  # how long a write waiting for the lock may hold up a stop
+
+
 class _Busy(Exception):
     """Another connection held the write lock for longer than busy_timeout."""
 
 
 def _failure(path: Path, what: str, exc: sqlite3.Error) -> Exception:
     """Busy (another connection's write lock outlasted busy_timeout) is transient; the rest
-    (disk full, read-only, corrupt) is a StorageError."""
+    (disk full, read-only, corrupt; SQLITE_LOCKED, a conflict inside one connection that no
+    wait clears) is a StorageError."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    if code == sqlite3.SQLITE_BUSY:
         return _Busy(f"{path}: {exc}")
     return StorageError(f"{what} ({path}): {exc}")
 
@@ -101,6 +107,11 @@ class Database:
         await self._migrate()
 
     async def close(self) -> None:
+        """Closes every connection, to the end even if cancelled meanwhile: an aiosqlite
+        connection left open keeps its non-daemon thread, and the process, alive."""
+        await finish(self._close())
+
+    async def _close(self) -> None:
         self._closed = True
         async with self._reader_lock:  # a read in flight finishes first
             reader, self._reader = self._reader, None
@@ -209,15 +220,30 @@ class Database:
         await self._until_free(lambda: self._write_on_side(sql, values))
 
     async def _until_free(self, write: Callable[[], Awaitable[None]]) -> None:
-        """Run `write` until no other connection holds the write lock past busy_timeout."""
+        """Run `write` until no other connection holds the write lock past busy_timeout.
+
+        Under a stop it gives up after STOP_GRACE_S (the cancellation is raised): a lock held
+        for hours must not hold the shutdown too; the unrecorded send stays 'sending' for the
+        restart's recovery, as after a crash."""
+        started = time.monotonic()
+        next_error = started + BUSY_ERROR_EVERY_S
         for attempt in itertools.count(1):
             try:
                 await write()
             except _Busy as exc:
+                now = time.monotonic()
+                if now - started > STOP_GRACE_S:
+                    raise_if_cancelling(exc)
                 level = logging.WARNING if attempt == 1 else logging.DEBUG
-                if attempt % 20 == 0:
-                    level = logging.ERROR  # ~half a minute and still locked: someone must look
-                log.log(level, "write waits: %s (try %d; retrying)", exc, attempt)
+                if now >= next_error:  # still locked: someone must look (an open sqlite3 shell?)
+                    level, next_error = logging.ERROR, now + BUSY_ERROR_EVERY_S
+                log.log(
+                    level,
+                    "write waits: %s (try %d, %.0f s; retrying)",
+                    exc,
+                    attempt,
+                    now - started,
+                )
                 await asyncio.sleep(delay(attempt, base=0.05, cap=2.0))
                 continue
             if attempt > 1:
