@@ -116,7 +116,9 @@ class VictimFlow:
             # A bare "HELP" asks where and who; a question is not told rescue is coming.
             template = ack_key(verdict.priority, bare_plea=_bare_plea(msg.text, verdict.reasons))
             text = self._shape(msg.channel, say(template, verdict.lang, case=fresh.case))
-            lane = Lane.LIFE if fresh.priority is Priority.CRITICAL else Lane.URGENT
+            # this message's own priority, like its reply: a routine "ok" in a critical case
+            # must not use up the sender's LIFE share (bot/store/outbox.py)
+            lane = Lane.LIFE if verdict.priority is Priority.CRITICAL else Lane.URGENT
             ack = reply_to(msg, text, f"ack:{item.inbox_id}", lane, _modem(msg.facts))
             await outbox.enqueue(conn, ack, now=now, inbox_id=item.inbox_id, incident_id=fresh.id)
             await store.update(conn, fresh.id, now, last_ack_at=now)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bot.late_notice import late_note
-from bot.models import Lane
+from bot.models import Lane, Priority
 from bot.store import outbox
 from bot.store.db import Database
 from bot.synapse_local import LocalSynapse
@@ -386,3 +386,23 @@ async def test_sms_is_recorded_sent_on_the_modem_thread_before_send_returns(
     finally:
         await modem.close()
         await db.close()
+
+
+async def test_a_routine_message_in_a_critical_case_is_acked_in_the_urgent_lane(
+    tmp_path: Path, ollama_standin: OllamaStandIn
+) -> None:
+    """The LIFE lane follows the message, like its reply: a routine "we are fine now" in a case
+    a coordinator made critical must not use up the sender's LIFE share (two rows in two
+    minutes, bot/store/outbox.py), which their next real life threat needs."""
+    ollama_standin.hook = lambda body: text_reply("Stay where you are, help is coming.")
+    settings = make_settings(tmp_path, ollama_standin.url, queue={"ack_repeat_after_s": 0})
+    async with running_gateway(settings) as gw:
+        gw.sms_in(VICTIM, "Water entered our courtyard in Ulipur, we are 4, all fine for now")
+        await gw.wait_sent(VICTIM, 2, timeout=60)  # ack and reply
+        await gw.idle()
+        await gw.db.execute("UPDATE incidents SET priority=?", (int(Priority.CRITICAL),))
+        gw.sms_in(VICTIM, "We moved to the school, all 4 of us are fine, thank you")
+        await gw.wait_sent(VICTIM, 3, timeout=60)
+        await gw.idle()
+        lanes = await gw.rows("SELECT lane FROM outbox WHERE peer=? ORDER BY id", VICTIM)
+    assert [r[0] for r in lanes][2] == int(Lane.URGENT), [r[0] for r in lanes]
