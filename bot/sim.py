@@ -151,14 +151,25 @@ def inject_sms(
     return inject_parts(device, build_parts(number, text, when=when, smsc=smsc))
 
 
+def stored_files(device: Path, folders: Sequence[str] | None = None) -> list[Path]:
+    """The SMS parts libGammu's dummy driver holds: one file ``sms/<folder>/<location>`` each
+    (every folder unless ``folders`` names some); a writer's temporary files have other names."""
+    boxes = device / "sms"
+    if not boxes.is_dir():
+        return []
+    found = [
+        Path(entry.path)
+        for box in boxes.iterdir()
+        if box.is_dir() and (folders is None or box.name in folders)
+        for entry in os.scandir(box)
+        if entry.name.isdigit()
+    ]
+    return sorted(found, key=lambda p: (p.parent.name, int(p.name)))
+
+
 def inbox_files(device: Path) -> list[Path]:
     """SMS still stored on the dummy phone's inboxes (SIM and phone memory)."""
-    found: list[Path] = []
-    for folder in ("1", "3"):
-        box = device / "sms" / folder
-        if box.is_dir():
-            found.extend(p for p in box.iterdir() if p.name.isdigit())
-    return sorted(found, key=lambda p: (p.parent.name, int(p.name)))
+    return stored_files(device, ("1", "3"))
 
 
 def write_sent(device: Path, parts: Sequence[Mapping[str, Any]], *, key: str, when: float) -> Path:

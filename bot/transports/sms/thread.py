@@ -14,7 +14,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Final, TypeVar
 
 import gammu
 
+from bot import sim
 from bot.transports.sms.codec import SmsPart
 from bot.transports.sms.errors import UNREADABLE_SLOT, gsm_error_text
 from bot.transports.sms.reassembly import Group, Location
@@ -126,18 +126,9 @@ def init_state_machine(config: dict[str, str], is_dummy: bool, old: Any) -> Any:
 
 
 def dummy_stored(device: Path) -> int:
-    """How many SMS parts libGammu's dummy driver holds: one file ``sms/<folder>/<location>``
-    each (docs/facts.md); temporary files of a writer have other names."""
-    boxes = device / "sms"
-    if not boxes.is_dir():
-        return 0
-    return sum(
-        1
-        for box in boxes.iterdir()
-        if box.is_dir()
-        for entry in os.scandir(box)
-        if entry.name.isdigit()
-    )
+    """How many SMS parts libGammu's dummy driver holds in all its folders (GetNextSMS with
+    Folder=0 walks every one; docs/facts.md)."""
+    return len(sim.stored_files(device))
 
 
 def _read_next_pass(sm: Any, stored: int | None = None) -> list[SmsPart]:
