@@ -153,23 +153,24 @@ def inject_sms(
 
 def stored_files(device: Path, folders: Sequence[str] | None = None) -> list[Path]:
     """The SMS parts libGammu's dummy driver holds: one file ``sms/<folder>/<location>`` each
-    (every folder unless ``folders`` names some); a writer's temporary files have other names."""
+    (every folder unless ``folders`` names some), in no order; a writer's temporary files have
+    other names. Called on every poll pass of a simulated modem: kept to one directory scan."""
     boxes = device / "sms"
     if not boxes.is_dir():
         return []
-    found = [
+    return [
         Path(entry.path)
         for box in boxes.iterdir()
         if box.is_dir() and (folders is None or box.name in folders)
         for entry in os.scandir(box)
         if entry.name.isdigit()
     ]
-    return sorted(found, key=lambda p: (p.parent.name, int(p.name)))
 
 
 def inbox_files(device: Path) -> list[Path]:
-    """SMS still stored on the dummy phone's inboxes (SIM and phone memory)."""
-    return stored_files(device, ("1", "3"))
+    """SMS still stored on the dummy phone's inboxes (SIM and phone memory), by folder and slot."""
+    found = stored_files(device, ("1", "3"))
+    return sorted(found, key=lambda p: (p.parent.name, int(p.name)))
 
 
 def write_sent(device: Path, parts: Sequence[Mapping[str, Any]], *, key: str, when: float) -> Path:
