@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.scheduler import Scheduler
+from tests.harness.gammu_phone import wait_for
 
 WAIT_S = 10.0
 
@@ -34,8 +35,8 @@ async def test_a_job_runs_once_at_its_time_and_is_gone_afterwards(sched: Schedul
     sched.once("advisory:1", time.time() + 0.2, body)
     assert [j.id for j in sched.jobs()] == ["advisory:1"]
     await asyncio.wait_for(ran.wait(), WAIT_S)
-    await asyncio.sleep(0.1)  # APScheduler drops a finished date job after the run
-    assert sched.jobs() == []
+    # APScheduler drops a finished date job just after the run: a bounded wait, not a fixed nap
+    await wait_for(lambda: sched.jobs() == [], WAIT_S, "the finished job to be dropped")
 
 
 async def test_a_failing_job_is_logged_and_the_scheduler_keeps_running(
