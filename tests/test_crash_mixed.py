@@ -102,7 +102,14 @@ def test_kill9_mixed_sms_and_matrix(
                 gw.start()
             else:
                 time.sleep(0.05)
-        wait_until(lambda: idle(gw), timeout=120, every=0.25)
+        # every message persisted, not only no work in hand: a Matrix message still on the
+        # homeserver, not yet synced, would look idle
+        expected = len(sms) + len(matrix)
+        wait_until(
+            lambda: gw.query("SELECT COUNT(*) FROM inbox")[0][0] >= expected and idle(gw),
+            timeout=120,
+            every=0.25,
+        )
         time.sleep(3)  # a last sync: nothing new may arrive
         assert idle(gw)
         code, _ = gw.terminate()

@@ -201,16 +201,19 @@ async def test_a_life_threat_reply_goes_before_routine_acks_in_a_surge(
     their safety instructions must not wait until every new routine sender got theirs (inside
     a lane, a recipient never served goes first, so they used to wait ~30 s in the pool bench)."""
     ollama_standin.hook = lambda body: text_reply("1. Get on the roof. 2. Wave a cloth. 3. Stay.")
-    settings = make_settings(tmp_path, ollama_standin.url, sms={"modems": modems(tmp_path, 1, 30)})
+    # 15 SMS/min: the reply has two send slots (8 s) to be triaged, answered and queued in,
+    # room enough on a loaded machine; the eight routine acks alone take 32 s
+    settings = make_settings(tmp_path, ollama_standin.url, sms={"modems": modems(tmp_path, 1, 15)})
     routine = [f"+88017110000{i:02d}" for i in range(8)]
     async with running_gateway(settings) as gw:
+        await gw.protocols_ready()  # the library index is built at start; not part of the race
         gw.sms_in(VICTIM, "Water at the roof, 3 children trapped, we are drowning, help")
         for number in routine:
             gw.sms_in(number, "Water entered our courtyard in Ulipur, we are 4, all fine for now")
         await gw.wait_sent(VICTIM, 2, timeout=90)
         order = [m["to"] for m in gw.sent()]
     # Its ack first; its reply next, or after the one routine ack that took the slot while
-    # the model was answering (2 s per SMS here) — never after all eight.
+    # the model was answering (4 s per SMS here) — never after all eight.
     assert order[0] == VICTIM, order
     assert order.index(VICTIM, 1) <= 2, order
 

@@ -269,7 +269,7 @@ async def test_server_crash_mid_stream_is_transient(
 
 async def test_life_threat_jumps_the_queue(tmp_path: Path, ollama_standin: OllamaStandIn) -> None:
     # The model is slow, so a backlog builds; the critical message must be next after the current.
-    ollama_standin.set_default(delayed(0.4, text_reply("ok")))
+    ollama_standin.set_default(delayed(1.0, text_reply("ok")))  # turns outlast intake latency
     async with running_gateway(make_settings(tmp_path, ollama_standin.url)) as gw:
         for i in range(6):
             gw.sms_in(f"+88017000000{i:02d}", f"when does the relief camp {i} open?")

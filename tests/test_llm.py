@@ -294,12 +294,13 @@ async def test_delay_under_timeout_succeeds(ollama_standin: OllamaStandIn) -> No
 
 async def test_trickling_body_bounded_by_overall_timeout(ollama_standin: OllamaStandIn) -> None:
     """httpx's timeout is per read; a body trickling in must still stop at timeout_s."""
-    ollama_standin.push_chat({"drip": 3.0})  # a byte burst every 0.3 s < read timeout 0.8 s
+    # a byte burst every 0.25 s < read timeout 0.8 s; the whole body would take 10 s
+    ollama_standin.push_chat({"drip": 10.0, "pieces": 40})
     async with LLM(settings_for(ollama_standin.url, timeout_s=0.8)) as client:
         started = time.monotonic()
         with pytest.raises(ModelUnavailable, match="timed out"):
             await client.chat(HISTORY)
-    assert time.monotonic() - started < 2.6  # the whole body would take 3 s
+    assert time.monotonic() - started < 5.0
 
 
 async def test_server_down_is_unavailable() -> None:

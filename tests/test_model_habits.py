@@ -212,9 +212,15 @@ async def test_staff_replies_are_guarded_and_a_given_up_case_alerts_the_room(
         case = (await gw.rows("SELECT case_code FROM incidents"))[0][0]
         assert case in alert and "reply by hand" in alert
         notices = await room.notices()
-        texts = [m["text"] for m in gw.sent_to(VICTIM)]
+
+        async def fallback_sent() -> list[str] | None:
+            # its own outbox worker, and a paced send slot: it may follow the room's alert
+            texts = [m["text"] for m in gw.sent_to(VICTIM)]
+            return texts if any("queued for a responder" in t for t in texts) else None
+
+        texts = await wait_for(fallback_sent, timeout=20)
     assert not leaked(notices), leaked(notices)
-    assert not leaked(texts) and any("queued for a responder" in t for t in texts)
+    assert not leaked(texts)
     listing = [
         b for b in ollama_standin.chat_requests if any(m["role"] == "tool" for m in b["messages"])
     ]

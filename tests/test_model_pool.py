@@ -114,8 +114,10 @@ async def test_concurrent_turns_keep_each_conversation_in_order(tmp_path: Path) 
 
 async def test_most_urgent_message_is_taken_first(tmp_path: Path) -> None:
     with (
-        OllamaStandIn(default=text_reply(REPLY), turn_s=3.0) as gpu1,
-        OllamaStandIn(default=text_reply(REPLY), turn_s=3.0) as gpu2,
+        # turns long enough that the urgent SMS is polled and committed while the first two
+        # still run, even on a loaded machine
+        OllamaStandIn(default=text_reply(REPLY), turn_s=5.0) as gpu1,
+        OllamaStandIn(default=text_reply(REPLY), turn_s=5.0) as gpu2,
     ):
         settings = pool_settings(tmp_path, [("gpu1", gpu1, 1), ("gpu2", gpu2, 1)])
         async with running_gateway(settings) as gw:
@@ -141,7 +143,10 @@ async def test_most_urgent_message_is_taken_first(tmp_path: Path) -> None:
             await answered(gw, 7)
         turns = sorted((r.time, last_user(r)) for s in (gpu1, gpu2) for r in s.requests_to("chat"))
         order = [text for _, text in turns]
-        assert "drowning" in order[2], order  # the next free slot took it, ahead of 4 questions
+        # the next slot to come free took it, ahead of 4 questions; the two slots free up at
+        # the same moment, so which of their requests reaches its server first is a coin toss
+        assert any("drowning" in text for text in order[2:4]), order
+        assert not any("drowning" in text for text in order[4:]), order
         assert gpu1.requests_to("chat") and gpu2.requests_to("chat")
 
 

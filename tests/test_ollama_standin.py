@@ -272,7 +272,7 @@ def test_garbage_and_close(ollama_standin: OllamaStandIn) -> None:
 
 def test_delay_does_not_block_other_requests(ollama_standin: OllamaStandIn) -> None:
     st = ollama_standin
-    st.push_chat(delayed(1.5, text_reply("late")))
+    st.push_chat(delayed(5.0, text_reply("late")))
     result: dict[str, Any] = {}
 
     def slow() -> None:
@@ -285,10 +285,10 @@ def test_delay_does_not_block_other_requests(ollama_standin: OllamaStandIn) -> N
     st.wait_for_requests(1, "chat", timeout=5)
     started = time.monotonic()
     assert httpx.get(f"{st.url}/api/version").status_code == 200
-    assert time.monotonic() - started < 1.0  # not behind the 1.5 s chat
-    thread.join(timeout=5)
+    assert time.monotonic() - started < 3.0  # not behind the 5 s chat
+    thread.join(timeout=15)
     assert result["body"]["message"]["content"] == "late"
-    assert result["elapsed"] >= 1.4
+    assert result["elapsed"] >= 4.9
 
 
 def test_delay_alone_answers_with_default(ollama_standin: OllamaStandIn) -> None:

@@ -511,7 +511,7 @@ async def test_init_failure_backs_off_exponentially(
         assert len(gaps) >= len(expected), gaps
         for gap, want in zip(gaps, expected, strict=False):
             assert gap >= want * 0.9, (gaps, expected)
-            assert gap < want + 2.0, (gaps, expected)
+            assert gap < want + 10.0, (gaps, expected)  # not stuck at the cap; stalls allowed
         device.unlink()
         device.mkdir()
         await wait_for(lambda: modem.health.state == "up", what="up after device appears")

@@ -4,22 +4,21 @@ many parts as the dummy stores still reads every one of them (no gammu mocks).""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from bot.transports.sms import Modem
 from tests.harness.gammu_phone import DummyPhone, Recorder
 
 NUMBER = "+8801711000123"
 
 
-def _modem_thread_cpu(name: str) -> float:
-    """CPU seconds (user + system) the modem's own gammu thread has used so far."""
-    thread = next(t for t in threading.enumerate() if t.name.startswith(f"modem-{name}"))
-    assert thread.ident is not None
-    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+async def _modem_thread_cpu(modem: Modem) -> float:
+    """CPU seconds (user + system) this modem's own gammu thread has used so far, read on that
+    thread (a lookup by name could find another test's modem thread that is still ending)."""
+    return await modem._call(lambda _sm: time.thread_time(), 5.0, "cpu clock")
 
 
 async def test_idle_poll_passes_cost_the_modem_thread_no_cpu(tmp_path: Path) -> None:
@@ -31,10 +30,10 @@ async def test_idle_poll_passes_cost_the_modem_thread_no_cpu(tmp_path: Path) -> 
     modem = phone.modem(rec)
     try:
         await modem.poll_once()  # Init: the thread and the dummy's folders exist
-        before = _modem_thread_cpu(phone.name)
+        before = await _modem_thread_cpu(modem)
         for _ in range(5):
             assert await modem.poll_once() == 0
-        spent = _modem_thread_cpu(phone.name) - before
+        spent = await _modem_thread_cpu(modem) - before
         assert spent < 0.25, f"5 idle passes used {spent:.2f} s of CPU on the modem thread"
         assert modem.health.state == "up"
     finally:

@@ -31,6 +31,7 @@ from bot.store import dispatches, inbox, incidents, messages, model_turns, outbo
 from bot.store.db import Database
 from bot.store.queue_rows import INBOX, OUTBOX, leased
 from bot.store.rows import build, placeholders, update_fields
+from tests.harness.gammu_phone import wait_for
 
 PEER = "+8801712345678"
 
@@ -329,11 +330,7 @@ async def test_a_cancelled_open_leaves_no_connection_thread_behind(
     except asyncio.CancelledError:
         pass
     await db.close()
-    for _ in range(100):
-        if not workers() - before:
-            break
-        await asyncio.sleep(0.02)
-    assert not workers() - before
+    await wait_for(lambda: not workers() - before, 10.0, "the new worker thread to end")
 
 
 async def test_close_waits_for_a_side_write_that_is_opening_its_connection(

@@ -20,7 +20,8 @@ Spec keys (combinable: ``delay`` applies first, then the first of the others tha
 - ``{"error": "msg", "after_text": "partial"}``  streaming only: content first, then the error
   line with HTTP 200 (non-stream requests get ``status``, default 500)
 - ``{"delay": 2.5}``  wait before answering (other requests are served meanwhile)
-- ``{"drip": 3.0}``  a valid non-stream reply whose body trickles in over 3 s
+- ``{"drip": 3.0}``  a valid non-stream reply whose body trickles in over 3 s (in
+  ``"pieces"`` bursts, default 10)
 - ``{"garbage": true}``  truncated JSON body (non-stream) / truncated NDJSON line (stream)
 - ``{"close": true, "partial": false}``  drop the connection without (or, with ``partial``,
   in the middle of) a response
@@ -887,7 +888,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return True
         if spec.get("drip") and not stream:
-            self._drip(float(spec["drip"]))
+            self._drip(float(spec["drip"]), int(spec.get("pieces", 10)))
             return True
         if spec.get("garbage"):
             if stream:
